@@ -1,0 +1,60 @@
+"""Start the svcover web UI: ``python app.py [--host 127.0.0.1] [--port 7860]``.
+
+Binds 127.0.0.1 unless told otherwise. Heavy ML modules load lazily when a stage runs, so the
+page is served within seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="svcover web UI")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this computer only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--listen", action="store_true", help="bind 0.0.0.0 so other machines on the network can connect")
+    p.add_argument("--share", action="store_true", help="create a public gradio.live link (anyone with it can use your GPU)")
+    p.add_argument("--auth", default=None, metavar="USER:PASS", help="require this login (strongly advised with --listen/--share)")
+    p.add_argument("--inbrowser", action="store_true", help="open the browser once the server is up")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    host = "0.0.0.0" if args.listen else args.host
+    auth = None
+    if args.auth:
+        user, sep, password = args.auth.partition(":")
+        if not sep or not user or not password:
+            print("error: --auth must look like user:password", file=sys.stderr)
+            return 2
+        auth = (user, password)
+    exposed = args.share or host not in ("127.0.0.1", "localhost", "::1")
+    if exposed and auth is None:
+        print(
+            "WARNING: the UI is reachable from other machines WITHOUT a password. Anyone who can reach it can run "
+            "jobs on this computer. Add --auth user:pass.",
+            file=sys.stderr,
+        )
+    from core.experiment import logs_root
+    from core.pretrained import pretrained_root
+    from webui.app import build_app
+
+    demo = build_app()
+    demo.queue(default_concurrency_limit=1)
+    demo.launch(
+        server_name=host,
+        server_port=args.port,
+        share=args.share,
+        auth=auth,
+        inbrowser=args.inbrowser,
+        allowed_paths=[str(logs_root()), str(pretrained_root())],
+        show_error=True,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

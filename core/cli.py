@@ -1,0 +1,71 @@
+"""``python -m core <stage>``: the command line, a thin caller of the stage functions.
+
+Each stage module defines ``add_arguments(parser)`` and ``run_cli(args) -> int``. Only the module of
+the chosen stage is imported, so ``--help`` is fast and a stage not built yet cannot break others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import sys
+
+from core import __version__
+from core.errors import SvcoverError
+
+# stage -> (module defining add_arguments/run_cli, one-line help)
+STAGES: dict[str, tuple[str, str]] = {
+    "dataset": ("core.dataset", "slice audio files/folders/zips into a training dataset"),
+    "extract": ("core.features.extract", "compute content, F0, loudness and mel features"),
+    "index": ("core.index", "build the retrieval index of training content features"),
+    "train": ("core.train", "train the diffusion decoder"),
+    "convert": ("core.convert", "convert a vocal with a trained voice model"),
+    "cover": ("core.cover", "song in, cover out: separate, convert, remix"),
+    "download": ("core.pretrained", "download pretrained weights or any file, verified"),
+    "doctor": ("core.doctor", "check the environment: torch, GPU, ffmpeg, pretrained files"),
+}
+
+
+def _available(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None if _parent_exists(module) else False
+
+
+def _parent_exists(module: str) -> bool:
+    parent = module.rpartition(".")[0]
+    return not parent or importlib.util.find_spec(parent) is not None
+
+
+def build_parser(stage: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="svcover: singing voice conversion studio")
+    parser.add_argument("--version", action="version", version=f"svcover {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="stage", metavar="STAGE")
+    for name, (module, help_text) in STAGES.items():
+        if not _available(module):
+            continue
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == stage:
+            importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    stage = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(stage if stage in STAGES else None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s: %(message)s")
+    if not args.stage:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(STAGES[args.stage][0])
+    try:
+        return int(module.run_cli(args) or 0)
+    except SvcoverError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; finished work is kept", file=sys.stderr)
+        return 130

@@ -1,0 +1,55 @@
+"""Configuration dataclasses and the one source of truth for the audio spec.
+
+The audio spec is the openvpi NSF-HiFiGAN 44.1 kHz convention, shared by the Diffusion-SVC and
+DDSP-SVC pretrained bases, so their checkpoints load unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class AudioSpec:
+    sample_rate: int = 44100
+    n_fft: int = 2048
+    win_length: int = 2048
+    hop_length: int = 512
+    n_mels: int = 128
+    fmin: float = 40.0
+    fmax: float = 16000.0
+    log_clamp: float = 1e-5
+    content_sample_rate: int = 16000  # the content encoder's input rate
+    content_hop: int = 320  # 50 frames/s at 16 kHz
+
+
+AUDIO = AudioSpec()
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A dataclass as a JSON-ready dict."""
+    return dataclasses.asdict(obj)
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Build dataclass ``cls`` from ``data``, ignoring unknown keys (older/newer config files)."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def save_json(path: str | Path, data: Any) -> None:
+    """Write JSON atomically (temp file + rename) so a crash never leaves half a file."""
+    from core.fsutil import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def load_json(path: str | Path) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)

@@ -1,0 +1,63 @@
+"""Shared fixtures: paths to ../shared, temporary logs/ and pretrained/ folders, schema weight builder."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("SVCOVER_SHARED") or ROOT.parent / "shared").resolve()
+REAL = SHARED / "data" / "real"
+REFERENCE = SHARED / "reference"
+
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture
+def tmp_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty logs root for this test (``SVCOVER_LOGS``)."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    monkeypatch.setenv("SVCOVER_LOGS", str(logs))
+    return logs
+
+
+@pytest.fixture
+def tmp_pretrained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty pretrained root for this test (``SVCOVER_PRETRAINED``)."""
+    root = tmp_path / "pretrained"
+    root.mkdir()
+    monkeypatch.setenv("SVCOVER_PRETRAINED", str(root))
+    return root
+
+
+def load_weights_builder():
+    """The shared ``weights_from_schema`` module (deterministic stand-in weights)."""
+    spec = importlib.util.spec_from_file_location("weights_from_schema", REFERENCE / "weights_from_schema.py")
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def weights_builder():
+    return load_weights_builder()
+
+
+def make_synthetic_singing(prefix: Path, seed: int = 1, extra_args: list[str] | None = None) -> Path:
+    """Run ../shared/data/make_synthetic_singing.py; writes PREFIX.wav, PREFIX_f0.npy, PREFIX.json."""
+    import subprocess
+
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    script = SHARED / "data" / "make_synthetic_singing.py"
+    cmd = [sys.executable, str(script), "--out", str(prefix), "--seed", str(seed), *(extra_args or [])]
+    subprocess.run(cmd, check=True, capture_output=True)
+    wav = prefix.with_name(prefix.name + ".wav")
+    assert wav.is_file(), f"make_synthetic_singing.py did not write {wav}"
+    return wav

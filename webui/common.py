@@ -1,0 +1,48 @@
+"""Helpers shared by the tabs: progress adapter and turning core errors into one-line UI messages."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+
+from core.errors import SvcoverError
+from core.experiment import list_experiments
+
+log = logging.getLogger(__name__)
+
+
+def gradio_progress(progress: gr.Progress) -> Callable[[float, str], None]:
+    """Adapt ``gr.Progress`` to core's ``progress(fraction, message)`` callback."""
+
+    def callback(fraction: float, message: str = "") -> None:
+        progress(fraction, desc=message or None)
+
+    return callback
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Show core's one-line errors as a Gradio error box instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SvcoverError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        except Exception as e:  # a bug: keep the traceback in the console, one line in the page
+            log.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error(f"unexpected error: {type(e).__name__}: {e}", print_exception=False) from None
+
+    return wrapper
+
+
+def experiment_choices() -> list[str]:
+    return list_experiments()
+
+
+def not_built(stage: str, issue_hint: str) -> None:
+    gr.Markdown(f"**{stage} is not built yet.** {issue_hint} Use the tabs that are ready meanwhile.")
