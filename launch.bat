@@ -32,8 +32,8 @@ echo [svcover] creating .venv with %PY%
 
 :have_venv
 set "PYBIN=.venv\Scripts\python.exe"
-set "FILES=requirements.txt"
-if /i "%MODE%"=="test" set "FILES=requirements.txt requirements-test.txt"
+set "FILES=requirements.txt requirements-nodeps.txt"
+if /i "%MODE%"=="test" set "FILES=requirements.txt requirements-nodeps.txt requirements-test.txt"
 set "INSTALLED=0"
 for %%F in (%FILES%) do (
   for /f "usebackq delims=" %%H in (`%PYBIN% -c "import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],'rb').read()).hexdigest())" %%F`) do set "WANT=%%H torch=%TORCH_VERSION%"
@@ -42,7 +42,9 @@ for %%F in (%FILES%) do (
   if not "!HAVE!"=="!WANT!" (
     if "!INSTALLED!"=="0" call :install_torch || (pause & exit /b 1)
     echo [svcover] installing %%F
-    %PYBIN% -m pip install -r %%F || (echo [svcover] error: installing %%F failed & pause & exit /b 1)
+    set "NODEPS="
+    if "%%F"=="requirements-nodeps.txt" set "NODEPS=--no-deps"
+    %PYBIN% -m pip install !NODEPS! -r %%F || (echo [svcover] error: installing %%F failed & pause & exit /b 1)
     > ".venv\.svcover-installed-%%F" echo !WANT!
     set "INSTALLED=1"
   )

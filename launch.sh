@@ -33,8 +33,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PYBIN="$VENV/bin/python"
 
-want_files="requirements.txt"
-[ "$mode" = "test" ] && want_files="requirements.txt requirements-test.txt"
+want_files="requirements.txt requirements-nodeps.txt"
+[ "$mode" = "test" ] && want_files="requirements.txt requirements-nodeps.txt requirements-test.txt"
 
 install_torch() {
   if "$PYBIN" -c "import torch, sys; sys.exit(0 if torch.__version__.split('+')[0] == '$TORCH_VERSION' else 1)" 2>/dev/null; then
@@ -62,7 +62,8 @@ for f in $want_files; do
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "[svcover] installing $f (first run or it changed)"
     [ "$installed_any" = 1 ] || { "$PYBIN" -m pip install --upgrade --quiet pip || true; install_torch; }
-    "$PYBIN" -m pip install -r "$f"
+    nodeps=""; [ "$f" = "requirements-nodeps.txt" ] && nodeps="--no-deps"
+    "$PYBIN" -m pip install $nodeps -r "$f"
     echo "$want" > "$stamp"
     installed_any=1
   fi
