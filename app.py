@@ -21,6 +21,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def security_warning(host: str, share: bool, auth: tuple[str, str] | None) -> str | None:
+    """The loud warning printed when the UI is reachable from other machines without a password."""
+    if auth is not None or (not share and host in LOCAL_HOSTS):
+        return None
+    where = "through a public gradio.live link" if share else f"from other machines on the network ({host})"
+    bar = "!" * 78
+    return (
+        f"{bar}\nWARNING: the svcover UI is reachable {where} WITHOUT a password.\n"
+        "Anyone who can reach it can upload files and run jobs on this computer's GPU.\n"
+        "Restart with --auth user:pass (or drop --listen/--share).\n"
+        f"{bar}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     host = "0.0.0.0" if args.listen else args.host
@@ -31,13 +48,9 @@ def main(argv: list[str] | None = None) -> int:
             print("error: --auth must look like user:password", file=sys.stderr)
             return 2
         auth = (user, password)
-    exposed = args.share or host not in ("127.0.0.1", "localhost", "::1")
-    if exposed and auth is None:
-        print(
-            "WARNING: the UI is reachable from other machines WITHOUT a password. Anyone who can reach it can run "
-            "jobs on this computer. Add --auth user:pass.",
-            file=sys.stderr,
-        )
+    warning = security_warning(host, args.share, auth)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     from core.experiment import logs_root
     from core.pretrained import pretrained_root
     from webui.app import build_app
@@ -50,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         share=args.share,
         auth=auth,
         inbrowser=args.inbrowser,
+        # Only these folders (plus Gradio's own upload temp folder) can be read through the file route.
         allowed_paths=[str(logs_root()), str(pretrained_root())],
+        max_file_size="4gb",
         show_error=True,
     )
     return 0

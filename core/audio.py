@@ -55,15 +55,26 @@ def probe_audio(path: str | Path) -> dict:
         raise AudioDecodeError(f"{path}: audio stream has no sample rate / channel count") from None
     if sr <= 0 or channels <= 0:
         raise AudioDecodeError(f"{path}: audio stream reports {sr} Hz, {channels} channels")
-    return {"sample_rate": sr, "channels": channels, "duration": float(duration) if duration else None}
+    return {
+        "sample_rate": sr,
+        "channels": channels,
+        "duration": float(duration) if duration else None,
+        "codec": stream.get("codec_name"),
+    }
 
 
-def load_audio(path: str | Path, sr: int) -> np.ndarray:
-    """Decode ``path`` to a float32 mono array at ``sr`` Hz (channels averaged, soxr resampling)."""
+def load_audio(path: str | Path, sr: int, allow_damaged: bool = False) -> np.ndarray:
+    """Decode ``path`` to a float32 mono array at ``sr`` Hz (channels averaged, soxr resampling).
+
+    Raises :class:`AudioDecodeError` for missing, empty, non-audio, corrupt and truncated files.
+    With ``allow_damaged=True`` whatever ffmpeg could decode of a damaged/truncated file is returned.
+    """
     import soxr
 
     path = Path(path)
     info = probe_audio(path)
+    if not allow_damaged:
+        _check_riff_complete(path)
     src_sr, channels = info["sample_rate"], info["channels"]
     cmd = [
         ffmpeg_binary(), "-nostdin", "-v", "error", "-i", str(path),
@@ -107,11 +118,21 @@ def load_audio(path: str | Path, sr: int) -> np.ndarray:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    if code != 0 and n_out == 0:
+    if code != 0 and (n_out == 0 or not allow_damaged):
         raise AudioDecodeError(f"{path}: cannot decode audio ({_last_line(stderr)})")
     if n_out == 0:
         raise AudioDecodeError(f"{path}: contains no audio samples")
-    wav = out[:n_out] if n_out == out.size else out[:n_out].copy()
+    if not allow_damaged:
+        # With "-v error" ffmpeg prints only errors: damaged frames or data cut off mid-packet.
+        if stderr.strip():
+            raise AudioDecodeError(f"{path}: damaged or truncated audio data ({_last_line(stderr)})")
+        declared = info["duration"]
+        decoded = n_out / sr
+        if declared and info.get("codec") in _EXACT_LENGTH_CODECS and decoded < declared - max(0.5, 0.05 * declared):
+            raise AudioDecodeError(f"{path}: truncated file (decoded {decoded:.1f} s of {declared:.1f} s)")
+    # Shrink in place: a copy here would double the peak memory of a long file.
+    out.resize(n_out, refcheck=False)
+    wav = out
     # Some decoders emit NaN/inf on damaged frames; never pass them downstream.
     if not np.isfinite(wav).all():
         np.nan_to_num(wav, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
@@ -147,6 +168,40 @@ def _encode_mp3(path: Path, data: np.ndarray, sr: int) -> None:
     proc = subprocess.run(cmd, input=np.ascontiguousarray(data).tobytes(), capture_output=True)
     if proc.returncode != 0:
         raise SvcoverError(f"{path}: mp3 encoding failed ({_last_line(proc.stderr)})")
+
+
+# Codecs whose container states the exact length, so a much shorter decode means a cut-off file.
+# (mp3 only through its Xing/LAME header, which every common encoder writes; the 5 % margin covers
+# the rare VBR file without one, whose length ffmpeg estimates.)
+_EXACT_LENGTH_CODECS = {"flac", "alac", "wavpack", "mp3", "aac", "tta", "ape"} | {
+    f"pcm_{k}" for k in ("u8", "s8", "s16le", "s16be", "s24le", "s24be", "s32le", "s32be", "f32le", "f32be", "f64le", "alaw", "mulaw")
+}
+
+
+def _check_riff_complete(path: Path) -> None:
+    """Raise if a RIFF/WAVE file's ``data`` chunk claims more bytes than the file holds.
+
+    ffmpeg estimates a wav's length from the file size, so a wav cut at a sample boundary decodes
+    without any error; only the header still knows how long it was meant to be.
+    """
+    import struct
+
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        size = path.stat().st_size
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk_id, chunk_len = struct.unpack("<4sI", f.read(8))
+            if chunk_id == b"data":
+                # 0 and 0xFFFFFFFF mark streamed wavs whose writer never knew the length.
+                if chunk_len not in (0, 0xFFFFFFFF) and pos + 8 + chunk_len > size + 1:
+                    have, want = size - pos - 8, chunk_len
+                    raise AudioDecodeError(f"{path}: truncated file (wav data is {have} of {want} bytes)")
+                return
+            pos += 8 + chunk_len + (chunk_len & 1)
 
 
 def _last_line(stderr: bytes | str | None) -> str:

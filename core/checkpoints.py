@@ -36,15 +36,26 @@ _STUBBED = [(FairseqDictionaryStub, "fairseq.data.dictionary.Dictionary")]
 
 def _allowed_globals() -> list[Any]:
     allowed: list[Any] = [argparse.Namespace, *_STUBBED]
-    try:  # numpy scalars/dtypes appear in fairseq meters and some training checkpoints
+    import builtins
+    import collections
+    import typing
+
+    # Builtins and containers that protocol-2 pickles of configs name explicitly (all inert).
+    allowed += [builtins.dict, builtins.list, builtins.tuple, builtins.int, builtins.float, builtins.str,
+                builtins.bool, builtins.slice, builtins.range, collections.defaultdict, collections.deque,
+                (typing.Any, "typing.Any")]
+    try:  # numpy scalars/arrays/dtypes appear in fairseq meters and some training checkpoints
         import numpy as np
 
-        allowed += [np.dtype, np.ndarray, type(np.dtype("float32")), type(np.dtype("float64")), type(np.dtype("int64"))]
+        allowed += [np.dtype, np.ndarray]
+        allowed += [type(np.dtype(t)) for t in ("float16", "float32", "float64", "int32", "int64", "bool", "uint8")]
         try:
             from numpy._core.multiarray import _reconstruct, scalar
         except ImportError:  # numpy < 2
             from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[no-redef]
         allowed += [scalar, _reconstruct]
+        # Files written with numpy 1.x name the old module path; map it onto the same functions.
+        allowed += [(scalar, "numpy.core.multiarray.scalar"), (_reconstruct, "numpy.core.multiarray._reconstruct")]
     except ImportError:
         pass
     try:  # omegaconf containers appear in Lightning/DiffSinger-style checkpoints
@@ -58,21 +69,123 @@ def _allowed_globals() -> list[Any]:
     return allowed
 
 
+def _allowed_names() -> set[str]:
+    """Qualified names the pre-scan lets through (torch's own allow-list plus ours)."""
+    names: set[str] = set()
+    try:
+        from torch._weights_only_unpickler import _get_allowed_globals
+
+        names |= set(_get_allowed_globals())
+    except ImportError:  # a private torch helper; torch itself still enforces its list
+        pass
+    for item in _allowed_globals():
+        if isinstance(item, tuple):
+            names.add(item[1])
+        else:
+            names.add(f"{item.__module__}.{item.__qualname__}")
+    # protocol 2 spells builtins "__builtin__"; numpy 2 pickles may still say numpy.core
+    names |= {n.replace("builtins.", "__builtin__.", 1) for n in names if n.startswith("builtins.")}
+    names |= {"__builtin__.long", "__builtin__.unicode"}
+    return names
+
+
+def _is_allowed(name: str, allowed: set[str]) -> bool:
+    if name in allowed:
+        return True
+    module = name.rpartition(".")[0]
+    # torch dtypes, storages and tensor rebuild helpers are vetted by torch's unpickler itself
+    return module in ("torch", "torch._utils", "torch.storage", "torch.cuda", "torch._tensor")
+
+
+def referenced_globals(path: Path) -> list[str]:
+    """The ``module.name`` globals a checkpoint's pickle asks for, read without unpickling anything.
+
+    Works for torch zip files (``*/data.pkl``), legacy torch files and plain pickles. Raises
+    :class:`CheckpointError` when the file is neither a zip nor a pickle, or is cut short.
+    """
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                pkl = [n for n in zf.namelist() if n.endswith("data.pkl")]
+                if not pkl:
+                    raise CheckpointError(f"{path}: a zip file but not a torch checkpoint (no data.pkl inside)")
+                data = zf.read(pkl[0])
+        except (zipfile.BadZipFile, OSError, EOFError) as e:
+            raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({_one_line(str(e))})") from None
+        return _scan_pickles(data, path, max_pickles=1)
+    with open(path, "rb") as fh:
+        head = fh.read(64 << 20)  # legacy files: the pickles come first, raw storage bytes after
+    if head.startswith(b"PK\x03\x04"):
+        raise CheckpointError(f"{path}: truncated or corrupt checkpoint (the zip archive is incomplete)")
+    return _scan_pickles(head, path, max_pickles=5)
+
+
+def _scan_pickles(data: bytes, path: Path, max_pickles: int) -> list[str]:
+    import io
+    import pickletools
+
+    stream = io.BytesIO(data)
+    found: list[str] = []
+    for index in range(max_pickles):
+        if stream.tell() >= len(data):
+            break
+        strings: list[str] = []  # recent string pushes: STACK_GLOBAL takes module and name from them
+        memo: dict[int, str] = {}
+        try:
+            for op, arg, _pos in pickletools.genops(stream):
+                if op.name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING",
+                               "BINSTRING", "STRING"):
+                    strings.append(str(arg))
+                elif op.name == "MEMOIZE" and strings:
+                    memo[len(memo)] = strings[-1]
+                elif op.name in ("BINPUT", "LONG_BINPUT", "PUT") and strings:
+                    memo[int(arg)] = strings[-1]
+                elif op.name in ("BINGET", "LONG_BINGET", "GET") and int(arg) in memo:
+                    strings.append(memo[int(arg)])
+                elif op.name == "GLOBAL":
+                    found.append(str(arg).replace(" ", "."))
+                elif op.name == "STACK_GLOBAL":
+                    found.append(".".join(strings[-2:]) if len(strings) >= 2 else "an unknown global")
+                elif op.name == "INST":
+                    found.append(str(arg).replace(" ", "."))
+        except Exception as e:  # pickletools raises ValueError and friends on garbage or a cut-off stream
+            if index == 0:
+                if stream.tell() >= len(data) and data[:1] == b"\x80":  # a pickle header, then the end
+                    raise CheckpointError(f"{path}: truncated checkpoint (the pickle stops early)") from None
+                raise CheckpointError(
+                    f"{path}: not a checkpoint ({type(e).__name__}: {_one_line(str(e))[:80]})"
+                ) from None
+            break  # legacy torch files: the raw tensor bytes after the pickles are not pickles
+    return found
+
+
 def safe_load(path: str | Path, map_location: str = "cpu") -> dict:
     """Load a torch checkpoint without executing pickled code; return its top-level dict.
 
+    Two layers: a pre-scan of the pickle opcodes refuses any global outside the allow-list with a
+    message naming it (nothing is unpickled), then torch's ``weights_only`` unpickler with the same
+    allow-list does the actual load. ``.safetensors`` files are read with safetensors (no pickle).
     Raises :class:`CheckpointError` with one line naming the file for a missing, truncated,
     non-checkpoint or unsafe file (one whose pickle asks for a class outside the allow-list).
     """
-    import pickle
-
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: checkpoint file is empty")
+    if path.suffix.lower() == ".safetensors":
+        return _load_safetensors(path, map_location)
+    allowed = _allowed_names()
+    for name in referenced_globals(path):
+        if not _is_allowed(name, allowed):
+            raise CheckpointError(
+                f"{path}: refused to load: the file asks to run or build '{name}', which is not allowed "
+                "(it may contain malicious code)"
+            )
+    import pickle
+
+    import torch
+
     try:
         with torch.serialization.safe_globals(_allowed_globals()):
             obj = torch.load(str(path), map_location=map_location, weights_only=True)
@@ -84,12 +197,40 @@ def safe_load(path: str | Path, map_location: str = "cpu") -> dict:
                 f"{path}: refused to load: the file asks to run or build '{name}', which is not allowed "
                 "(it may contain malicious code)"
             ) from None
-        raise CheckpointError(f"{path}: not a valid checkpoint ({_one_line(msg)})") from None
+        detail = _one_line(msg.split("WeightsUnpickler error:")[-1]) if "WeightsUnpickler error:" in msg else _one_line(msg)
+        raise CheckpointError(f"{path}: not a valid checkpoint ({detail})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
         raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({_one_line(str(e))})") from None
+    except Exception as e:  # torch's legacy reader raises KeyError/TypeError/... on arbitrary bytes
+        raise CheckpointError(f"{path}: not a valid checkpoint ({type(e).__name__}: {_one_line(str(e))})") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict checkpoint, found {type(obj).__name__}")
     return obj
+
+
+def _load_safetensors(path: Path, map_location: str) -> dict:
+    try:
+        from safetensors.torch import load_file
+
+        return dict(load_file(str(path), device=map_location))
+    except Exception as e:  # safetensors raises its own SafetensorError on bad headers
+        raise CheckpointError(f"{path}: not a valid safetensors file ({_one_line(str(e))})") from None
+
+
+def expect_keys(state_dict: dict, required_prefixes: list[str] | tuple[str, ...], path: str | Path, model_name: str) -> None:
+    """Raise :class:`CheckpointError` unless every prefix matches at least one key of ``state_dict``.
+
+    Model loaders call this to turn "a file of the wrong model" into one clear line, e.g.
+    ``x.pt: this is not a RMVPE checkpoint (missing keys unet.*, cnn.*)``.
+    """
+    if not isinstance(state_dict, dict):
+        raise CheckpointError(f"{path}: this is not a {model_name} checkpoint (no state dict inside)")
+    keys = [k for k in state_dict if isinstance(k, str)]
+    missing = [p for p in required_prefixes if not any(k == p or k.startswith(p) for k in keys)]
+    if missing:
+        shown = ", ".join(f"{p}*" for p in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise CheckpointError(f"{path}: this is not a {model_name} checkpoint (missing keys {shown}{more})")
 
 
 def _unsupported_name(msg: str) -> str:

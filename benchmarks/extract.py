@@ -1,0 +1,186 @@
+"""Benchmark of the Extract stage on the CPU: × realtime of each extractor and of the whole stage, peak RSS.
+
+    python benchmarks/extract.py [--seconds 60] [--threads 2] [--f0 rmvpe] [--device cpu]
+
+Weights: ``$SVCOVER_PRETRAINED`` (or ``pretrained/``) is used when it holds ``content/hubert_base.pt``
+and ``rmvpe/rmvpe.pt``; otherwise full-size deterministic stand-ins are built from the shared schemas
+(``../shared/reference``, or ``$SVCOVER_SHARED/reference``) in a temporary folder, in a child process
+so that building them does not count in the peak RSS. Speed does not depend on the weight values,
+so stand-ins measure the same thing as the released files. Nothing is downloaded.
+
+Audio: synthetic singing and LJSpeech clips from ``shared/data`` cut into 8 s chunks (a typical
+dataset chunk length), repeated up to ``--seconds`` of audio.
+
+The last line printed is one JSON object: ``x_realtime`` (whole stage, models loaded, from nothing
+cached), ``peak_rss_mb`` (this process), and ``x_realtime_<extractor>`` for each extractor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+CHUNK_SECONDS = 8.0
+
+
+def shared_dir() -> Path:
+    return Path(os.environ.get("SVCOVER_SHARED") or ROOT.parent / "shared").resolve()
+
+
+def build_standins(root: Path) -> None:
+    """Full-size stand-in ``content/hubert_base.pt`` (fairseq layout) and ``rmvpe/rmvpe.pt`` under ``root``."""
+    import importlib.util
+
+    import torch
+
+    reference = shared_dir() / "reference"
+    spec = importlib.util.spec_from_file_location("weights_from_schema", reference / "weights_from_schema.py")
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+
+    content = root / "content" / "hubert_base.pt"
+    if not content.is_file():
+        schema = json.loads((reference / "hubert" / "schema_hubert_base.json").read_text())["keys"]
+        state = builder.make_state_dict(schema, 1)
+        model_cfg = {"_name": "hubert", "extractor_mode": "default", "encoder_layers": 12, "encoder_embed_dim": 768,
+                     "encoder_ffn_embed_dim": 3072, "encoder_attention_heads": 12, "conv_bias": False,
+                     "conv_feature_layers": "[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2", "final_dim": 256,
+                     "layer_norm_first": False, "conv_pos": 128, "conv_pos_groups": 16}  # fmt: skip
+        content.parent.mkdir(parents=True, exist_ok=True)
+        container = {"args": None, "cfg": {"model": model_cfg, "task": {"normalize": False}}, "model": state}
+        torch.save(container, content)
+        del state, container
+    rmvpe = root / "rmvpe" / "rmvpe.pt"
+    if not rmvpe.is_file():
+        schema = builder.load_schema(str(reference / "rmvpe" / "schema.json"))
+        rmvpe.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(builder.make_state_dict(schema, 1), rmvpe)
+
+
+def make_chunks(seconds: float) -> list:
+    """8 s chunks of real speech and synthetic singing at 44.1 kHz, ``seconds`` in total."""
+    import numpy as np
+    import soundfile as sf
+    import soxr
+
+    data = shared_dir() / "data"
+    sources = sorted((data / "synthetic").glob("*.wav")) + sorted((data / "real" / "speech_ljspeech").glob("*.wav"))[:6]
+    pieces = []
+    for path in sources:
+        wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        wav = soxr.resample(wav.mean(axis=1), sr, 44100) if sr != 44100 else wav.mean(axis=1)
+        pieces.append(wav)
+    audio = np.concatenate(pieces)
+    n_total, n_chunk = int(seconds * 44100), int(CHUNK_SECONDS * 44100)
+    audio = np.resize(audio, n_total)  # repeats the material if more is asked for than exists
+    return [audio[i : i + n_chunk] for i in range(0, n_total, n_chunk) if n_total - i > 44100]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="audio to process (default 60)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--f0", default="rmvpe", help="F0 method of the whole-stage run (default rmvpe)")
+    parser.add_argument("--device", default="cpu", help="device (default cpu)")
+    parser.add_argument("--methods", default="rmvpe,fcpe,parselmouth,harvest", help="F0 methods timed one by one")
+    parser.add_argument("--build-standins", metavar="DIR", help=argparse.SUPPRESS)  # child-process mode
+    args = parser.parse_args()
+    if args.build_standins:
+        build_standins(Path(args.build_standins))
+        return 0
+
+    import soundfile as sf
+    import soxr
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from core import pretrained
+
+    tmp = Path(tempfile.mkdtemp(prefix="svcover-bench-extract-"))
+    have_real = all((pretrained.pretrained_root() / p).is_file() for p in (pretrained.RMVPE,)) and any(
+        (pretrained.pretrained_root() / p).is_file() for p in (pretrained.CONTENT_ENCODER, pretrained.CONTENT_ENCODER_ALT)
+    )
+    if not have_real:
+        root = tmp / "pretrained"
+        print(f"building full-size stand-in weights in {root} ...", file=sys.stderr)
+        subprocess.run([sys.executable, __file__, "--build-standins", str(root)], check=True)
+        os.environ["SVCOVER_PRETRAINED"] = str(root)
+    os.environ["SVCOVER_LOGS"] = str(tmp / "logs")
+
+    from core.experiment import Experiment
+    from core.features.contentvec import ContentVec
+    from core.features.extract import ExtractConfig, run_extract
+    from core.features.f0 import clear_model_cache, estimate_f0, load_model
+    from core.features.loudness import frame_volume, loudness_db
+    from core.features.mel import log_mel
+
+    chunks = make_chunks(args.seconds)
+    audio_s = sum(c.size for c in chunks) / 44100
+    chunks16 = [soxr.resample(c, 44100, 16000) for c in chunks]
+    results: dict[str, float] = {}
+
+    def timed(name: str, fn, inputs) -> None:
+        fn(inputs[0][: 44100 * 2])  # warm-up (first-call allocations, lazy imports)
+        start = time.perf_counter()
+        for x in inputs:
+            fn(x)
+        results[f"x_realtime_{name}"] = round(audio_s / (time.perf_counter() - start), 2)
+        print(f"{name:>14}: {results[f'x_realtime_{name}']:7.2f} x realtime", file=sys.stderr)
+
+    # The whole stage first (fresh process state: model loading counts, as for a user).
+    exp = Experiment.open("bench")
+    exp.gt_wavs.mkdir(parents=True)
+    exp.wavs16k.mkdir(parents=True)
+    for i, (c44, c16) in enumerate(zip(chunks, chunks16, strict=True)):
+        sf.write(exp.gt_wavs / f"chunk_{i:03d}.wav", c44, 44100, subtype="PCM_16")
+        sf.write(exp.wavs16k / f"chunk_{i:03d}.wav", c16, 16000, subtype="PCM_16")
+    start = time.perf_counter()
+    report = run_extract("bench", ExtractConfig(f0_method=args.f0, device=args.device))
+    stage_s = time.perf_counter() - start
+    results["x_realtime"] = round(audio_s / stage_s, 2)
+    results["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    print(f"{'whole stage':>14}: {results['x_realtime']:7.2f} x realtime ({audio_s:.0f} s of audio in {stage_s:.1f} s, "
+          f"{report.n_chunks} chunks, f0={args.f0})", file=sys.stderr)  # fmt: skip
+    start = time.perf_counter()
+    run_extract("bench", ExtractConfig(f0_method=args.f0, device=args.device))
+    results["cached_rerun_s"] = round(time.perf_counter() - start, 2)
+
+    encoder = ContentVec.from_pretrained(args.device)
+    timed("contentvec", lambda w: encoder.extract(w, layer=12), chunks16)
+    del encoder
+    for method in [m for m in args.methods.split(",") if m]:
+        if method in ("rmvpe", "fcpe"):
+            load_model(method, args.device)
+        timed(f"f0_{method}", lambda w, m=method: estimate_f0(w, method=m, device=args.device), chunks)
+        clear_model_cache()
+    timed("mel", log_mel, chunks)
+    timed("loudness", lambda w: (loudness_db(w), frame_volume(w)), chunks)
+
+    results["audio_seconds"] = round(audio_s, 1)
+    results["threads"] = args.threads
+    results["peak_rss_mb_all"] = round(peak_rss_mb(), 1)
+    results["stand_in_weights"] = not have_real
+    print(json.dumps({"x_realtime": results.pop("x_realtime"), "peak_rss_mb": results.pop("peak_rss_mb"), **results}))
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,560 @@
+"""Convert a vocal with a trained voice model: features → key shift → [retrieval blend] → sampler → vocoder.
+
+``python -m core convert --exp NAME --input FILE_OR_DIR --output PATH`` and the Convert tab both call
+:func:`convert_files`. Long inputs are cut at quiet points into pieces sized to the free memory, each
+piece is converted with a second of context on both sides, and the pieces are joined with equal-power
+crossfades (core.chunking), so the output has the input's length and no clicks at the seams.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from core.config import AUDIO
+from core.errors import NothingToDoError, SvcoverError
+from core.experiment import Experiment, visible_files
+from core.progress import ProgressFn, report, scaled
+
+if TYPE_CHECKING:
+    from core.features.extract import Extractors
+    from core.model import SvcDecoder
+    from core.vocoder import NsfHifiGan
+
+log = logging.getLogger(__name__)
+
+SAMPLER_CHOICES = ("dpm-solver++", "unipc", "ddim", "pndm", "ddpm")
+FORMATS = ("wav", "flac", "mp3")
+AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus", ".aac", ".wma", ".mp4", ".mkv", ".webm", ".aiff", ".aif"}
+SILENCE_DB = -60.0  # frames quieter than this in the input are silent in the output too
+# Rough working memory per second of audio of one piece, fp32 (features + 512x20 denoiser + vocoder):
+# used only to size pieces; measured peak on CPU is below this (see benchmarks/BENCHMARKS.md).
+BYTES_PER_AUDIO_SECOND = 80 * 2**20
+MIN_PIECE_SECONDS, MAX_PIECE_SECONDS = 8.0, 60.0
+
+
+class ConvertError(SvcoverError):
+    """A conversion that cannot run (bad checkpoint pairing, missing model, bad input)."""
+
+
+@dataclass
+class ConvertConfig:
+    """Settings of one conversion (``python -m core convert`` flags)."""
+
+    key: float | None = 0.0  # semitones; None = suggest from the training set's range ("auto")
+    sampler: str = "dpm-solver++"
+    steps: int = 20
+    index_rate: float = 0.0  # 0 = no retrieval blend
+    f0_method: str | None = None  # None = the method the model was trained with
+    device: str = "auto"
+    ckpt: str = "best"  # best | latest | a path
+    format: str = "wav"
+    seed: int = 0
+    loudness_match: float = 0.0  # 0 = off; 1 = output follows the input's RMS envelope fully
+    piece_seconds: float | None = None  # None = sized to the free memory
+
+    def validate(self) -> ConvertConfig:
+        if self.sampler not in SAMPLER_CHOICES:
+            raise ConvertError(f"unknown sampler {self.sampler!r}: use one of {', '.join(SAMPLER_CHOICES)}")
+        if self.steps < 1:
+            raise ConvertError("--steps must be at least 1")
+        if self.format not in FORMATS:
+            raise ConvertError(f"unknown format {self.format!r}: use one of {', '.join(FORMATS)}")
+        if not 0.0 <= self.index_rate <= 1.0:
+            raise ConvertError("--index-rate must be between 0 and 1")
+        if not 0.0 <= self.loudness_match <= 1.0:
+            raise ConvertError("--loudness-match must be between 0 and 1")
+        if self.key is not None and not -36 <= self.key <= 36:
+            raise ConvertError("--key must be between -36 and 36 semitones (or 'auto')")
+        return self
+
+
+@dataclass
+class ConvertResult:
+    input: Path
+    output: Path
+    key: float
+    suggested_key: float | None
+    seconds_audio: float
+    seconds_taken: float
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    source_f0: np.ndarray | None = None  # Hz per frame before the key shift
+    converted_f0: np.ndarray | None = None  # Hz per frame fed to the decoder and vocoder
+
+
+# ----------------------------------------------------------------------------------------------
+# The voice model (decoder + what it was trained on) and the shared models
+# ----------------------------------------------------------------------------------------------
+
+
+def resolve_checkpoint(exp: Experiment, ckpt: str) -> Path:
+    """``best`` (falls back to the newest), ``latest``, or an explicit file path."""
+    from core.train import step_checkpoints
+
+    if ckpt not in ("best", "latest"):
+        path = Path(ckpt)
+        if not path.is_file():
+            raise ConvertError(f"{path}: checkpoint file not found")
+        return path
+    best = exp.checkpoints / "best.pt"
+    if ckpt == "best" and best.is_file():
+        return best
+    steps = step_checkpoints(exp)
+    if steps:
+        return steps[-1][1]
+    if best.is_file():
+        return best
+    exported = visible_files(exp.export, "*.safetensors")
+    if exported:
+        return exported[-1]
+    raise ConvertError(
+        f"{exp.root}: no trained voice model (no checkpoints/best.pt or step_*.pt): train it first with "
+        f"'python -m core train --exp {exp.name}'"
+    )
+
+
+@dataclass
+class VoiceModel:
+    """A trained decoder with the dataset statistics it was trained on."""
+
+    decoder: SvcDecoder
+    checkpoint: Path
+    stats: dict[str, Any]
+    device: str
+
+    @property
+    def encoder_name(self) -> str:
+        return str(self.stats.get("encoder") or "contentvec768l12")
+
+    @property
+    def f0_method(self) -> str:
+        return str(self.stats.get("f0_method") or "rmvpe")
+
+    @classmethod
+    def load(cls, exp: Experiment, ckpt: str = "best", device: str = "cpu") -> VoiceModel:
+        from core.model import SvcDecoder
+
+        path = resolve_checkpoint(exp, ckpt)
+        decoder = SvcDecoder.from_checkpoint(path, device=device)
+        stats = dict(decoder.stats or {})
+        if not stats and exp.stats.is_file():
+            from core.config import load_json
+
+            stats = load_json(exp.stats)
+        return cls(decoder=decoder, checkpoint=path, stats=stats, device=device)
+
+
+@dataclass
+class Models:
+    """Everything one conversion run needs, loaded once and reused for every piece and file."""
+
+    voice: VoiceModel
+    extractors: Extractors
+    vocoder: NsfHifiGan
+    index: Any | None = None  # core.index.RetrievalIndex when --index-rate > 0
+
+    @classmethod
+    def load(cls, exp: Experiment, config: ConvertConfig, device: str) -> Models:
+        from core.features.extract import ENCODERS, ExtractConfig, default_extractors
+        from core.vocoder import NsfHifiGan
+
+        voice = VoiceModel.load(exp, config.ckpt, device)
+        encoder = voice.encoder_name
+        if encoder not in ENCODERS:
+            raise ConvertError(f"{voice.checkpoint}: trained with unknown content encoder {encoder!r}")
+        units_dim = int(voice.decoder.config.units_dim)
+        if units_dim != ENCODERS[encoder].dim:
+            raise ConvertError(
+                f"{voice.checkpoint}: decoder expects {units_dim}-d content features but its stats name "
+                f"{encoder} ({ENCODERS[encoder].dim}-d): this checkpoint was trained with another encoder"
+            )
+        f0_method = config.f0_method or voice.f0_method
+        extract_config = ExtractConfig(f0_method=f0_method, encoder=encoder, device=device).validate()
+        extractors = default_extractors(extract_config, device)
+        extractors.preflight({"content", "f0"})
+        vocoder = NsfHifiGan.from_pretrained(device)
+        index = None
+        if config.index_rate > 0:
+            from core.index import load_index
+
+            index = load_index(exp)
+        return cls(voice=voice, extractors=extractors, vocoder=vocoder, index=index)
+
+
+# ----------------------------------------------------------------------------------------------
+# Key
+# ----------------------------------------------------------------------------------------------
+
+
+def median_voiced_f0(f0: np.ndarray) -> float | None:
+    voiced = f0[f0 > 0]
+    return float(np.median(voiced)) if voiced.size else None
+
+
+def suggest_key(source_f0: np.ndarray, stats: dict[str, Any]) -> float | None:
+    """Whole semitones moving the input's median F0 onto the training set's median (None if unknown)."""
+    source = median_voiced_f0(source_f0)
+    target = stats.get("f0_hz_p50")
+    if source is None or not target:
+        return None
+    return float(round(12.0 * math.log2(float(target) / source)))
+
+
+def range_warning(source_f0: np.ndarray, key: float, stats: dict[str, Any]) -> str | None:
+    """A warning when the shifted melody's median falls outside the training set's 5th-95th percentiles."""
+    source = median_voiced_f0(source_f0)
+    low, high = stats.get("f0_hz_p5"), stats.get("f0_hz_p95")
+    if source is None or not low or not high:
+        return None
+    shifted = source * 2.0 ** (key / 12.0)
+    if low <= shifted <= high:
+        return None
+    suggestion = suggest_key(source_f0, stats)
+    return (
+        f"the input's median pitch after the key shift ({shifted:.0f} Hz) is outside the voice model's range "
+        f"({low:.0f}-{high:.0f} Hz); try --key {suggestion:+.0f}"
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Conversion of one waveform
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PieceFeatures:
+    units: np.ndarray  # [T, C]
+    f0: np.ndarray  # [T] Hz, 0 = unvoiced
+    volume: np.ndarray  # [T]
+    n_frames: int
+
+
+def piece_features(wav44k: np.ndarray, extractors: Extractors, content_fn: Callable, f0_fn: Callable) -> PieceFeatures:
+    """Content units, F0 and volume of one piece, on the mel grid."""
+    import soxr
+
+    from core.features.loudness import frame_volume
+
+    n_frames = int(extractors.n_frames(len(wav44k)))
+    wav16k = soxr.resample(wav44k, AUDIO.sample_rate, AUDIO.content_sample_rate, quality="HQ").astype(np.float32)
+    units = extractors.align(np.asarray(content_fn(wav16k), dtype=np.float32), n_frames)
+    f0 = _fit(np.asarray(f0_fn(wav44k), dtype=np.float32), n_frames)
+    volume = _fit(frame_volume(wav44k), n_frames)
+    return PieceFeatures(units=units, f0=f0, volume=volume, n_frames=n_frames)
+
+
+def _fit(x: np.ndarray, n: int) -> np.ndarray:
+    if len(x) >= n:
+        return x[:n]
+    return np.pad(x, (0, n - len(x)), mode="edge") if len(x) else np.zeros(n, dtype=np.float32)
+
+
+def decode_piece(
+    models: Models,
+    feats: PieceFeatures,
+    f0_shifted: np.ndarray,
+    config: ConvertConfig,
+    progress: ProgressFn | None = None,
+    timings: dict[str, float] | None = None,
+) -> np.ndarray:
+    """Sampler + vocoder for one piece; returns ``n_frames * hop`` samples."""
+    import time
+
+    import torch
+
+    from core.model.samplers import sample
+
+    timings = timings if timings is not None else {}
+    dec = models.voice.decoder
+    device = models.voice.device
+    units = feats.units
+    if models.index is not None and config.index_rate > 0:
+        units = models.index.blend(units, config.index_rate)
+    f0_cond = models.extractors.continuous_f0(f0_shifted)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        units_t = torch.from_numpy(np.ascontiguousarray(units, dtype=np.float32))[None].to(device)
+        f0_t = torch.from_numpy(np.ascontiguousarray(f0_cond, dtype=np.float32))[None, :, None].to(device)
+        vol_t = torch.from_numpy(np.ascontiguousarray(feats.volume, dtype=np.float32))[None, :, None].to(device)
+        # The conditioning is computed once per piece, not once per sampler step.
+        cond = dec.condition(units_t, f0_t, vol_t)
+        n_mels = int(dec.config.n_mels)
+        x0 = sample(
+            lambda x, t, c: dec.denoise(x, t, c),
+            cond,
+            (1, 1, n_mels, feats.n_frames),
+            sampler=config.sampler,
+            steps=config.steps,
+            seed=config.seed,
+            betas=dec.betas.detach().cpu().numpy(),
+            device=device,
+            progress=progress,
+        )
+        mel = dec.denorm_spec(x0)[0, 0].float().cpu().numpy()  # [n_mels, T] natural-log mel
+    t1 = time.perf_counter()
+    wav = models.vocoder.vocode(mel, f0_shifted, seed=config.seed)
+    t2 = time.perf_counter()
+    timings["sampling"] = timings.get("sampling", 0.0) + (t1 - t0)
+    timings["vocoder"] = timings.get("vocoder", 0.0) + (t2 - t1)
+    return np.nan_to_num(wav.astype(np.float32))
+
+
+def auto_piece_seconds(device: str) -> float:
+    """Piece length from the free memory of the device (GPU) or the machine (CPU)."""
+    free = None
+    if device.startswith("cuda"):
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(torch.device(device))
+    else:
+        import psutil
+
+        free = psutil.virtual_memory().available
+    seconds = 0.5 * free / BYTES_PER_AUDIO_SECOND
+    return float(min(MAX_PIECE_SECONDS, max(MIN_PIECE_SECONDS, seconds)))
+
+
+def convert_waveform(
+    wav44k: np.ndarray,
+    models: Models,
+    config: ConvertConfig,
+    progress: ProgressFn | None = None,
+) -> tuple[np.ndarray, ConvertResult]:
+    """Convert a 44.1 kHz mono vocal; returns the converted waveform (same length) and a partial result."""
+    import time
+
+    from core.chunking import plan_pieces, process_in_pieces
+    from core.features.loudness import frame_volume
+
+    start = time.perf_counter()
+    timings: dict[str, float] = {"features": 0.0, "sampling": 0.0, "vocoder": 0.0}
+    warnings: list[str] = []
+    wav44k = np.nan_to_num(np.asarray(wav44k, dtype=np.float32))
+    sr, hop = AUDIO.sample_rate, AUDIO.hop_length
+    n = len(wav44k)
+    stats = models.voice.stats
+    piece_s = config.piece_seconds or auto_piece_seconds(models.voice.device)
+    pieces = plan_pieces(wav44k, sr, piece_s, context_seconds=1.0, hop=hop)
+
+    content_fn = models.extractors.content()
+    f0_fn = models.extractors.f0()
+
+    # Pass 1: features of every piece (needed before the key is known when --key auto).
+    feats: list[PieceFeatures] = []
+    for i, p in enumerate(pieces):
+        t0 = time.perf_counter()
+        feats.append(piece_features(wav44k[p.ctx_start : p.ctx_end], models.extractors, content_fn, f0_fn))
+        timings["features"] += time.perf_counter() - t0
+        report(progress, 0.3 * (i + 1) / len(pieces), f"features {i + 1}/{len(pieces)}")
+    source_f0 = _stitch_frames([f.f0 for f in feats], pieces, hop, n)
+
+    suggested = suggest_key(source_f0, stats)
+    key = config.key if config.key is not None else (suggested or 0.0)
+    if config.key is None and suggested is None:
+        warnings.append("could not suggest a key (no voiced frames or no training statistics); using 0")
+    if (w := range_warning(source_f0, key, stats)) is not None:
+        warnings.append(w)
+    ratio = 2.0 ** (key / 12.0)
+
+    voiced_any = bool((source_f0 > 0).any())
+    loud = 20 * np.log10(np.maximum(frame_volume(wav44k), 1e-10))
+    if not (loud > SILENCE_DB).any():
+        warnings.append("the input is silent: the output is silence")
+        out = np.zeros(n, dtype=np.float32)
+        return out, ConvertResult(Path(), Path(), key, suggested, n / sr, time.perf_counter() - start, timings, warnings,
+                                  source_f0, source_f0 * ratio)
+    if not voiced_any:
+        warnings.append("no pitched (voiced) frames found in the input: the output will be mostly noise-like")
+
+    def run_piece(segment: np.ndarray, i: int) -> np.ndarray:
+        f = feats[i]
+        sub = scaled(progress, 0.3 + 0.7 * i / len(pieces), 0.3 + 0.7 * (i + 1) / len(pieces))
+        wav = decode_piece(models, f, f.f0 * ratio, config, progress=sub, timings=timings)
+        return _silence_gate(wav[: len(segment)], segment)
+
+    out = process_in_pieces(wav44k, pieces, run_piece, fade=4 * hop)
+    if config.loudness_match > 0:
+        out = match_loudness_envelope(out, wav44k, config.loudness_match)
+    out = _limit(out)
+    result = ConvertResult(Path(), Path(), key, suggested, n / sr, time.perf_counter() - start, timings, warnings,
+                           source_f0, source_f0 * ratio)
+    return out, result
+
+
+def _stitch_frames(per_piece: list[np.ndarray], pieces: list, hop: int, n_samples: int) -> np.ndarray:
+    """Frame values of the whole input from each piece's own span (its context frames dropped)."""
+    total = n_samples // hop + 1
+    out = np.zeros(total, dtype=np.float32)
+    for values, p in zip(per_piece, pieces, strict=True):
+        a = p.start // hop
+        b = total if p.end == n_samples else p.end // hop
+        offset = p.ctx_start // hop  # pieces start on the hop grid, so frames line up exactly
+        seg = values[a - offset : b - offset]
+        out[a : a + len(seg)] = seg
+    return out
+
+
+def _silence_gate(converted: np.ndarray, source: np.ndarray, hop: int = AUDIO.hop_length) -> np.ndarray:
+    """Mute the output where the input is silent (below SILENCE_DB), with a smooth per-sample gain."""
+    from core.features.loudness import frame_volume
+
+    vol_db = 20 * np.log10(np.maximum(frame_volume(source, hop), 1e-10))
+    gate = (vol_db > SILENCE_DB).astype(np.float32)
+    # Smooth over ~4 frames so the gate never clicks.
+    kernel = np.hanning(9)[1:-1]
+    gate = np.clip(np.convolve(gate, kernel / kernel.sum() * 2.0, mode="same"), 0.0, 1.0)
+    per_sample = np.interp(np.arange(len(converted)), np.arange(len(gate)) * hop, gate).astype(np.float32)
+    return converted * per_sample
+
+
+def match_loudness_envelope(out: np.ndarray, source: np.ndarray, rate: float, hop: int = AUDIO.hop_length) -> np.ndarray:
+    """Mix the output's RMS envelope towards the input's (RVC's 'volume envelope' option)."""
+    from core.features.loudness import frame_volume
+
+    src = frame_volume(source, hop)
+    cur = frame_volume(out, hop)
+    gain = (np.maximum(src, 1e-6) / np.maximum(cur, 1e-6)) ** rate
+    gain = np.minimum(gain, 10.0)
+    per_sample = np.interp(np.arange(len(out)), np.arange(len(gain)) * hop, gain).astype(np.float32)
+    return out * per_sample
+
+
+def _limit(x: np.ndarray, ceiling: float = 0.99) -> np.ndarray:
+    """Scale down the whole file if it would clip (never hard-clips the waveform)."""
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    return x * (ceiling / peak) if peak > ceiling else x
+
+
+# ----------------------------------------------------------------------------------------------
+# Files
+# ----------------------------------------------------------------------------------------------
+
+
+def output_name(input_path: Path, exp: str, key: float, fmt: str) -> str:
+    """``<input stem>_<exp>_key<K>.<fmt>`` (K like 0, 3, -2, 1.5)."""
+    k = f"{key:g}"
+    return f"{input_path.stem}_{exp}_key{k}.{fmt}"
+
+
+def collect_inputs(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES and not p.name.startswith("."))
+        if not files:
+            raise NothingToDoError(f"{path}: no audio files in this folder")
+        return files
+    if not path.is_file():
+        raise ConvertError(f"{path}: input file not found")
+    return [path]
+
+
+def convert_files(
+    exp_name: str,
+    input_path: str | Path,
+    output: str | Path | None,
+    config: ConvertConfig,
+    progress: ProgressFn | None = None,
+    models: Models | None = None,
+) -> list[ConvertResult]:
+    """Convert a file or every audio file of a folder; outputs go to ``output`` (file or folder).
+
+    With one input file, ``output`` may be a file name (its extension sets the format) or a folder;
+    default folder: ``logs/<exp>/outputs``.
+    """
+    from core.audio import load_audio, save_audio
+    from core.device import pick_device
+
+    config.validate()
+    exp = Experiment.open(exp_name)
+    if not exp.exists():
+        raise ConvertError(f"{exp.root}: no such experiment")
+    inputs = collect_inputs(Path(input_path))
+    device = pick_device(config.device)
+    models = models or Models.load(exp, config, device)
+    out_arg = Path(output) if output else exp.outputs
+    single_file_target = len(inputs) == 1 and out_arg.suffix.lower().lstrip(".") in FORMATS
+    results = []
+    for i, path in enumerate(inputs):
+        sub = scaled(progress, i / len(inputs), (i + 1) / len(inputs))
+        wav = load_audio(path, AUDIO.sample_rate)
+        converted, result = convert_waveform(wav, models, config, progress=sub)
+        if single_file_target:
+            target = out_arg
+        else:
+            target = out_arg / output_name(path, exp.name, result.key, config.format)
+        _check_writable(target.parent)
+        save_audio(target, converted, AUDIO.sample_rate)
+        result.input, result.output = path, target
+        for w in result.warnings:
+            log.warning("%s: %s", path.name, w)
+        results.append(result)
+    return results
+
+
+def _check_writable(folder: Path) -> None:
+    import os
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConvertError(f"{folder}: cannot create the output folder ({e.strerror})") from None
+    if not os.access(folder, os.W_OK):
+        raise ConvertError(f"{folder}: output folder is not writable")
+
+
+# ----------------------------------------------------------------------------------------------
+# CLI
+# ----------------------------------------------------------------------------------------------
+
+
+def _parse_key(text: str) -> float | None:
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--key must be a number of semitones or 'auto', not {text!r}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--exp", required=True, help="experiment (voice model) name under logs/")
+    parser.add_argument("--input", required=True, help="vocal file or folder of vocals (anything ffmpeg decodes)")
+    parser.add_argument("--output", default=None, help="output file (one input) or folder (default logs/<exp>/outputs)")
+    parser.add_argument("--ckpt", default="best", help="best (lowest validation loss), latest, or a checkpoint path")
+    parser.add_argument("--key", type=_parse_key, default=0.0, help="key shift in semitones, or 'auto' to move the input into the model's range")
+    parser.add_argument("--sampler", choices=SAMPLER_CHOICES, default="dpm-solver++", help="diffusion sampler")
+    parser.add_argument("--steps", type=int, default=20, help="sampler steps (default 20)")
+    parser.add_argument("--index-rate", type=float, default=0.0, help="retrieval blend 0..1 (0 = off; needs 'python -m core index')")
+    parser.add_argument("--f0", dest="f0_method", choices=("rmvpe", "fcpe", "harvest", "parselmouth"), default=None,
+                        help="F0 method (default: the one the model was trained with)")
+    parser.add_argument("--format", choices=FORMATS, default="wav", help="output format for folder outputs")
+    parser.add_argument("--loudness-match", type=float, default=0.0, help="follow the input's loudness envelope 0..1")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same output)")
+    parser.add_argument("--piece-seconds", type=float, default=None, help="piece length for long inputs (default: from free memory)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    from core.progress import tqdm_progress
+
+    config = ConvertConfig(
+        key=args.key, sampler=args.sampler, steps=args.steps, index_rate=args.index_rate, f0_method=args.f0_method,
+        device=args.device, ckpt=args.ckpt, format=args.format, seed=args.seed,
+        loudness_match=args.loudness_match, piece_seconds=args.piece_seconds,
+    )
+    with tqdm_progress("convert") as bar:
+        results = convert_files(args.exp, args.input, args.output, config, progress=bar)
+    for r in results:
+        rtf = r.seconds_taken / max(r.seconds_audio, 1e-9)
+        extra = f" (suggested key {r.suggested_key:+.0f})" if r.suggested_key is not None else ""
+        print(f"{r.input} -> {r.output}  key {r.key:+g}{extra}  {r.seconds_audio:.1f} s audio in {r.seconds_taken:.1f} s (RTF {rtf:.2f})")
+        for w in r.warnings:
+            print(f"warning: {r.input.name}: {w}")
+    return 0

@@ -1,0 +1,241 @@
+"""Song in, cover out: separate the vocals, convert them with a voice model, remix.
+
+:func:`make_cover` is the whole pipeline. The voice conversion is a plain function
+``convert_fn(vocals_path) -> converted_path`` handed in by the caller (the CLI and the UI build it
+from the conversion stage with the key shift already bound), so the pipeline can be run and tested
+with any stand-in. Separation and remix live in :mod:`core.separate` and :mod:`core.mix`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.errors import AudioDecodeError, SvcoverError
+from core.mix import MixSettings, check_output_path, mix_cover
+from core.progress import ProgressFn, report, scaled
+from core.separate import (
+    DEFAULT_DEREVERB_MODEL,
+    DEFAULT_KARAOKE_MODEL,
+    DEFAULT_VOCAL_MODEL,
+    SeparationSettings,
+    Stems,
+    separate_song,
+)
+
+log = logging.getLogger(__name__)
+
+ConvertFn = Callable[[Path], Path]
+BACKING_MODES = ("convert", "keep", "drop")
+
+
+@dataclass(frozen=True)
+class CoverSettings:
+    """Everything but the voice: separation, what to do with backing vocals, and the remix."""
+
+    separation: SeparationSettings = field(default_factory=SeparationSettings)
+    mix: MixSettings = field(default_factory=MixSettings)
+    backing: str | None = None  # None: no lead/backing split; else one of BACKING_MODES
+
+    def __post_init__(self) -> None:
+        if self.backing is not None and self.backing not in BACKING_MODES:
+            raise SvcoverError(f"--backing {self.backing!r}: use one of {', '.join(BACKING_MODES)}")
+        if (self.backing is not None) != self.separation.split_backing:
+            raise SvcoverError("backing mode and lead/backing split must be set together (use CoverSettings.build)")
+
+    @classmethod
+    def build(cls, separation: SeparationSettings | None = None, mix: MixSettings | None = None,
+              backing: str | None = None) -> CoverSettings:  # fmt: skip
+        """Settings with ``separation.split_backing`` switched on exactly when a backing mode is given."""
+        from dataclasses import replace
+
+        separation = replace(separation or SeparationSettings(), split_backing=backing is not None)
+        return cls(separation=separation, mix=mix or MixSettings(), backing=backing)
+
+
+@dataclass
+class CoverResult:
+    output: Path
+    stems: Stems
+    converted_vocals: Path | None
+    converted_backing: Path | None
+    vocal_match_db: float
+    seconds: dict[str, float]  # wall time per stage: separate, convert, mix
+    warnings: list[str]
+
+
+def _user_stems(vocals: Path, instrumental: Path) -> Stems:
+    """Stems object for user-supplied files (no separation, nothing cached)."""
+    from core.mix import load_stereo, rms_db
+    from core.separate import NO_VOCALS_DB, file_sha256
+
+    for path in (vocals, instrumental):
+        if not Path(path).is_file():
+            raise AudioDecodeError(f"{path}: file not found")
+    level = rms_db(load_stereo(vocals))  # the same measure separate_song uses for its vocal stem
+    stems = Stems(song=vocals, song_sha256=file_sha256(vocals), vocals=vocals, instrumental=instrumental,
+                  full_vocals=vocals, vocals_rms_db=level, cached=False)  # fmt: skip
+    if level <= NO_VOCALS_DB:
+        stems.warnings.append(f"{vocals}: the vocal file is silent ({level:.0f} dBFS); the cover will be the instrumental alone")
+    return stems
+
+
+def _converted(convert_fn: ConvertFn, path: Path, what: str) -> Path:
+    out = Path(convert_fn(path))
+    if not out.is_file():
+        raise SvcoverError(f"{out}: voice conversion of the {what} returned no file")
+    return out
+
+
+def make_cover(
+    output: str | Path,
+    convert_fn: ConvertFn,
+    *,
+    song: str | Path | None = None,
+    vocals: str | Path | None = None,
+    instrumental: str | Path | None = None,
+    settings: CoverSettings | None = None,
+    progress: ProgressFn | None = None,
+) -> CoverResult:
+    """Make a cover of ``song`` (or of user stems ``vocals`` + ``instrumental``) into ``output``.
+
+    Parameters:
+        output: cover file (.wav/.flac/.mp3); checked for writability before any work starts.
+        convert_fn: ``convert_fn(vocals_path) -> converted_path``; applies the voice model and the key.
+        song: a mixed song to separate. Exclusive with ``vocals``/``instrumental``.
+        vocals, instrumental: user stems instead of a song.
+        settings: separation, backing-vocal mode and remix settings.
+        progress: callback ``(fraction, message)``.
+
+    Returns:
+        :class:`CoverResult` with the output path, the stems, per-stage times and warnings.
+
+    A song without vocals gives a warning and the (key-shifted) instrumental; conversion is skipped.
+    """
+    settings = settings or CoverSettings()
+    if (song is None) == (vocals is None and instrumental is None):
+        raise SvcoverError("give either a song, or both a vocal and an instrumental file")
+    if song is None and (vocals is None or instrumental is None):
+        raise SvcoverError("user stems need both a vocal file and an instrumental file")
+    output = check_output_path(output)
+    seconds: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    if song is not None:
+        stems = separate_song(song, settings.separation, progress=scaled(progress, 0.0, 0.45))
+    else:
+        stems = _user_stems(Path(vocals), Path(instrumental))  # type: ignore[arg-type]
+    seconds["separate"] = time.perf_counter() - t0
+    warnings = list(stems.warnings)
+
+    t0 = time.perf_counter()
+    converted = converted_backing = None
+    if stems.has_vocals:
+        report(progress, 0.45, "converting the vocal")
+        converted = _converted(convert_fn, stems.vocals, "lead vocal")
+        if settings.backing == "convert" and stems.backing is not None:
+            report(progress, 0.7, "converting the backing vocals")
+            converted_backing = _converted(convert_fn, stems.backing, "backing vocals")
+    seconds["convert"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    backing = None
+    if settings.backing == "convert":
+        backing = converted_backing
+    elif settings.backing == "keep":
+        backing = stems.backing
+    result = mix_cover(
+        output,
+        instrumental=stems.instrumental,
+        vocals=converted,
+        reference_vocals=stems.vocals,
+        backing=backing,
+        backing_is_converted=settings.backing == "convert",
+        settings=settings.mix,
+        progress=scaled(progress, 0.9, 1.0),
+    )
+    seconds["mix"] = time.perf_counter() - t0
+    for message in warnings:
+        log.warning(message)
+    return CoverResult(output=result.path, stems=stems, converted_vocals=converted, converted_backing=converted_backing,
+                       vocal_match_db=result.vocal_match_db, seconds=seconds, warnings=warnings)  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------
+# CLI: python -m core cover
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_argument_group("input (a song, or user stems)")
+    src.add_argument("--input", type=Path, help="mixed song to cover (any format ffmpeg reads)")
+    src.add_argument("--vocals", type=Path, help="your own vocal stem instead of --input")
+    src.add_argument("--instrumental", type=Path, help="your own instrumental stem (with --vocals)")
+    parser.add_argument("--exp", required=True, help="experiment (voice model) name under logs/")
+    parser.add_argument("--output", type=Path, required=True, help="cover file to write (.wav, .flac or .mp3)")
+    parser.add_argument("--key", type=float, default=0.0,
+                        help="key shift in semitones for the vocal, the instrumental and kept backing vocals (default 0)")
+    sep = parser.add_argument_group("separation (models in pretrained/uvr/)")
+    sep.add_argument("--separator", default=DEFAULT_VOCAL_MODEL, help=f"vocal separation model file (default {DEFAULT_VOCAL_MODEL})")
+    sep.add_argument("--backing", choices=BACKING_MODES, default=None,
+                     help="split lead and backing vocals and convert, keep or drop the backing (default: no split)")
+    sep.add_argument("--karaoke-model", default=DEFAULT_KARAOKE_MODEL, help=f"lead/backing model (default {DEFAULT_KARAOKE_MODEL})")
+    sep.add_argument("--dereverb", action="store_true", help="remove reverb/echo from the lead vocal before conversion")
+    sep.add_argument("--dereverb-model", default=DEFAULT_DEREVERB_MODEL, help=f"de-reverb model (default {DEFAULT_DEREVERB_MODEL})")
+    sep.add_argument("--chunk-seconds", type=float, default=30.0, help="separation window in seconds (bounds memory; default 30)")
+    mix = parser.add_argument_group("remix")
+    mix.add_argument("--vocal-gain", type=float, default=0.0, help="converted vocal gain in dB (default 0)")
+    mix.add_argument("--instrumental-gain", type=float, default=0.0, help="instrumental gain in dB (default 0)")
+    mix.add_argument("--backing-gain", type=float, default=0.0, help="backing vocal gain in dB (default 0)")
+    mix.add_argument("--no-loudness-match", action="store_true",
+                     help="do not match the converted vocal's loudness to the original vocal")  # fmt: skip
+
+
+def _voice_convert_fn(args: argparse.Namespace) -> ConvertFn:
+    """The conversion stage's convert function for experiment ``args.exp`` with ``args.key`` bound.
+
+    core/convert.py provides ``make_convert_fn(args) -> ConvertFn``; until it exists the cover
+    command stops here with a clear message (after checking the voice model is there).
+    """
+    from core.experiment import Experiment
+
+    exp = Experiment.open(args.exp)
+    if not exp.exists():
+        raise SvcoverError(f"voice model '{args.exp}' not found: no experiment folder {exp.root}")
+    try:
+        from core import convert as convert_stage
+    except ImportError:
+        raise SvcoverError("voice conversion (core/convert.py) is not part of this build yet") from None
+    factory = getattr(convert_stage, "make_convert_fn", None)
+    if factory is None:
+        raise SvcoverError("core/convert.py has no make_convert_fn(args); cannot convert for a cover")
+    return factory(args)
+
+
+def settings_from_args(args: argparse.Namespace) -> CoverSettings:
+    separation = SeparationSettings(model=args.separator, karaoke_model=args.karaoke_model, dereverb=args.dereverb,
+                                    dereverb_model=args.dereverb_model, chunk_seconds=args.chunk_seconds)  # fmt: skip
+    mix = MixSettings(key=args.key, vocal_gain_db=args.vocal_gain, instrumental_gain_db=args.instrumental_gain,
+                      backing_gain_db=args.backing_gain, match_loudness=not args.no_loudness_match)  # fmt: skip
+    return CoverSettings.build(separation, mix, args.backing)
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    from core.progress import tqdm_progress
+
+    if args.input is None and (args.vocals is None or args.instrumental is None):
+        raise SvcoverError("give --input SONG, or both --vocals FILE and --instrumental FILE")
+    if args.input is not None and (args.vocals is not None or args.instrumental is not None):
+        raise SvcoverError("give --input SONG or --vocals/--instrumental, not both")
+    settings = settings_from_args(args)
+    check_output_path(args.output)
+    convert_fn = _voice_convert_fn(args)
+    with tqdm_progress("cover") as progress:
+        result = make_cover(args.output, convert_fn, song=args.input, vocals=args.vocals,
+                            instrumental=args.instrumental, settings=settings, progress=progress)  # fmt: skip
+    times = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
+    print(f"wrote {result.output} ({times})")
+    return 0

@@ -1,0 +1,177 @@
+"""Environment doctor: ``python -m core doctor`` and the panel in the Models tab.
+
+Checks Python, torch and its CUDA/MPS support, the GPU and its free memory, onnxruntime's
+execution providers, ffmpeg, free disk space under ``logs/`` and the pretrained files. Each check
+is ok / warn / fail; only a fail (no torch, no ffmpeg, unsupported Python) makes the CLI exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+MIN_FREE_GB_WARN = 10.0
+MIN_FREE_GB_FAIL = 1.0
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # "ok" | "warn" | "fail"
+    detail: str
+
+
+def check_python() -> Check:
+    v = sys.version_info
+    text = f"{v.major}.{v.minor}.{v.micro} ({sys.executable})"
+    if (3, 10) <= (v.major, v.minor) <= (3, 12):
+        return Check("Python", OK, text)
+    if (v.major, v.minor) > (3, 12):
+        return Check("Python", WARN, f"{text}: newer than the tested 3.10-3.12; some wheels may be missing")
+    return Check("Python", FAIL, f"{text}: svcover needs Python 3.10-3.12")
+
+
+def _nvidia_smi_gpus() -> list[str]:
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return []
+    try:
+        out = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [ln.strip() for ln in out.stdout.splitlines() if ln.strip().startswith("GPU")] if out.returncode == 0 else []
+
+
+def check_torch() -> tuple[list[Check], bool]:
+    """torch version, CUDA / MPS and the GPU; also returns whether a GPU exists at all."""
+    try:
+        import torch
+    except Exception as e:  # ImportError, or a broken CUDA DLL raising OSError on Windows
+        gpus = _nvidia_smi_gpus()
+        return [Check("torch", FAIL, f"cannot import torch ({type(e).__name__}: {e}); rerun the launcher")], bool(gpus)
+    checks = [Check("torch", OK, torch.__version__)]
+    has_gpu = False
+    if torch.cuda.is_available():
+        has_gpu = True
+        idx = torch.cuda.current_device()
+        name = torch.cuda.get_device_name(idx)
+        try:
+            free, total = torch.cuda.mem_get_info(idx)
+            mem = f"{free / 2**30:.1f} GB free of {total / 2**30:.1f} GB"
+        except RuntimeError:
+            mem = "free memory unknown"
+        checks.append(Check("CUDA", OK, f"CUDA {torch.version.cuda}, {name}, {mem}"))
+        if "free" in mem and free < 3 * 2**30:
+            checks.append(Check("GPU memory", WARN, f"only {free / 2**30:.1f} GB free: close other GPU programs or "
+                                                    "lower the batch size"))
+    else:
+        gpus = _nvidia_smi_gpus()
+        if gpus:
+            has_gpu = True
+            checks.append(Check("CUDA", WARN, f"{gpus[0]} found but this torch build has no CUDA "
+                                              f"({torch.__version__}); delete .venv and rerun the launcher"))
+        else:
+            checks.append(Check("CUDA", OK, "no NVIDIA GPU: running on the CPU (slow for training)"))
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        has_gpu = True
+        checks.append(Check("MPS", OK, "Apple GPU (MPS) available"))
+    return checks, has_gpu
+
+
+def check_onnxruntime(has_gpu: bool) -> Check:
+    try:
+        import onnxruntime
+    except Exception as e:
+        return Check("onnxruntime", WARN, f"not importable ({type(e).__name__}); vocal separation will not work")
+    providers = onnxruntime.get_available_providers()
+    text = f"{onnxruntime.__version__}: {', '.join(providers)}"
+    gpu_providers = {"CUDAExecutionProvider", "DmlExecutionProvider", "ROCMExecutionProvider", "CoreMLExecutionProvider"}
+    if has_gpu and not gpu_providers & set(providers):
+        return Check("onnxruntime", WARN, f"{text}: a GPU exists but onnxruntime has no GPU provider; install "
+                                          "onnxruntime-gpu for faster vocal separation")
+    return Check("onnxruntime", OK, text)
+
+
+def check_ffmpeg() -> Check:
+    exe = shutil.which("ffmpeg")
+    if not exe:
+        return Check("ffmpeg", FAIL, "ffmpeg not found on PATH: install it (ffmpeg.org; Windows: winget install ffmpeg)")
+    try:
+        out = subprocess.run([exe, "-version"], capture_output=True, text=True, timeout=15)
+        first = out.stdout.splitlines()[0] if out.stdout else "unknown version"
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return Check("ffmpeg", FAIL, f"{exe} does not run ({e})")
+    return Check("ffmpeg", OK, first)
+
+
+def check_disk(path: Path | None = None) -> Check:
+    from core.experiment import logs_root
+
+    target = path or logs_root()
+    probe = target
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free_gb = shutil.disk_usage(probe).free / 2**30
+    text = f"{free_gb:.1f} GB free in {target}"
+    if free_gb < MIN_FREE_GB_FAIL:
+        return Check("disk", FAIL, f"{text}: training and caches need several GB")
+    if free_gb < MIN_FREE_GB_WARN:
+        return Check("disk", WARN, f"{text}: feature caches and checkpoints may fill it")
+    return Check("disk", OK, text)
+
+
+def check_pretrained(verify: bool = False) -> list[Check]:
+    from core.pretrained import REGISTRY, all_status, pretrained_root
+
+    checks = []
+    for entry, st in zip(REGISTRY, all_status(verify=verify), strict=True):
+        if st.usable:
+            checks.append(Check(f"pretrained {entry.name}", OK, st.detail))
+        else:
+            checks.append(Check(f"pretrained {entry.name}", WARN,
+                                f"{st.detail} in {pretrained_root()}: run 'python -m core download {entry.name}' "
+                                f"(needed by {entry.used_by})"))
+    return checks
+
+
+def run_doctor(verify_checksums: bool = False) -> list[Check]:
+    """Every check, in display order."""
+    checks = [check_python()]
+    torch_checks, has_gpu = check_torch()
+    checks += torch_checks
+    checks.append(check_onnxruntime(has_gpu))
+    checks.append(check_ffmpeg())
+    checks.append(check_disk())
+    checks += check_pretrained(verify=verify_checksums)
+    return checks
+
+
+def format_report(checks: list[Check]) -> str:
+    marks = {OK: "[ ok ]", WARN: "[warn]", FAIL: "[FAIL]"}
+    lines = [f"{marks[c.status]} {c.name:<30} {c.detail}" for c in checks]
+    fails = sum(c.status == FAIL for c in checks)
+    warns = sum(c.status == WARN for c in checks)
+    lines.append(f"{fails} problem(s), {warns} warning(s)")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+    parser.add_argument("--verify-checksums", action="store_true",
+                        help="also check the sha256 of present pretrained files (reads every file once, then cached)")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    checks = run_doctor(verify_checksums=args.verify_checksums)
+    if args.json:
+        print(json.dumps([asdict(c) for c in checks], indent=1))
+    else:
+        print(format_report(checks))
+    return 1 if any(c.status == FAIL for c in checks) else 0

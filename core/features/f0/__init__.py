@@ -1,0 +1,181 @@
+"""F0 (pitch) estimation on the project's mel grid.
+
+``estimate_f0(wav44k, method)`` returns one value per mel frame (``n_frames(N) = N // 512 + 1``
+frames, frame i centred on sample i*512 of the 44.1 kHz input), in Hz with 0 for unvoiced frames.
+``continuous_f0(f0)`` gives the interpolated copy used for conditioning.
+
+Methods (:data:`F0_METHODS`):
+
+* ``rmvpe`` (default): RMVPE network, needs ``pretrained/rmvpe/rmvpe.pt`` (``python -m core download rmvpe``).
+* ``fcpe``: FCPE network; its weights ship inside the ``torchfcpe`` wheel, installed without
+  dependencies, so it works with no download.
+* ``harvest``: WORLD's Harvest (pyworld), CPU only, slow but robust.
+* ``parselmouth``: Praat autocorrelation, CPU only, fast.
+
+Neural models are loaded once per process and (path, device) (see :func:`load_model`).
+Heavy libraries are imported only when a method runs.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import SvcoverError
+from core.features.f0.common import (
+    DEFAULT_F0_MAX,
+    DEFAULT_F0_MIN,
+    continuous_f0,
+    fix_octave_errors,
+    limit_range,
+    median_smooth,
+    postprocess,
+    to_grid,
+)
+
+__all__ = [
+    "F0Method",
+    "F0_METHODS",
+    "DEFAULT_F0_MIN",
+    "DEFAULT_F0_MAX",
+    "estimate_f0",
+    "continuous_f0",
+    "fix_octave_errors",
+    "limit_range",
+    "median_smooth",
+    "load_model",
+    "clear_model_cache",
+]
+
+
+class F0Method(str, enum.Enum):
+    RMVPE = "rmvpe"
+    FCPE = "fcpe"
+    HARVEST = "harvest"
+    PARSELMOUTH = "parselmouth"
+
+
+F0_METHODS: tuple[str, ...] = tuple(m.value for m in F0Method)
+NEURAL_SAMPLE_RATE = 16000  # RMVPE and FCPE read 16 kHz audio at 100 frames per second
+NEURAL_HOP = 160
+
+_CACHE: dict[tuple[str, str, str], Any] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+class UnknownF0MethodError(SvcoverError, ValueError):
+    """An F0 method name outside :data:`F0_METHODS`."""
+
+
+def parse_method(method: str | F0Method) -> F0Method:
+    try:
+        return F0Method(str(getattr(method, "value", method)).lower())
+    except ValueError:
+        raise UnknownF0MethodError(f"unknown F0 method {method!r}: use one of {', '.join(F0_METHODS)}") from None
+
+
+def load_model(method: str | F0Method, device: str = "cpu", path: str | Path | None = None) -> Any:
+    """The RMVPE or FCPE model for ``device``, loaded once per process per (file, device).
+
+    ``path`` overrides the default file (``pretrained/rmvpe/rmvpe.pt``; FCPE's bundled weights).
+    """
+    kind = parse_method(method)
+    if kind == F0Method.RMVPE:
+        from core.features.f0.rmvpe import Rmvpe
+
+        if path is None:
+            from core import pretrained
+
+            path = pretrained.require(pretrained.RMVPE, download_name="rmvpe")
+        loader = Rmvpe.from_checkpoint
+    elif kind == F0Method.FCPE:
+        from core.features.f0.fcpe import Fcpe, weight_path
+
+        path = weight_path() if path is None else path
+        loader = Fcpe.from_checkpoint
+    else:
+        raise UnknownF0MethodError(f"F0 method {kind.value!r} has no model file")
+    key = (kind.value, str(Path(path).resolve()), str(device))
+    with _CACHE_LOCK:
+        model = _CACHE.get(key)
+        if model is None:
+            model = loader(path, device)
+            _CACHE[key] = model
+    return model
+
+
+def clear_model_cache() -> None:
+    """Forget loaded models (frees their memory; the next call reloads)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def estimate_f0(
+    wav44k: np.ndarray,
+    method: str | F0Method = "rmvpe",
+    device: str = "cpu",
+    *,
+    f0_min: float = DEFAULT_F0_MIN,
+    f0_max: float = DEFAULT_F0_MAX,
+    median_size: int = 0,
+    octave_fix: bool = True,
+    threshold: float | None = None,
+    rmvpe_pad: str = "reflect",
+    model_path: str | Path | None = None,
+) -> np.ndarray:
+    """F0 in Hz per mel frame (``[N // 512 + 1]`` float32, 0 = unvoiced) of mono 44.1 kHz audio.
+
+    Parameters
+    ----------
+    wav44k: mono float waveform at 44 100 Hz in [-1, 1].
+    method: one of :data:`F0_METHODS`.
+    device: torch device for the neural methods (harvest/parselmouth always run on the CPU).
+    f0_min, f0_max: frames outside this range (Hz) become unvoiced; also the search range of
+        harvest and parselmouth.
+    median_size: odd median-filter length in frames over voiced values (0 = off).
+    octave_fix: repair short octave jumps (see :func:`fix_octave_errors`).
+    threshold: voicing threshold of the neural methods' salience (defaults: RMVPE 0.03, FCPE 0.006).
+    rmvpe_pad: "reflect" (classic RVC, default) or "zero" (current RVC) padding of RMVPE's input.
+    model_path: use this RMVPE/FCPE file instead of the default one.
+
+    Raises ``BadAudioError`` for NaN/inf samples or a non-mono array, ``MissingPretrainedError``
+    when the model file is missing, ``CheckpointError`` for an unusable model file.
+    """
+    from core.features.mel import as_waveform, frame_times, n_frames
+
+    kind = parse_method(method)
+    wav = as_waveform(wav44k)
+    times = frame_times(n_frames(wav.size))
+    if kind in (F0Method.RMVPE, F0Method.FCPE):
+        model = load_model(kind, device, model_path)
+        wav16 = _to_16k(wav)
+        if kind == F0Method.RMVPE:
+            raw = model.f0(wav16, threshold=0.03 if threshold is None else threshold, pad=rmvpe_pad)
+        else:
+            raw = model.f0(wav16, threshold=0.006 if threshold is None else threshold)
+        raw_times = np.arange(raw.size, dtype=np.float64) * (NEURAL_HOP / NEURAL_SAMPLE_RATE)
+        f0 = to_grid(raw, raw_times, times)
+    elif kind == F0Method.HARVEST:
+        from core.features.f0.world import harvest
+
+        f0 = harvest(_to_16k(wav), NEURAL_SAMPLE_RATE, times, f0_min=f0_min, f0_max=f0_max)
+    else:
+        from core.features.f0.praat import praat_f0
+
+        f0 = praat_f0(_to_16k(wav), NEURAL_SAMPLE_RATE, times, f0_min=f0_min, f0_max=f0_max)
+    return postprocess(f0, f0_min=f0_min, f0_max=f0_max, median_size=median_size, octave_fix=octave_fix)
+
+
+def _to_16k(wav44k: np.ndarray) -> np.ndarray:
+    """High-quality resampling 44.1 kHz -> 16 kHz (soxr)."""
+    import soxr
+
+    from core.features.mel import SAMPLE_RATE
+
+    if wav44k.size == 0:
+        return np.zeros(0, dtype=np.float32)
+    return np.ascontiguousarray(soxr.resample(wav44k, SAMPLE_RATE, NEURAL_SAMPLE_RATE, quality="HQ"), dtype=np.float32)

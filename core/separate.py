@@ -1,0 +1,609 @@
+"""Vocal separation on the ``audio-separator`` package, offline, chunked and cached per song.
+
+A song goes through up to three separation passes, each one audio-separator model:
+
+1. vocals / instrumental (``--separator``, default :data:`DEFAULT_VOCAL_MODEL`);
+2. optional lead / backing split of the vocals (a karaoke model);
+3. optional de-reverb of the lead vocal.
+
+Design choices (see docs/cover.md):
+
+* Only audio-separator's public ``Separator`` API is used (``load_model`` + ``separate``), so any
+  architecture it supports works. svcover installs it with ``--no-deps`` because its declared
+  dependencies pull torchvision / another torch build; the MDX (ONNX Runtime) path needs only ``six``
+  beyond our own requirements. Its MDX module imports ``onnx2torch`` (which imports torchvision) only
+  to convert models whose segment size differs from the model's ``dim_t``; we always run MDX models
+  at their own ``dim_t`` through ONNX Runtime, so when onnx2torch is absent a stub stands in for it.
+* Offline: model files and audio-separator's metadata files (``download_checks.json``,
+  ``mdx_model_data.json``, ``vr_model_data.json``) live in ``pretrained/uvr/``. The separator's
+  downloader is replaced by a guard that raises :class:`MissingPretrainedError` naming the file, so
+  no network access can ever happen during separation.
+* Memory stays bounded whatever the song length: the song is decoded once to a stereo 44.1 kHz
+  float wav on disk and separated in windows of ``chunk_seconds`` that overlap by
+  ``overlap_seconds``; overlaps are joined with sin²/cos² weights (they sum to one, which is right
+  for the strongly correlated outputs of the same model on the same audio).
+* Each pass is cached under ``<logs>/.stems/<input sha>/<model>/`` with a JSON sidecar of its
+  arguments, written last: a re-run with the same song and settings skips separation entirely.
+  The folder starts with ``.`` so it is never listed as an experiment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import types
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import MissingPretrainedError, SvcoverError
+from core.experiment import logs_root
+from core.progress import ProgressFn, report, scaled
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 44100
+# UVR-MDX-NET-Voc_FT: a vocal MDX-Net model that runs through ONNX Runtime alone (CPU, CUDA or
+# DirectML), fast on CPU and light on a 6 GB GPU, and the usual choice of RVC cover tools. Higher-SDR
+# BS-/Mel-Roformer models work too (--separator) but need einops, rotary-embedding-torch, beartype
+# and ml_collections, which svcover does not install or test.
+DEFAULT_VOCAL_MODEL = "UVR-MDX-NET-Voc_FT.onnx"
+DEFAULT_KARAOKE_MODEL = "UVR_MDXNET_KARA_2.onnx"  # lead vocal vs. backing vocals
+DEFAULT_DEREVERB_MODEL = "Reverb_HQ_By_FoxJoy.onnx"  # dry vocal vs. reverb tail
+METADATA_FILES = ("download_checks.json", "mdx_model_data.json", "vr_model_data.json")
+DOWNLOAD_NAME = "uvr"  # `python -m core download uvr`
+CACHE_DIRNAME = ".stems"
+STEM_FORMAT = "wav"  # 32-bit float: stems may pass 1.0 (mp3 songs do), which 16/24-bit files would clip
+_CACHE_VERSION = 1
+# Stem names (lower case) audio-separator models use for what each pass keeps.
+_VOCAL_NAMES = ("vocals", "lead vocals", "lead_only")
+_DRY_NAMES = ("no reverb", "no echo", "no reverb/echo", "dry", "no noise")
+NO_VOCALS_DB = -45.0  # a vocal stem quieter than this (RMS dBFS) counts as "no vocals"
+
+
+class SeparationError(SvcoverError):
+    """Separation could not run (unknown model, unreadable metadata, failed pass)."""
+
+
+@dataclass(frozen=True)
+class SeparationSettings:
+    """Every argument that changes the stems; part of the cache key."""
+
+    model: str = DEFAULT_VOCAL_MODEL
+    split_backing: bool = False
+    karaoke_model: str = DEFAULT_KARAOKE_MODEL
+    dereverb: bool = False
+    dereverb_model: str = DEFAULT_DEREVERB_MODEL
+    chunk_seconds: float = 30.0
+    overlap_seconds: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.chunk_seconds <= 2 * self.overlap_seconds or self.overlap_seconds < 0:
+            raise SvcoverError(
+                f"chunk of {self.chunk_seconds} s must be longer than twice the {self.overlap_seconds} s overlap"
+            )
+        for name in (self.model, self.karaoke_model, self.dereverb_model):
+            if not name or Path(name).name != name:
+                raise SvcoverError(f"separation model {name!r}: give a file name inside pretrained/uvr/, not a path")
+
+
+@dataclass
+class Stems:
+    """The files of one separated song. ``vocals`` is the lead vocal to convert."""
+
+    song: Path
+    song_sha256: str
+    vocals: Path
+    instrumental: Path
+    backing: Path | None = None
+    full_vocals: Path | None = None  # before the lead/backing split and de-reverb
+    vocals_rms_db: float = 0.0
+    cached: bool = True  # every pass came from the cache
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def has_vocals(self) -> bool:
+        return self.vocals_rms_db > NO_VOCALS_DB
+
+
+# ----------------------------------------------------------------------------------------------
+# Locations, hashes, environment checks
+
+
+def uvr_dir() -> Path:
+    """``<pretrained>/uvr``: separation models and audio-separator's metadata files."""
+    from core.pretrained import UVR_DIR, pretrained_root
+
+    return pretrained_root() / UVR_DIR
+
+
+def stems_cache_root() -> Path:
+    """``<logs>/.stems``: stems shared by every experiment (a dot-folder, never listed as one)."""
+    return logs_root() / CACHE_DIRNAME
+
+
+def file_sha256(path: str | Path, block: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_md5(path: Path) -> str:
+    """The hash audio-separator looks models up by: MD5 of the last 10,240,000 bytes (or the whole file)."""
+    size_to_hash = 10000 * 1024
+    with open(path, "rb") as f:
+        size = path.stat().st_size
+        if size >= size_to_hash:
+            f.seek(size - size_to_hash)
+        return hashlib.md5(f.read()).hexdigest()
+
+
+def _missing(path: Path) -> MissingPretrainedError:
+    return MissingPretrainedError(
+        f"missing separation file {path}: fetch it with 'python -m core download {DOWNLOAD_NAME}' or copy it there by hand"
+    )
+
+
+def check_model_files(model: str, model_dir: Path | None = None) -> Path:
+    """Path of ``model`` in ``model_dir`` after checking it and the metadata files are all there.
+
+    Raises :class:`MissingPretrainedError` naming the first missing file.
+    """
+    model_dir = model_dir or uvr_dir()
+    for name in (model, *METADATA_FILES):
+        if not (model_dir / name).is_file():
+            raise _missing(model_dir / name)
+    return model_dir / model
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as e:
+        raise SeparationError(f"{path}: unreadable metadata file ({e.__class__.__name__}); fetch it again") from None
+    if not isinstance(data, dict):
+        raise SeparationError(f"{path}: metadata file is not a JSON object; fetch it again")
+    return data
+
+
+def mdx_segment_size(model_path: Path) -> int | None:
+    """``2**mdx_dim_t_set`` of an MDX (.onnx) model from mdx_model_data.json, None for other architectures.
+
+    Running an MDX model at its own dim_t keeps it on ONNX Runtime (no onnx2torch conversion).
+    """
+    if model_path.suffix.lower() != ".onnx":
+        return None
+    data_path = model_path.parent / "mdx_model_data.json"
+    entry = _read_json(data_path).get(model_md5(model_path))
+    if entry is None:
+        with contextlib.suppress(Exception):
+            from importlib import resources
+
+            bundled = json.loads(resources.files("audio_separator").joinpath("model-data.json").read_text("utf-8"))
+            entry = bundled.get("mdx_model_data", {}).get(model_md5(model_path))
+    if entry is None:
+        raise SeparationError(
+            f"{model_path}: not an MDX model listed in {data_path.name} (MD5 {model_md5(model_path)}); "
+            "the file may be damaged or from another program"
+        )
+    return 2 ** int(entry["mdx_dim_t_set"])
+
+
+def gpu_warning() -> str | None:
+    """A warning when torch sees a CUDA GPU but ONNX Runtime cannot use it (separation then runs on CPU)."""
+    try:
+        import onnxruntime as ort
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        return None
+    return (
+        "a CUDA GPU is present but onnxruntime has no CUDAExecutionProvider: separation runs on the CPU "
+        "(slow). Install the GPU build: pip uninstall onnxruntime && pip install onnxruntime-gpu"
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# audio-separator session
+
+
+def _ensure_onnx2torch_importable() -> None:
+    """Let audio-separator's MDX module import without onnx2torch (which needs torchvision).
+
+    onnx2torch is only used to run an MDX model at a segment size other than its dim_t; svcover
+    never does that, so the stub raises a clear error if it is ever reached.
+    """
+    import importlib.util
+
+    if "onnx2torch" in sys.modules or importlib.util.find_spec("onnx2torch") is not None:
+        return
+    stub = types.ModuleType("onnx2torch")
+
+    def convert(*_args, **_kwargs):
+        raise SeparationError("this MDX model needs onnx2torch (segment size differs from dim_t), which svcover does not install")
+
+    stub.convert = convert  # type: ignore[attr-defined]
+    sys.modules["onnx2torch"] = stub
+
+
+@contextlib.contextmanager
+def _audio_separator_env() -> object:
+    """Silence audio-separator's global warning filter and ignore its model-dir override variable."""
+    saved = os.environ.pop("AUDIO_SEPARATOR_MODEL_DIR", None)
+    try:
+        with warnings.catch_warnings():
+            # torch deprecation notes and a 0/0 in audio-separator's padding region, both harmless
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        if saved is not None:
+            os.environ["AUDIO_SEPARATOR_MODEL_DIR"] = saved
+
+
+class _Session:
+    """One loaded audio-separator model writing float wav stems into ``work_dir``."""
+
+    def __init__(self, model: str, model_dir: Path, work_dir: Path):
+        model_path = check_model_files(model, model_dir)
+        segment_size = mdx_segment_size(model_path)
+        _ensure_onnx2torch_importable()
+        with _audio_separator_env():
+            try:
+                from audio_separator.separator import Separator
+            except ImportError as e:
+                raise SeparationError(
+                    f"audio-separator is not installed ({e}); run: pip install --no-deps -r requirements-nodeps.txt"
+                ) from None
+            mdx_params = {"hop_length": 1024, "segment_size": segment_size or 256, "overlap": 0.25,
+                          "batch_size": 1, "enable_denoise": False}  # fmt: skip
+            self.separator = Separator(
+                log_level=logging.ERROR,  # it logs routine steps as warnings; we check providers ourselves
+                model_file_dir=str(model_dir),
+                output_dir=str(work_dir),
+                output_format="WAV",
+                use_soundfile=True,  # float in -> float out, no pydub round trip
+                normalization_threshold=1.0,  # never rescale a stem unless it would clip
+                sample_rate=SAMPLE_RATE,
+                mdx_params=mdx_params,
+            )
+            # Everything must already be on disk: any download attempt names the missing file instead.
+            self.separator.download_file_if_not_exists = _refuse_download
+            try:
+                self.separator.load_model(model)
+            except SvcoverError:
+                raise
+            except ValueError as e:
+                raise SeparationError(f"{model_path}: audio-separator cannot load it ({_first_line(e)})") from None
+        instance = self.separator.model_instance
+        self.primary: str = instance.primary_stem_name
+        self.secondary: str = instance.secondary_stem_name
+        self.compensate = float(getattr(instance, "compensate", 1.0) or 1.0)
+        self.work_dir = work_dir
+        self.model = model
+
+    def separate(self, wav_path: Path) -> tuple[np.ndarray, np.ndarray]:
+        """(primary, secondary) float32 [N, 2] arrays of one chunk."""
+        import soundfile as sf
+
+        names = {self.primary: "primary", self.secondary: "secondary"}
+        # audio-separator draws a tqdm bar per call on stderr; svcover reports progress itself.
+        with _audio_separator_env(), contextlib.redirect_stderr(io.StringIO()):
+            files = self.separator.separate(str(wav_path), custom_output_names=names)
+        out = {}
+        for name in files:
+            path = Path(name) if Path(name).is_absolute() else self.work_dir / name
+            out[path.stem] = sf.read(str(path), dtype="float32", always_2d=True)[0]
+            path.unlink()
+        if set(out) != {"primary", "secondary"}:
+            raise SeparationError(f"{self.model}: audio-separator wrote {sorted(out)} instead of two stems")
+        return out["primary"], out["secondary"]
+
+
+def _refuse_download(url: str, output_path: str) -> None:
+    if os.path.isfile(output_path):
+        return
+    raise _missing(Path(output_path))
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:200] if text else e.__class__.__name__
+
+
+# ----------------------------------------------------------------------------------------------
+# Decoding and chunked passes
+
+
+def decode_stereo(song: Path, out_wav: Path, sr: int = SAMPLE_RATE) -> None:
+    """Decode any ffmpeg-readable file to a stereo float wav (mono is duplicated, more channels downmixed)."""
+    from core.audio import _last_line, ffmpeg_binary, probe_audio
+
+    probe_audio(song)  # clear one-line errors for missing / empty / non-audio files
+    cmd = [ffmpeg_binary(), "-nostdin", "-v", "error", "-y", "-i", str(song), "-map", "0:a:0", "-vn",
+           "-ac", "2", "-ar", str(sr), "-acodec", "pcm_f32le", "-f", "wav", str(out_wav)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True)
+    if proc.returncode != 0 or not out_wav.is_file():
+        from core.errors import AudioDecodeError
+
+        raise AudioDecodeError(f"{song}: cannot decode audio ({_last_line(proc.stderr)})")
+
+
+def _crossfade_weights(n: int) -> tuple[np.ndarray, np.ndarray]:
+    t = (np.arange(n, dtype=np.float32) + 0.5) / max(n, 1)
+    fade_in = np.sin(0.5 * np.pi * t) ** 2
+    return (1.0 - fade_in)[:, None], fade_in[:, None]
+
+
+def chunk_starts(n_frames: int, chunk: int, overlap: int) -> list[int]:
+    """Start frames of windows of ``chunk`` frames overlapping by ``overlap`` that cover ``n_frames``.
+
+    Every window but the last is full; the last one is longer than the overlap.
+    """
+    starts = [0]
+    while starts[-1] + chunk < n_frames:
+        starts.append(starts[-1] + chunk - overlap)
+    return starts
+
+
+def _run_pass(
+    session: _Session,
+    input_wav: Path,
+    out_dir: Path,
+    target_names: tuple[str, ...],
+    file_names: tuple[str, str],
+    settings: SeparationSettings,
+    progress: ProgressFn | None,
+) -> tuple[Path, Path, float]:
+    """Separate ``input_wav`` chunk by chunk into ``out_dir/<file_names>``; returns the paths and the target RMS dB."""
+    import soundfile as sf
+
+    from core.fsutil import atomic_path
+
+    target_is_primary = session.primary.lower() in target_names or session.secondary.lower() not in target_names
+    if session.primary.lower() not in target_names and session.secondary.lower() not in target_names:
+        log.warning("%s: stems are %r/%r; keeping %r as %s", session.model, session.primary, session.secondary,
+                    session.primary, file_names[0])  # fmt: skip
+    info = sf.info(str(input_wav))
+    n_frames, sr = info.frames, info.samplerate
+    chunk = int(settings.chunk_seconds * sr)
+    overlap = int(settings.overlap_seconds * sr)
+    starts = chunk_starts(n_frames, chunk, overlap)
+    fade_out, fade_in = _crossfade_weights(overlap)
+    target_path, other_path = out_dir / f"{file_names[0]}.{STEM_FORMAT}", out_dir / f"{file_names[1]}.{STEM_FORMAT}"
+    sum_sq, count = 0.0, 0
+    with (
+        atomic_path(target_path) as tmp_target,
+        atomic_path(other_path) as tmp_other,
+        sf.SoundFile(str(input_wav)) as reader,
+    ):
+        work_dir = session.work_dir
+        writers = [sf.SoundFile(str(p), "w", sr, 2, subtype="FLOAT", format="WAV") for p in (tmp_target, tmp_other)]
+        pending: list[np.ndarray | None] = [None, None]
+        try:
+            for i, start in enumerate(starts):
+                last = i == len(starts) - 1
+                reader.seek(start)
+                block = reader.read(min(chunk, n_frames - start), dtype="float32", always_2d=True)
+                primary, secondary = _separate_block(session, block, sr, work_dir / f"chunk{i:05d}.wav")
+                outputs = (primary, secondary) if target_is_primary else (secondary, primary)
+                for k, (writer, y) in enumerate(zip(writers, outputs, strict=True)):
+                    head = 0
+                    if pending[k] is not None:
+                        writer.write(pending[k] * fade_out + y[:overlap] * fade_in)
+                        head = overlap
+                    end = len(y) if last else len(y) - overlap
+                    body = y[head:end]
+                    writer.write(body)
+                    if k == 0:
+                        sum_sq += float(np.square(body, dtype=np.float64).sum())
+                        count += body.size
+                    pending[k] = None if last else y[end:].copy()
+                report(progress, (i + 1) / len(starts), f"{session.model}: chunk {i + 1}/{len(starts)}")
+        finally:
+            for writer in writers:
+                writer.close()
+    rms_db = 10 * np.log10(sum_sq / max(count, 1) + 1e-20)
+    return target_path, other_path, float(rms_db)
+
+
+def _separate_block(session: _Session, block: np.ndarray, sr: int, chunk_wav: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Separate one block, scaled to a peak of exactly 1.0 on the way in and back on the way out.
+
+    audio-separator's MDX path multiplies its output by the input's peak, which is only right when
+    the input was normalised to the threshold (1.0 here); a chunk at peak 1.0 makes the gain the same
+    for every chunk, so chunks join without level steps.
+    """
+    import soundfile as sf
+
+    peak = float(np.abs(block).max()) if block.size else 0.0
+    if peak < 1e-6:  # digital silence: nothing to separate (and the model would divide by zero)
+        zeros = np.zeros_like(block)
+        return zeros, zeros.copy()
+    scaled_block = block / peak
+    sf.write(str(chunk_wav), scaled_block, sr, subtype="FLOAT")
+    try:
+        primary, secondary = session.separate(chunk_wav)
+    finally:
+        chunk_wav.unlink(missing_ok=True)
+    primary, secondary = _fit_length(primary, len(block)), _fit_length(secondary, len(block))
+    primary, secondary = _undo_output_normalisation(scaled_block, primary, secondary, session.compensate)
+    return primary * peak, secondary * peak
+
+
+def _undo_output_normalisation(
+    mix: np.ndarray, primary: np.ndarray, secondary: np.ndarray, compensate: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Restore a stem audio-separator scaled down to peak 1.0 because it went past the mix's peak.
+
+    That happens when a stem is louder than the mix (parts that cancel in the mix), and the scale
+    differs per chunk. The stems satisfy ``mix = compensate * primary + secondary`` before scaling,
+    so a least-squares fit of the mix on the two returned stems gives back both scale factors.
+    """
+
+    def squashed(x: np.ndarray) -> bool:
+        return abs(float(np.abs(x).max()) - 1.0) < 1e-6
+
+    if not (squashed(primary) or squashed(secondary)):
+        return primary, secondary
+    design = np.stack([primary.ravel(), secondary.ravel()], axis=1).astype(np.float64)
+    (a, b), *_ = np.linalg.lstsq(design, mix.ravel().astype(np.float64), rcond=None)
+    if not (np.isfinite(a) and np.isfinite(b)) or a <= 0 or b <= 0:
+        return primary, secondary
+    return (primary * np.float32(a / compensate)).astype(np.float32), (secondary * np.float32(b)).astype(np.float32)
+
+
+def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
+    if y.ndim == 1:
+        y = y[:, None]
+    if y.shape[1] == 1:
+        y = np.repeat(y, 2, axis=1)
+    if len(y) >= n:
+        return y[:n]
+    return np.pad(y, ((0, n - len(y)), (0, 0)))
+
+
+def _slug(model: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", model)[:80]
+
+
+def _cached_pass(
+    input_path: Path,
+    input_sha: str,
+    model: str,
+    target_names: tuple[str, ...],
+    file_names: tuple[str, str],
+    settings: SeparationSettings,
+    cache_root: Path,
+    model_dir: Path,
+    progress: ProgressFn | None,
+) -> tuple[Path, Path, float, bool]:
+    """One separation pass, reused from ``cache_root`` when the sidecar says it was done with these arguments."""
+    from core.config import save_json
+
+    out_dir = cache_root / input_sha[:16] / _slug(model)
+    sidecar = out_dir / "stems.json"
+    args = {
+        "version": _CACHE_VERSION,
+        "input_sha256": input_sha,
+        "model": model,
+        "model_md5": model_md5(check_model_files(model, model_dir)),
+        "chunk_seconds": settings.chunk_seconds,
+        "overlap_seconds": settings.overlap_seconds,
+        "files": [f"{name}.{STEM_FORMAT}" for name in file_names],
+    }
+    if sidecar.is_file():
+        with contextlib.suppress(Exception):
+            previous = json.loads(sidecar.read_text(encoding="utf-8"))
+            paths = [out_dir / name for name in args["files"]]
+            if previous.get("args") == args and all(p.is_file() for p in paths):
+                report(progress, 1.0, f"{model}: stems from cache")
+                return paths[0], paths[1], float(previous["target_rms_db"]), True
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report(progress, 0.0, f"{model}: loading")
+    # Temporary files start with "." and live beside the stems, so a crash leaves nothing that looks finished.
+    with tempfile.TemporaryDirectory(prefix=".work-", dir=out_dir) as tmp:
+        wav = Path(tmp) / "input.wav"
+        decode_stereo(input_path, wav)
+        session = _Session(model, model_dir, Path(tmp))
+        target, other, rms_db = _run_pass(session, wav, out_dir, target_names, file_names, settings, progress)
+    # The sidecar is written last: its presence means both stems are complete.
+    save_json(sidecar, {"args": args, "source": str(input_path), "target_rms_db": rms_db,
+                        "model_stems": [session.primary, session.secondary]})  # fmt: skip
+    return target, other, rms_db, False
+
+
+def separate_song(
+    song: str | Path,
+    settings: SeparationSettings | None = None,
+    *,
+    cache_root: Path | None = None,
+    model_dir: Path | None = None,
+    progress: ProgressFn | None = None,
+) -> Stems:
+    """Separate ``song`` into lead vocal, instrumental and (optionally) backing vocals.
+
+    Parameters:
+        song: any audio file ffmpeg decodes (mono, stereo or multichannel; it is made stereo 44.1 kHz).
+        settings: models and options; every field is part of the cache key.
+        cache_root: where stems are cached (default :func:`stems_cache_root`).
+        model_dir: folder of models and metadata files (default :func:`uvr_dir`).
+        progress: callback ``(fraction, message)``.
+
+    Returns:
+        :class:`Stems` with the file paths, the vocal level and warnings (no vocals, GPU unused).
+
+    Raises:
+        MissingPretrainedError: a model or metadata file is missing (named in the message).
+        AudioDecodeError: the song cannot be read.
+    """
+    from core.errors import AudioDecodeError
+
+    settings = settings or SeparationSettings()
+    song = Path(song)
+    if not song.is_file():
+        raise AudioDecodeError(f"{song}: file not found")
+    model_dir = model_dir or uvr_dir()
+    cache_root = cache_root or stems_cache_root()
+    # Check every file of every pass before the long work starts.
+    passes = [settings.model]
+    if settings.split_backing:
+        passes.append(settings.karaoke_model)
+    if settings.dereverb:
+        passes.append(settings.dereverb_model)
+    for model in passes:
+        check_model_files(model, model_dir)
+    warnings_out: list[str] = []
+    gpu = gpu_warning()
+    if gpu:
+        log.warning(gpu)
+        warnings_out.append(gpu)
+
+    weights = [3.0] + [1.0] * (len(passes) - 1)
+    bounds = np.cumsum([0.0, *weights]) / sum(weights)
+    song_sha = file_sha256(song)
+    vocals, instrumental, rms_db, cached = _cached_pass(
+        song, song_sha, settings.model, _VOCAL_NAMES, ("vocals", "instrumental"), settings, cache_root, model_dir,
+        scaled(progress, bounds[0], bounds[1]),
+    )  # fmt: skip
+    stems = Stems(song=song, song_sha256=song_sha, vocals=vocals, instrumental=instrumental, full_vocals=vocals,
+                  vocals_rms_db=rms_db, cached=cached, warnings=warnings_out)  # fmt: skip
+    if not stems.has_vocals:
+        message = f"{song}: no vocals found (vocal stem at {rms_db:.0f} dBFS); the cover will be the instrumental alone"
+        log.warning(message)
+        stems.warnings.append(message)
+        report(progress, 1.0, "no vocals found")
+        return stems
+    step = 1
+    if settings.split_backing:
+        lead, backing, rms_db, cached = _cached_pass(
+            vocals, file_sha256(vocals), settings.karaoke_model, _VOCAL_NAMES, ("lead", "backing"), settings,
+            cache_root, model_dir, scaled(progress, bounds[step], bounds[step + 1]),
+        )  # fmt: skip
+        stems.vocals, stems.backing, stems.vocals_rms_db = lead, backing, rms_db
+        stems.cached = stems.cached and cached
+        step += 1
+    if settings.dereverb:
+        dry, _reverb, rms_db, cached = _cached_pass(
+            stems.vocals, file_sha256(stems.vocals), settings.dereverb_model, _DRY_NAMES, ("dry", "reverb"), settings,
+            cache_root, model_dir, scaled(progress, bounds[step], bounds[step + 1]),
+        )  # fmt: skip
+        stems.vocals, stems.vocals_rms_db = dry, rms_db
+        stems.cached = stems.cached and cached
+    report(progress, 1.0, "separation done")
+    return stems

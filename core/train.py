@@ -1,0 +1,923 @@
+"""The Train stage: fit the diffusion decoder on one experiment's features. One loop, top to bottom.
+
+    python -m core train --exp NAME [--steps N] [--save-every K] [--batch-size B|auto] [--base PATH|pretrained]
+    torchrun --nproc_per_node 2 -m core train --exp NAME ...        # DDP, one process per GPU (gloo on CPU)
+
+Order of operations (see :func:`train`): read features -> split a few chunks off for validation ->
+build the model (from ``--base``, from scratch, or from the newest checkpoint of a previous run of the
+same experiment) -> loop: random crops, AdamW step under mixed precision, log ``metrics.jsonl`` and
+TensorBoard, validate and save every ``--save-every`` steps -> final save.
+
+Everything a resume needs lives in ``checkpoints/step_<N>.pt`` (model, optimizer, loss scaler, step,
+RNG states, configs, dataset stats); the learning-rate schedule is a pure function of the step and the
+config, so the step is its whole state. Files are written atomically, the 10 newest step checkpoints
+are kept, plus ``best.pt`` (lowest validation loss) and ``export/`` (fp16 safetensors + model card).
+A ``stop`` file in the experiment folder (the UI's Stop button), SIGTERM or Ctrl+C make the loop save
+and exit cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import os
+import re
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.errors import CheckpointError, NothingToDoError, SvcoverError
+from core.experiment import Experiment, visible_files
+from core.progress import ProgressFn, report
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from core.model.decoder import SvcDecoder
+
+log = logging.getLogger(__name__)
+
+KEEP_STEP_CHECKPOINTS = 10
+STOP_FILE_NAME = "stop"  # logs/<exp>/stop: ask a running training to save and exit
+STEP_PATTERN = re.compile(r"step_(\d+)\.pt")
+# Test hook: seconds to pause after a checkpoint's temp file is written and before it is renamed,
+# so a test can kill the process in the middle of a save. Never set by users.
+PAUSE_IN_SAVE_ENV = "SVCOVER_TEST_PAUSE_IN_SAVE"
+
+
+class TrainingDivergedError(SvcoverError):
+    """The loss became NaN/inf and training stopped; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run (the ``python -m core train`` flags)."""
+
+    model: str = "default"  # architecture preset when training from scratch: default (512 x 20) | tiny
+    base: str | None = None  # a Diffusion-SVC model_*.pt / our checkpoint to fine-tune from; "pretrained" = the downloaded base
+    steps: int = 20000  # train until this optimizer step
+    save_every: int = 1000  # validate + checkpoint every K steps
+    log_every: int = 10
+    batch_size: int | str = 16  # crops per optimizer step (per process); "auto" probes the GPU
+    grad_accum: int = 1  # micro-batches per optimizer step
+    crop_frames: int = 172  # 2 s at 44.1 kHz / hop 512 (upstream's crop length)
+    lr: float = 2e-4  # upstream's fine-tuning LR
+    weight_decay: float = 0.01  # AdamW default
+    warmup_steps: int = 100
+    lr_half_life: int = 100000  # LR halves every this many steps (smooth version of upstream's StepLR)
+    grad_clip: float = 10.0  # only catches spikes; upstream does not clip
+    precision: str = "auto"  # auto (bf16/fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16
+    grad_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
+    val_chunks: int = 4  # held-out chunks (fewer for tiny datasets)
+    val_max_frames: int = 400  # validation crops (frames) per chunk
+    max_bad_steps: int = 10  # consecutive NaN/inf losses before the run stops
+    seed: int = 1234
+    device: str = "auto"
+    num_workers: int = 0  # data lives in RAM; crops are cheap
+
+    def validate(self) -> TrainConfig:
+        from core.model.config import PRESETS
+
+        if self.model not in PRESETS:
+            raise SvcoverError(f"unknown --config {self.model!r}: use one of {', '.join(PRESETS)}")
+        for name in ("steps", "save_every", "log_every", "grad_accum", "crop_frames"):
+            if int(getattr(self, name)) < 1:
+                raise SvcoverError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(self, name)})")
+        if self.batch_size != "auto" and int(self.batch_size) < 1:
+            raise SvcoverError(f"--batch-size must be a positive integer or 'auto' (got {self.batch_size})")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise SvcoverError(f"--lr must be a positive number (got {self.lr})")
+        if self.precision not in ("auto", "fp32", "fp16", "bf16"):
+            raise SvcoverError(f"--precision must be auto, fp32, fp16 or bf16 (got {self.precision})")
+        return self
+
+
+@dataclass
+class TrainResult:
+    step: int
+    last_loss: float | None
+    best_val_loss: float | None
+    checkpoint: Path | None
+    stopped_early: bool = False
+    seconds: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------------------
+# Data: every chunk's features in RAM, random crops
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Clip:
+    name: str
+    units: torch.Tensor  # [T, C] float16 (halves RAM; promoted to float32 per batch)
+    f0: torch.Tensor  # [T] Hz, unvoiced frames interpolated (what upstream trains on)
+    volume: torch.Tensor  # [T]
+    mel: torch.Tensor  # [T, M] natural-log mel
+
+    @property
+    def frames(self) -> int:
+        return int(self.mel.shape[0])
+
+
+def load_clips(exp: Experiment, names: list[str], units_dim: int | None = None) -> list[Clip]:
+    """Features of ``names`` as tensors, checked for shape agreement and finite values."""
+    import numpy as np
+    import torch
+
+    from core.features.extract import load_features
+
+    clips = []
+    for name in names:
+        feats = load_features(exp, name)
+        where = exp.features / name
+        missing = [k for k in ("units", "f0_continuous", "volume", "mel") if k not in feats]
+        if missing:
+            raise SvcoverError(f"{where}: features lack {', '.join(missing)}; re-run 'python -m core extract --exp {exp.name}'")
+        units, mel = feats["units"], feats["mel"]
+        if units.ndim != 2 or mel.ndim != 2:
+            raise SvcoverError(f"{where}: units must be [T, C] and mel [M, T] (got {units.shape} and {mel.shape})")
+        if units_dim is not None and units.shape[1] != units_dim:
+            raise SvcoverError(
+                f"{where}: content features are {units.shape[1]}-d but the model takes {units_dim}-d "
+                "(extracted with another content encoder than the base model's); re-run extract with the matching --encoder"
+            )
+        units_dim = units.shape[1]
+        for key in ("units", "f0_continuous", "volume", "mel"):
+            if not np.isfinite(feats[key]).all():
+                raise SvcoverError(f"{where}: {key} contains NaN/inf values; delete the folder and re-run extract")
+        clips.append(
+            Clip(
+                name=name,
+                units=torch.from_numpy(np.ascontiguousarray(units, dtype=np.float16)),
+                f0=torch.from_numpy(np.ascontiguousarray(feats["f0_continuous"], dtype=np.float32)),
+                volume=torch.from_numpy(np.ascontiguousarray(feats["volume"], dtype=np.float32)),
+                mel=torch.from_numpy(np.ascontiguousarray(mel.T, dtype=np.float32)),
+            )
+        )
+    return clips
+
+
+def split_validation(names: list[str], n_val: int, seed: int) -> tuple[list[str], list[str]]:
+    """(train, val) chunk names: a fixed pseudo-random pick, at most a tenth of the chunks (>= 1).
+
+    With a single chunk there is nothing to hold out: it is used for both (the log says so).
+    """
+    import random
+
+    names = sorted(names)
+    if len(names) < 2:
+        return names, list(names)
+    k = max(1, min(n_val, len(names) // 10 or 1))
+    val = sorted(random.Random(seed).sample(names, k))
+    return [n for n in names if n not in val], val
+
+
+def sample_batch(clips: list[Clip], weights: torch.Tensor, batch: int, crop: int, gen: torch.Generator,
+                 mel_floor: float) -> dict[str, torch.Tensor]:
+    """``batch`` random crops of ``crop`` frames (chunks picked in proportion to their length).
+
+    Shorter chunks are padded (mel with ``mel_floor``, i.e. silence) and masked out of the loss.
+    """
+    import torch
+
+    idx = torch.multinomial(weights, batch, replacement=True, generator=gen).tolist()
+    c = clips[0].units.shape[1]
+    m = clips[0].mel.shape[1]
+    units = torch.zeros(batch, crop, c)
+    f0 = torch.zeros(batch, crop, 1)
+    volume = torch.zeros(batch, crop, 1)
+    mel = torch.full((batch, crop, m), float(mel_floor))
+    mask = torch.zeros(batch, crop)
+    for b, i in enumerate(idx):
+        clip = clips[i]
+        n = min(crop, clip.frames)
+        start = int(torch.randint(0, clip.frames - n + 1, (1,), generator=gen))
+        sl = slice(start, start + n)
+        units[b, :n] = clip.units[sl].float()
+        f0[b, :n, 0] = clip.f0[sl]
+        volume[b, :n, 0] = clip.volume[sl]
+        mel[b, :n] = clip.mel[sl]
+        mask[b, :n] = 1.0
+    return {"units": units, "f0": f0, "volume": volume, "mel": mel, "mask": mask}
+
+
+# ------------------------------------------------------------------------------------------------
+# Checkpoints
+# ------------------------------------------------------------------------------------------------
+
+
+def step_checkpoints(exp: Experiment) -> list[tuple[int, Path]]:
+    """(step, path) of ``checkpoints/step_<N>.pt``, oldest first (temp files are dot-files: skipped)."""
+    found = []
+    for p in visible_files(exp.checkpoints, "step_*.pt"):
+        m = STEP_PATTERN.fullmatch(p.name)
+        if m:
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def latest_valid_checkpoint(exp: Experiment) -> tuple[Path, dict] | None:
+    """The newest step checkpoint that loads; corrupt ones are reported and skipped."""
+    from core.checkpoints import safe_load
+    from core.model.decoder import CHECKPOINT_FORMAT
+
+    for _, path in reversed(step_checkpoints(exp)):
+        try:
+            ckpt = safe_load(path)
+        except CheckpointError as e:
+            log.warning("skipping %s", e)
+            continue
+        if ckpt.get("format") != CHECKPOINT_FORMAT or "optimizer" not in ckpt:
+            log.warning("skipping %s: not a training checkpoint of this program", path)
+            continue
+        return path, ckpt
+    return None
+
+
+def checkpoint_table(exp: Experiment) -> list[dict[str, Any]]:
+    """Step checkpoints and best.pt with their validation loss (read from metrics.jsonl), newest first."""
+    val_by_step = {r["step"]: r["val_loss"] for r in read_metrics(exp) if r.get("val_loss") is not None}
+    rows = [
+        {"file": p.name, "step": s, "val_loss": val_by_step.get(s), "mb": round(p.stat().st_size / 1e6, 1)}
+        for s, p in reversed(step_checkpoints(exp))
+    ]
+    best = exp.checkpoints / "best.pt"
+    meta = exp.checkpoints / "best.json"
+    if best.is_file():
+        info = _read_json(meta) or {}
+        rows.insert(0, {"file": "best.pt", "step": info.get("step"), "val_loss": info.get("val_loss"),
+                        "mb": round(best.stat().st_size / 1e6, 1)})  # fmt: skip
+    return rows
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _atomic_torch_save(path: Path, obj: dict) -> None:
+    """core.checkpoints.save_checkpoint, plus the test hook that pauses before the rename."""
+    pause = float(os.environ.get(PAUSE_IN_SAVE_ENV) or 0)
+    if not pause:
+        from core.checkpoints import save_checkpoint
+
+        save_checkpoint(path, obj)
+        return
+    import torch
+
+    from core.fsutil import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+        time.sleep(pause)
+
+
+def _rotate(exp: Experiment, keep: int = KEEP_STEP_CHECKPOINTS) -> None:
+    for _, path in step_checkpoints(exp)[:-keep]:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _remove_stale_temp_files(exp: Experiment) -> None:
+    """Temp files left by a run killed in the middle of a save (never renamed, never loaded)."""
+    for folder in (exp.checkpoints, exp.export):
+        if folder.is_dir():
+            for p in folder.glob(".tmp-*"):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+
+
+def export_model(exp: Experiment, model: SvcDecoder, card: dict[str, Any]) -> Path:
+    """``export/model.safetensors`` (fp16 parameters; schedule buffers are recomputed on load) + ``model_card.json``."""
+    from safetensors.torch import save_file
+
+    from core.config import save_json
+    from core.fsutil import atomic_path
+
+    params = {k: v.detach().to("cpu").half().contiguous() for k, v in model.named_parameters()}
+    target = exp.export / "model.safetensors"
+    with atomic_path(target) as tmp:
+        save_file(params, str(tmp), metadata={"format": card["format"]})
+    save_json(exp.export / "model_card.json", card)
+    return target
+
+
+# ------------------------------------------------------------------------------------------------
+# Metrics
+# ------------------------------------------------------------------------------------------------
+
+
+def read_metrics(exp: Experiment) -> list[dict[str, Any]]:
+    """The rows of ``metrics.jsonl`` (a torn last line from a kill is ignored)."""
+    rows = []
+    try:
+        text = exp.metrics.read_text(encoding="utf-8")
+    except OSError:
+        return rows
+    for line in text.splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            row = json.loads(line)
+            if isinstance(row, dict) and "step" in row:
+                rows.append(row)
+    return rows
+
+
+def _truncate_metrics(exp: Experiment, step: int) -> None:
+    """Drop rows logged after ``step`` (by a run killed before its next save), so a resume does not repeat steps."""
+    from core.fsutil import atomic_write_text
+
+    if exp.metrics.is_file():
+        rows = [r for r in read_metrics(exp) if int(r["step"]) <= step]
+        atomic_write_text(exp.metrics, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _append_metrics(exp: Experiment, row: dict[str, Any]) -> None:
+    with open(exp.metrics, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+
+
+# ------------------------------------------------------------------------------------------------
+# Precision, LR, memory
+# ------------------------------------------------------------------------------------------------
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then halve every ``lr_half_life`` steps."""
+    warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    return cfg.lr * warm * 0.5 ** (step / max(1, cfg.lr_half_life))
+
+
+def pick_precision(device: str, requested: str) -> tuple[Any, bool]:
+    """(autocast dtype or None for fp32, use a loss scaler). bf16 where the GPU supports it, else fp16."""
+    import torch
+
+    if not device.startswith("cuda") or requested == "fp32":
+        if requested in ("fp16", "bf16") and not device.startswith("cuda"):
+            log.warning("--precision %s needs a CUDA GPU; training in fp32 on %s", requested, device)
+        return None, False
+    if requested == "bf16" or (requested == "auto" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16, False
+    return torch.float16, True
+
+
+def estimate_training_memory(model_cfg: Any, batch: int, crop: int, half: bool = True,
+                             grad_checkpointing: bool = False) -> dict[str, float]:
+    """Bytes of one training step: weights + grads + AdamW state + the activations kept for backward.
+
+    Activations are measured, not guessed: one forward pass runs on the CPU while a saved-tensor hook
+    adds up every tensor autograd keeps (halved for fp16/bf16 autocast, which stores most of them in
+    16 bits; norm-free conv nets keep nothing in fp32 except the loss path). Weights/grads/Adam
+    moments stay fp32 under autocast.
+    """
+    import torch
+
+    from core.model.decoder import SvcDecoder
+
+    model = SvcDecoder(model_cfg).train()
+    model.set_gradient_checkpointing(grad_checkpointing)
+    n_params = sum(p.numel() for p in model.parameters())
+    saved = {"bytes": 0}
+    seen: set[int] = set()
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        key = t.untyped_storage().data_ptr()
+        if key not in seen and not isinstance(t, torch.nn.Parameter):
+            seen.add(key)
+            saved["bytes"] += t.untyped_storage().nbytes()
+        return t
+
+    c = model_cfg.units_dim
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = model(torch.randn(batch, crop, c), torch.rand(batch, crop, 1) * 500, torch.rand(batch, crop, 1),
+                     torch.randn(batch, crop, model_cfg.n_mels) - 6)  # fmt: skip
+    loss.backward()
+    param_bytes = {k: 0 for k in ("weights", "grads", "adam")}
+    for p in model.parameters():
+        param_bytes["weights"] += p.numel() * 4
+    param_bytes["grads"] = param_bytes["weights"]
+    param_bytes["adam"] = 2 * param_bytes["weights"]
+    weight_copies = param_bytes["weights"] / 2 if half else 0  # autocast's 16-bit copies of the weights
+    act = saved["bytes"] / (2 if half else 1)
+    total = sum(param_bytes.values()) + weight_copies + act
+    return {"params": n_params, **{k: float(v) for k, v in param_bytes.items()}, "weight_copies": weight_copies,
+            "activations": act, "total": total}  # fmt: skip
+
+
+def auto_batch_size(model: SvcDecoder, device: str, crop: int, amp_dtype: Any, start: int = 64) -> int:
+    """Largest batch (from ``start`` down) whose forward+backward fits on the GPU, with a margin.
+
+    On CPU there is no fixed memory ceiling to probe: returns the default 16.
+    """
+    import torch
+
+    if not device.startswith("cuda"):
+        log.info("--batch-size auto: no GPU to probe on %s; using 16", device)
+        return 16
+    c = model.config.units_dim
+    size = start
+    while size >= 1:
+        try:
+            with torch.autocast("cuda", dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                loss = model(torch.randn(size, crop, c, device=device), torch.rand(size, crop, 1, device=device) * 500,
+                             torch.rand(size, crop, 1, device=device), torch.randn(size, crop, model.config.n_mels, device=device) - 6)  # fmt: skip
+            loss.backward()
+            model.zero_grad(set_to_none=True)
+            torch.cuda.empty_cache()
+            chosen = max(1, int(size * 0.75))  # headroom for fragmentation and validation
+            log.info("--batch-size auto: %d fits on %s, using %d", size, device, chosen)
+            return chosen
+        except torch.OutOfMemoryError:
+            model.zero_grad(set_to_none=True)
+            torch.cuda.empty_cache()
+            size //= 2
+    raise SvcoverError(f"--batch-size auto: not even one crop of {crop} frames fits on {device}; use --grad-checkpointing or a shorter --crop-frames")
+
+
+# ------------------------------------------------------------------------------------------------
+# Validation
+# ------------------------------------------------------------------------------------------------
+
+
+def validation_loss(model: SvcDecoder, clips: list[Clip], device: str, max_frames: int, n_steps: int = 8,
+                    seed: int = 0) -> float:
+    """Mean noise-prediction loss on the held-out chunks at fixed steps with fixed noise (comparable across saves)."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    ts = torch.linspace(0, model.k_step_max - 1, n_steps).round().long().to(device)
+    total = 0.0
+    with torch.no_grad():
+        for clip in clips:
+            n = min(max_frames, clip.frames)
+            units = clip.units[:n].float()[None].expand(n_steps, -1, -1).to(device)
+            f0 = clip.f0[:n, None][None].expand(n_steps, -1, -1).to(device)
+            vol = clip.volume[:n, None][None].expand(n_steps, -1, -1).to(device)
+            mel = clip.mel[:n][None].expand(n_steps, -1, -1).to(device)
+            noise = torch.randn(n_steps, 1, mel.shape[2], n, generator=gen).to(device)
+            cond = model.condition(units, f0, vol)
+            total += float(model.decoder.training_loss(mel, cond, t=ts, noise=noise))
+    model.train(was_training)
+    return total / max(1, len(clips))
+
+
+def _mel_image(model: SvcDecoder, clip: Clip, device: str, max_frames: int, step_t: int = 300) -> Any:
+    """[1, 2M, T] image: ground-truth mel above the model's one-shot clean-mel estimate at step ``step_t``."""
+    import torch
+
+    n = min(max_frames, clip.frames)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        cond = model.condition(clip.units[:n].float()[None].to(device), clip.f0[:n, None][None].to(device),
+                               clip.volume[:n, None][None].to(device))  # fmt: skip
+        x0 = model.norm_spec(clip.mel[:n][None].to(device)).transpose(1, 2)[:, None]  # [1,1,M,T]
+        t = torch.tensor([min(step_t, model.k_step_max - 1)], device=device)
+        x_t = model.decoder.q_sample(x0, t, torch.randn(x0.shape, generator=gen).to(device))
+        x0_hat = model.decoder.predict_x0(x_t, t, model.denoise(x_t, t, cond)).clamp(-1, 1)
+    img = torch.cat([x0[0, 0], x0_hat[0, 0]], dim=0).flip(0)  # low bins at the bottom
+    return ((img + 1) / 2).clamp(0, 1)[None].cpu()
+
+
+# ------------------------------------------------------------------------------------------------
+# The run
+# ------------------------------------------------------------------------------------------------
+
+
+class _StopRequest:
+    """Set by SIGTERM/SIGINT or by the stop file; the loop saves and exits at the next step."""
+
+    def __init__(self, stop_file: Path) -> None:
+        self.stop_file = stop_file
+        self.signalled = False
+
+    def install(self) -> None:
+        def handler(signum: int, frame: Any) -> None:
+            self.signalled = True
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError):  # not the main thread (tests calling train in a thread)
+                signal.signal(sig, handler)
+
+    def requested(self) -> bool:
+        return self.signalled or self.stop_file.exists()
+
+
+def request_stop(exp: Experiment) -> Path:
+    """Ask a running training of ``exp`` to save and exit (what the UI's Stop button does)."""
+    path = exp.root / STOP_FILE_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("stop\n", encoding="utf-8")
+    return path
+
+
+def _distributed() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) otherwise."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None = None) -> TrainResult:
+    """Train (or resume training) the decoder of ``exp`` until ``cfg.steps``.
+
+    Raises :class:`SvcoverError` for a missing experiment/features, mismatched feature dims, an
+    unloadable base, or a diverged run (:class:`TrainingDivergedError`, after the last good checkpoint).
+    """
+    import numpy as np
+    import torch
+
+    from core.device import pick_device
+    from core.model.config import preset
+    from core.model.decoder import CHECKPOINT_FORMAT, SvcDecoder, config_from_dict
+
+    cfg.validate()
+    exp = exp if isinstance(exp, Experiment) else Experiment.open(exp)
+    if not exp.exists():
+        raise SvcoverError(f"{exp.root}: experiment not found: build it with 'python -m core dataset --exp {exp.name}'")
+    rank, world, local_rank = _distributed()
+    is_main = rank == 0
+
+    # ---- devices and processes -----------------------------------------------------------------
+    device = pick_device(cfg.device)
+    if world > 1:
+        import torch.distributed as dist
+
+        if device.startswith("cuda"):
+            device = f"cuda:{local_rank}"
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    amp_dtype, use_scaler = pick_precision(device, cfg.precision)
+    device_type = device.split(":")[0]
+
+    # ---- data ----------------------------------------------------------------------------------
+    from core.features.extract import list_feature_chunks, load_stats
+
+    names = list_feature_chunks(exp)
+    if not names:
+        raise NothingToDoError(f"{exp.features}: no extracted features: run 'python -m core extract --exp {exp.name}' first")
+    stats = load_stats(exp)
+
+    # ---- model: resume > base > scratch -------------------------------------------------------------
+    if is_main:
+        exp.checkpoints.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temp_files(exp)
+        with contextlib.suppress(FileNotFoundError):
+            (exp.root / STOP_FILE_NAME).unlink()  # a stale request from an earlier run
+    if world > 1:
+        torch.distributed.barrier()
+    resumed = latest_valid_checkpoint(exp)
+    ckpt: dict[str, Any] | None = None
+    if resumed is not None:
+        ckpt_path, ckpt = resumed
+        model = SvcDecoder(config_from_dict(ckpt["config"], source=str(ckpt_path)), stats=ckpt.get("stats"))
+        model.load_state_dict(ckpt["model"])
+        base_name = (ckpt.get("train_config") or {}).get("base")
+        log.info("resuming from %s (step %d)", ckpt_path, ckpt["step"])
+    elif cfg.base:
+        base_path = _resolve_base(cfg.base)
+        model = SvcDecoder.from_checkpoint(base_path)
+        base_name = str(base_path)
+        log.info("fine-tuning from %s (%d x %d)", base_path, model.config.n_chans, model.config.n_layers)
+    else:
+        model = SvcDecoder(preset(cfg.model, units_dim=int(stats.get("units_dim") or 768)))
+        base_name = None
+        log.info("training from scratch: %s config (%d x %d)", cfg.model, model.config.n_chans, model.config.n_layers)
+    model.stats = dict(stats)
+    units_dim = model.config.units_dim
+
+    val_names = (ckpt or {}).get("val_chunks")
+    if val_names and all(n in names for n in val_names):
+        train_names = [n for n in names if n not in val_names] or list(names)
+    else:
+        train_names, val_names = split_validation(names, cfg.val_chunks, cfg.seed)
+    train_clips = load_clips(exp, train_names, units_dim)
+    val_clips = load_clips(exp, val_names, units_dim)
+    if val_names == train_names:
+        log.warning("only one chunk: validating on the training chunk (add more audio for a real validation loss)")
+    weights = torch.tensor([float(c.frames) for c in train_clips])
+    crop = min(cfg.crop_frames, max(c.frames for c in train_clips))
+
+    model.to(device).train()
+    model.set_gradient_checkpointing(cfg.grad_checkpointing)
+    batch_size = auto_batch_size(model, device, crop, amp_dtype) if cfg.batch_size == "auto" else int(cfg.batch_size)
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)  # as upstream
+    scaler = torch.amp.GradScaler(device_type, enabled=use_scaler)
+    step, seconds_before, best_val = 0, 0.0, None
+    data_gen = torch.Generator()
+    if ckpt is not None:
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        step = int(ckpt["step"])
+        seconds_before = float(ckpt.get("seconds", 0.0))
+        best_val = ckpt.get("best_val_loss")
+        rng = ckpt.get("rng") or {}
+        if world == 1 and "torch" in rng:  # exact continuation of the single-process run
+            torch.set_rng_state(rng["torch"])
+            data_gen.set_state(rng["data"])
+            if device.startswith("cuda") and "cuda" in rng:
+                torch.cuda.set_rng_state(rng["cuda"])
+        else:
+            torch.manual_seed(cfg.seed + 7919 * rank + step)
+            data_gen.manual_seed(cfg.seed + 104729 * rank + step)
+        if is_main:
+            _truncate_metrics(exp, step)
+    else:
+        torch.manual_seed(cfg.seed + 7919 * rank)
+        data_gen.manual_seed(cfg.seed + 104729 * rank)
+        np.random.seed(cfg.seed + rank)
+    if step >= cfg.steps:
+        log.info("%s is already at step %d (>= --steps %d): nothing to train", exp.name, step, cfg.steps)
+        if world > 1:
+            torch.distributed.destroy_process_group()
+        return TrainResult(step=step, last_loss=None, best_val_loss=best_val, checkpoint=resumed[0] if resumed else None)
+
+    net: torch.nn.Module = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[local_rank] if device.startswith("cuda") else None)
+
+    writer = None
+    if is_main:
+        writer = _tensorboard(exp)
+        _log_to_file(exp)
+        log.info("%s: %d train / %d val chunks, batch %d x %d frames (x%d accum, %d process(es)), %s, %s",
+                 exp.name, len(train_clips), len(val_clips), batch_size, crop, cfg.grad_accum, world, device,
+                 {None: "fp32"}.get(amp_dtype, str(amp_dtype).replace("torch.", "")))  # fmt: skip
+    stop = _StopRequest(exp.root / STOP_FILE_NAME)
+    stop.install()
+    mel_floor = float(model.config.spec_min)
+
+    def save(val_loss: float | None) -> Path:
+        """Checkpoint (rank 0 only): step file, rotation, best.pt, export. Called with finite weights only."""
+        nonlocal best_val
+        cfg_dict = dataclasses.asdict(model.config)
+        train_dict = {**dataclasses.asdict(cfg), "batch_size": batch_size, "base": base_name}
+        is_best = val_loss is not None and (best_val is None or val_loss < best_val)
+        if is_best:
+            best_val = val_loss
+        rng_state = {"torch": torch.get_rng_state(), "data": data_gen.get_state()}
+        if device.startswith("cuda"):
+            rng_state["cuda"] = torch.cuda.get_rng_state()
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        path = exp.checkpoints / f"step_{step}.pt"
+        _atomic_torch_save(path, {
+            "format": CHECKPOINT_FORMAT, "version": 1, "step": step, "model": state, "config": cfg_dict,
+            "train_config": train_dict, "stats": stats, "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict(), "rng": rng_state, "val_loss": val_loss, "best_val_loss": best_val,
+            "val_chunks": list(val_names), "seconds": seconds_before + (time.perf_counter() - t_start),
+        })  # fmt: skip
+        _rotate(exp)
+        if is_best:
+            _atomic_torch_save(exp.checkpoints / "best.pt", {
+                "format": CHECKPOINT_FORMAT, "version": 1, "step": step, "model": state, "config": cfg_dict,
+                "stats": stats, "val_loss": val_loss,
+            })  # fmt: skip
+            from core.config import save_json
+
+            save_json(exp.checkpoints / "best.json", {"step": step, "val_loss": val_loss})
+        export_model(exp, model, {
+            "format": CHECKPOINT_FORMAT, "version": 1, "experiment": exp.name, "step": step, "val_loss": val_loss,
+            "best_val_loss": best_val, "model_config": cfg_dict, "stats": stats, "base": base_name,
+            "encoder": stats.get("encoder"), "f0_method": stats.get("f0_method"), "dtype": "float16",
+            "files": {"weights": "model.safetensors"}, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        })  # fmt: skip
+        return path
+
+    def params_finite() -> bool:
+        return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+    t_start = time.perf_counter()
+    t_window, steps_window = t_start, 0
+    history: list[dict[str, Any]] = []
+    last_loss: float | None = None
+    last_saved: Path | None = resumed[0] if resumed else None
+    bad_steps = 0
+    stopped_early = False
+    autocast = torch.autocast(device_type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
+    start_step = step
+
+    while step < cfg.steps:
+        if _any_rank(stop.requested(), world):
+            stopped_early = True
+            break
+        optimizer.zero_grad(set_to_none=True)
+        loss_sum = 0.0
+        for micro in range(cfg.grad_accum):
+            batch = {k: v.to(device, non_blocking=True) for k, v in
+                     sample_batch(train_clips, weights, batch_size, crop, data_gen, mel_floor).items()}  # fmt: skip
+            sync = contextlib.nullcontext()
+            if world > 1 and micro < cfg.grad_accum - 1:
+                sync = net.no_sync()  # type: ignore[operator]
+            with sync:
+                with autocast:
+                    loss = net(batch["units"], batch["f0"], batch["volume"], batch["mel"], batch["mask"])
+                scaler.scale(loss / cfg.grad_accum).backward()
+            loss_sum += float(loss.detach()) / cfg.grad_accum
+        loss_value = _mean_over_ranks(loss_sum, world, device)
+
+        if not math.isfinite(loss_value):
+            bad_steps += 1
+            optimizer.zero_grad(set_to_none=True)
+            diverged = not params_finite()
+            log.warning("step %d: loss is %s; step skipped (%d in a row)", step + 1, loss_value, bad_steps)
+            if diverged or bad_steps >= cfg.max_bad_steps:
+                if writer is not None:
+                    writer.close()
+                if world > 1:
+                    torch.distributed.destroy_process_group()
+                where = f"the last good checkpoint is {last_saved}" if last_saved else "no checkpoint was saved"
+                raise TrainingDivergedError(
+                    f"{exp.root}: training diverged at step {step + 1} (loss {loss_value}"
+                    f"{', weights are NaN/inf' if diverged else f' for {bad_steps} steps in a row'}); "
+                    f"{where}; try a lower --lr or --precision fp32"
+                )
+            continue
+        bad_steps = 0
+        lr = lr_at(step, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        scaler.step(optimizer)  # skipped by the scaler if fp16 gradients overflowed
+        scaler.update()
+        step += 1
+        steps_window += 1
+        last_loss = loss_value
+
+        do_save = step % cfg.save_every == 0 or step == cfg.steps
+        val_loss = None
+        if do_save and is_main:
+            val_loss = validation_loss(model, val_clips, device, cfg.val_max_frames)
+        if is_main and (step % cfg.log_every == 0 or do_save or step == start_step + 1):
+            now = time.perf_counter()
+            row = {"step": step, "loss": round(loss_value, 6), "lr": lr,
+                   "seconds": round(seconds_before + now - t_start, 3),
+                   "steps_per_s": round(steps_window / max(now - t_window, 1e-9), 3)}  # fmt: skip
+            if val_loss is not None:
+                row["val_loss"] = round(val_loss, 6)
+            _append_metrics(exp, row)
+            history.append(row)
+            t_window, steps_window = now, 0
+            if writer is not None:
+                writer.add_scalar("train/loss", loss_value, step)
+                writer.add_scalar("train/lr", lr, step)
+                if val_loss is not None:
+                    writer.add_scalar("val/loss", val_loss, step)
+                    writer.add_image("val/mel_gt_vs_estimate", _mel_image(model, val_clips[0], device, cfg.val_max_frames), step)
+                writer.flush()
+        report(progress, (step - start_step) / max(1, cfg.steps - start_step), f"step {step}/{cfg.steps} loss {loss_value:.4f}")
+        if do_save:
+            if is_main:
+                if not params_finite():
+                    raise TrainingDivergedError(f"{exp.root}: weights became NaN/inf at step {step}; not saved; "
+                                                f"the last good checkpoint is {last_saved}")  # fmt: skip
+                last_saved = save(val_loss)
+                log.info("step %d: loss %.4f, val %.4f, saved %s", step, loss_value, val_loss, last_saved.name)
+            if world > 1:
+                torch.distributed.barrier()
+
+    if stopped_early:
+        if is_main and step > start_step and (last_saved is None or step_checkpoints(exp)[-1][0] != step):
+            last_saved = save(validation_loss(model, val_clips, device, cfg.val_max_frames))
+        log.info("stopped at step %d; saved %s", step, last_saved)
+        if is_main:
+            with contextlib.suppress(FileNotFoundError):
+                (exp.root / STOP_FILE_NAME).unlink()
+    if writer is not None:
+        writer.close()
+    if world > 1:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return TrainResult(step=step, last_loss=last_loss, best_val_loss=best_val, checkpoint=last_saved,
+                       stopped_early=stopped_early, seconds=time.perf_counter() - t_start, history=history)  # fmt: skip
+
+
+def _resolve_base(base: str) -> Path:
+    if base in ("pretrained", "base", "diffusion_svc"):
+        from core import pretrained
+
+        return pretrained.require(pretrained.DIFFUSION_SVC_BASE)
+    path = Path(base).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"{path}: --base model file not found")
+    return path
+
+
+def _any_rank(flag: bool, world: int) -> bool:
+    """True on every rank if it is true on any (so all processes stop at the same step)."""
+    if world == 1:
+        return flag
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([1.0 if flag else 0.0], device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(t)
+    return bool(t.item() > 0)
+
+
+def _mean_over_ranks(value: float, world: int, device: str) -> float:
+    if world == 1:
+        return value
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([value], device=device if device.startswith("cuda") else "cpu")
+    dist.all_reduce(t)
+    return float(t.item()) / world
+
+
+def _tensorboard(exp: Experiment) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard not installed: metrics.jsonl still has everything
+        log.warning("tensorboard is not installed; logging to metrics.jsonl only")
+        return None
+    return SummaryWriter(log_dir=str(exp.tensorboard))
+
+
+def _log_to_file(exp: Experiment) -> None:
+    path = exp.root / "train.log"
+    root = logging.getLogger()
+    if any(isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path for h in root.handlers):
+        return
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.setLevel(logging.INFO)
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+
+
+# ------------------------------------------------------------------------------------------------
+# CLI
+# ------------------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from core.device import DEVICE_CHOICES
+
+    d = TrainConfig()
+    parser.add_argument("--exp", required=True, help="experiment name (logs/<exp>/ with extracted features)")
+    parser.add_argument("--steps", type=int, default=d.steps, help=f"train until this step (default {d.steps}); re-running resumes")
+    parser.add_argument("--save-every", type=int, default=d.save_every, help=f"validate and checkpoint every K steps (default {d.save_every})")
+    parser.add_argument("--batch-size", default=str(d.batch_size),
+                        help=f"crops per step per process, or 'auto' to probe the GPU (default {d.batch_size})")
+    parser.add_argument("--base", default=None,
+                        help="fine-tune from this Diffusion-SVC model_*.pt (config.yaml beside it) or svcover checkpoint; "
+                        "'pretrained' = pretrained/diffusion_svc/model_0.pt (default: train from scratch)")  # fmt: skip
+    parser.add_argument("--config", choices=("tiny", "default"), default=d.model,
+                        help="network when training from scratch: default = 512 ch x 20 layers (the public base), tiny = 64 x 4")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default=d.device, help="compute device (default auto)")
+    parser.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default {d.lr})")
+    parser.add_argument("--grad-accum", type=int, default=d.grad_accum, help="micro-batches per optimizer step (default 1)")
+    parser.add_argument("--crop-frames", type=int, default=d.crop_frames, help=f"frames per training crop (default {d.crop_frames} = 2 s)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default=d.precision,
+                        help="auto = bf16 (or fp16 with loss scaling) on CUDA, fp32 on CPU")
+    parser.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward (less GPU memory)")
+    parser.add_argument("--log-every", type=int, default=d.log_every, help=f"metrics line every N steps (default {d.log_every})")
+    parser.add_argument("--val-chunks", type=int, default=d.val_chunks, help=f"held-out chunks for validation (default {d.val_chunks})")
+    parser.add_argument("--seed", type=int, default=d.seed, help="random seed")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    batch: int | str = "auto" if str(args.batch_size).lower() == "auto" else _int(args.batch_size, "--batch-size")
+    return TrainConfig(model=args.config, base=args.base, steps=args.steps, save_every=args.save_every, batch_size=batch,
+                       device=args.device, lr=args.lr, grad_accum=args.grad_accum, crop_frames=args.crop_frames,
+                       precision=args.precision, grad_checkpointing=args.grad_checkpointing, log_every=args.log_every,
+                       val_chunks=args.val_chunks, seed=args.seed)  # fmt: skip
+
+
+def _int(text: str, flag: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise SvcoverError(f"{flag} must be an integer or 'auto' (got {text!r})") from None
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    from core.progress import tqdm_progress
+
+    cfg = config_from_args(args)
+    exp = Experiment.open(args.exp)
+    if _distributed()[0] == 0:
+        with tqdm_progress(f"train {exp.name}", unit="%") as progress:
+            result = train(exp, cfg, progress)
+    else:
+        result = train(exp, cfg)
+    if _distributed()[0] == 0:
+        state = "stopped" if result.stopped_early else "done"
+        best = f", best val loss {result.best_val_loss:.4f}" if result.best_val_loss is not None else ""
+        print(f"{state}: {exp.name} at step {result.step}{best}; checkpoint {result.checkpoint}")
+    return 0

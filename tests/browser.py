@@ -1,0 +1,128 @@
+"""Helpers for browser tests: run ``python app.py`` on a free local port and drive Debian's chromium.
+
+Usage in a test::
+
+    from tests.browser import chromium_page, running_app
+
+    def test_x(tmp_path):
+        with running_app(tmp_path) as url, chromium_page() as page:
+            page.goto(url)
+            ...
+
+``running_app`` asserts the page is served within ``SERVE_TIMEOUT_S`` (the project's start-up
+promise) and always stops the server; ``chromium_page`` launches /usr/bin/chromium with the
+flags the CI machine needs (never ``playwright install``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVE_TIMEOUT_S = 10.0
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_app(
+    tmp_dir: Path,
+    *,
+    host: str | None = "127.0.0.1",
+    port: int | None = None,
+    timeout: float = SERVE_TIMEOUT_S,
+    extra_env: dict[str, str] | None = None,
+    extra_args: list[str] | None = None,
+) -> Iterator[str]:
+    """Start ``python app.py`` with logs/pretrained roots inside ``tmp_dir``; yield its URL.
+
+    ``host=None`` leaves ``--host`` off to test the default binding. The server's output goes to
+    ``tmp_dir/app.log`` and is quoted in the failure message if it does not come up in time.
+    """
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    env = {
+        **os.environ,
+        "SVCOVER_LOGS": str(tmp_dir / "logs"),
+        "SVCOVER_PRETRAINED": str(tmp_dir / "pretrained"),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
+    }
+    (tmp_dir / "logs").mkdir(exist_ok=True)
+    (tmp_dir / "pretrained").mkdir(exist_ok=True)
+    cmd = [sys.executable, "app.py", "--port", str(port), *(["--host", host] if host else []), *(extra_args or [])]
+    log_path = tmp_dir / "app.log"
+    with open(log_path, "wb") as log:
+        started = time.monotonic()
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_served(proc, url, started, timeout, log_path)
+        yield url
+    finally:
+        stop_process(proc)
+
+
+def _wait_served(proc: subprocess.Popen, url: str, started: float, timeout: float, log_path: Path) -> None:
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"app.py exited with code {proc.returncode} before serving:\n{_tail(log_path)}")
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            pass
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"app.py did not serve {url} within {timeout:.0f} s:\n{_tail(log_path)}")
+        time.sleep(0.1)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Terminate ``proc`` (and wait for it); kill it if it does not stop within 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _tail(path: Path, n: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return "(no output)"
+
+
+@contextlib.contextmanager
+def chromium_page(timeout_ms: int = 30_000) -> Iterator[Any]:
+    """A Playwright page in Debian's headless chromium."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(timeout_ms)
+            yield page
+        finally:
+            browser.close()

@@ -1,0 +1,99 @@
+"""The app in a real browser: start-up promise (127.0.0.1, five tabs, < 10 s) and the Dataset tab."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.browser import chromium_page, free_port, running_app, stop_process
+from tests.conftest import REAL, ROOT
+
+pytestmark = pytest.mark.browser
+TAB_LABELS = ["Dataset", "Extract", "Train", "Convert", "Models"]
+
+
+def _listening_addresses(pid: int) -> set[str]:
+    procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    addrs = set()
+    for p in procs:
+        for conn in p.net_connections(kind="inet"):
+            if conn.status == psutil.CONN_LISTEN:
+                addrs.add(conn.laddr.ip)
+    return addrs
+
+
+def test_app_binds_localhost_by_default_and_serves_five_tabs(tmp_path: Path) -> None:
+    port = free_port()
+    with running_app(tmp_path, host=None, port=port) as url:
+        app_pids = [p.pid for p in psutil.process_iter(["cmdline"]) if f"--port {port}" in " ".join(p.info["cmdline"] or [])]
+        assert len(app_pids) == 1
+        assert _listening_addresses(app_pids[0]) == {"127.0.0.1"}
+        with chromium_page() as page:
+            page.goto(url)
+            for label in TAB_LABELS:
+                page.get_by_role("tab", name=label).wait_for()
+            found = [t.strip() for t in page.get_by_role("tab").all_inner_texts()]
+            assert found == TAB_LABELS
+
+
+def test_app_refuses_to_start_slowly_is_not_faked(tmp_path: Path) -> None:
+    """The helper really times the start-up: an app that never serves fails the wait."""
+    port = free_port()
+    with pytest.raises(AssertionError, match="did not serve|exited"):
+        # --port is given twice; the second (a port we hold open) wins, so the app cannot bind it.
+        import socket
+
+        with socket.socket() as blocker:
+            blocker.bind(("127.0.0.1", port))
+            blocker.listen(1)
+            with running_app(tmp_path, port=port, timeout=3.0):
+                pass
+
+
+def test_dataset_tab_upload_run_and_read_summary(tmp_path: Path) -> None:
+    song = tmp_path / "in" / "my song é.wav"
+    song.parent.mkdir()
+    shutil.copy(REAL / "singing" / "vocadito_1.wav", song)
+    # The start-up promise is timed by the test above; here a busy machine must not fail the tab test.
+    with running_app(tmp_path / "app", timeout=60) as url, chromium_page(timeout_ms=60_000) as page:
+        page.goto(url)
+        page.get_by_role("tab", name="Dataset").click()
+        page.locator("#dataset-files input[type=file]").set_input_files(str(song))
+        page.locator("#dataset-exp textarea, #dataset-exp input").first.fill("browser_exp")
+        # The upload finishes when the file's name is listed in the component.
+        page.locator("#dataset-files").get_by_text("my song é").first.wait_for()
+        page.locator("#dataset-run").click()
+        summary = page.locator("#dataset-summary")
+        summary.get_by_text(re.compile(r"in the dataset|Nothing usable")).first.wait_for(timeout=90_000)
+        text = summary.inner_text()
+    assert "Dataset browser_exp" in text
+    chunks = int(re.search(r"chunks: (\d+) in the dataset", text).group(1))
+    written = sorted((tmp_path / "app" / "logs" / "browser_exp" / "0_gt_wavs").glob("*.wav"))
+    assert chunks == len(written) >= 3  # 33 s of singing -> several 4-15 s chunks
+    assert "files: 1 found, 1 sliced" in text
+    assert "very short dataset" in text  # 33 s is far below 5 min
+
+
+def test_cli_dataset_help_is_fast() -> None:
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "core", "dataset", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0
+    for flag in ("--exp", "--threshold-db", "--min-length-ms", "--min-interval-ms", "--max-sil-kept-ms",
+                 "--min-chunk-s", "--max-chunk-s"):  # fmt: skip
+        assert flag in out.stdout
+    assert time.monotonic() - started < 10
+
+
+def test_stop_process_kills_a_stubborn_child() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"])
+    time.sleep(0.5)
+    started = time.monotonic()
+    stop_process(proc)
+    assert proc.poll() is not None and time.monotonic() - started < 15

@@ -1,0 +1,147 @@
+"""Models tab: pretrained files (status, download), voice models (import/export), environment doctor.
+
+Only widgets and events; the work is done by core.pretrained, core.voicemodel and core.doctor
+(imported inside the handlers so that building the page never loads torch).
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from webui.common import experiment_choices, gradio_progress, user_errors
+
+STATUS_HEADERS = ["name", "state", "detail", "what", "licence", "checksum source"]
+
+
+def _status_rows(verify: bool) -> list[list[str]]:
+    from core.pretrained import REGISTRY, all_status
+
+    rows = []
+    for entry, st in zip(REGISTRY, all_status(verify=verify), strict=True):
+        source = "verified" if entry.verified else ("pinned, unverified" if any(f.sha256 for f in entry.files) else "none published")
+        rows.append([entry.name, st.state, st.detail, entry.title, entry.licence, source])
+    return rows
+
+
+def _names() -> list[str]:
+    from core.pretrained import REGISTRY
+
+    return [e.name for e in REGISTRY]
+
+
+@user_errors
+def refresh_status(verify: bool = False) -> list[list[str]]:
+    return _status_rows(verify)
+
+
+@user_errors
+def download(names: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[list[list[str]], str]:
+    from core.pretrained import get, install, missing_report
+
+    if not names:
+        raise gr.Error("choose at least one model to download", print_exception=False)
+    cb = gradio_progress(progress)
+    messages, failed = [], []
+    for i, name in enumerate(names):
+        entry = get(name)  # validates: only registry names reach the downloader
+
+        def sub(frac: float, msg: str = "", i: int = i) -> None:
+            cb((i + frac) / len(names), msg)
+
+        try:
+            st = install(entry.name, sub)
+            messages.append(f"- **{entry.name}**: {st.state} ({st.detail})")
+        except Exception as e:  # one failure must not stop the others
+            failed.append(entry.name)
+            messages.append(f"- **{entry.name}**: failed: {e}")
+    text = "\n".join(messages)
+    if failed:
+        text += "\n\nStill missing (download by hand if you are offline):\n```\n" + missing_report() + "\n```"
+    return _status_rows(False), text
+
+
+@user_errors
+def run_doctor() -> tuple[list[list[str]], str]:
+    from core.doctor import FAIL, WARN
+    from core.doctor import run_doctor as doctor
+
+    checks = doctor()
+    rows = [[c.status, c.name, c.detail] for c in checks]
+    fails = sum(c.status == FAIL for c in checks)
+    warns = sum(c.status == WARN for c in checks)
+    return rows, f"{fails} problem(s), {warns} warning(s)"
+
+
+@user_errors
+def import_model(file_path: str | None, name: str) -> str:
+    from core.experiment import validate_name
+    from core.voicemodel import card_summary, import_voice_model, install_voice_model
+
+    if not file_path:
+        raise gr.Error("upload a voice model (.zip, .safetensors, .pt, .pth or .ckpt) first", print_exception=False)
+    validate_name(name.strip())
+    folder = install_voice_model(file_path, name.strip())
+    card = import_voice_model(folder).card
+    return f"Imported as **{name.strip()}** → `{folder}` ({card_summary(card)})"
+
+
+@user_errors
+def export_model(name: str | None) -> tuple[str | None, str]:
+    from core.voicemodel import card_summary, export_experiment, import_voice_model, pack_zip
+
+    if not name:
+        raise gr.Error("choose an experiment to export", print_exception=False)
+    folder = export_experiment(name)
+    archive = pack_zip(folder, folder / f"{name}.zip")
+    card = import_voice_model(folder).card
+    return str(archive), f"Exported `{archive}` ({card_summary(card)})"
+
+
+def build() -> None:
+    gr.Markdown(
+        "### Pretrained files\nEverything is checked with sha256 before it is put in place. Offline? The table "
+        "and the doctor list each missing file, where it goes and where to get it. Mirror: set "
+        "`SVCOVER_HF_ENDPOINT`; proxies: `HTTPS_PROXY`."
+    )
+    table = gr.Dataframe(headers=STATUS_HEADERS, value=lambda: _status_rows(False), interactive=False, wrap=True,
+                         label="status", elem_id="models-status")
+    with gr.Row():
+        refresh_btn = gr.Button("Refresh")
+        verify_btn = gr.Button("Verify checksums")
+    with gr.Row():
+        choose = gr.CheckboxGroup(choices=_names(), label="download", scale=3)
+        download_btn = gr.Button("Download selected", variant="primary", scale=1)
+    download_log = gr.Markdown(elem_id="models-download-log")
+    refresh_btn.click(lambda: refresh_status(False), outputs=table, api_name="pretrained_status")
+    verify_btn.click(lambda: refresh_status(True), outputs=table, api_name="pretrained_verify")
+    download_btn.click(download, inputs=choose, outputs=[table, download_log], api_name="pretrained_download")
+
+    gr.Markdown(
+        "### Voice models\nShareable format: `model.safetensors` + `model_card.json` (no code inside). "
+        "Foreign `.pt`/`.pth`/`.ckpt` files are opened with the safe loader only: a file that tries to run "
+        "code is refused."
+    )
+    with gr.Row():
+        with gr.Column():
+            upload = gr.File(label="voice model to import", file_types=[".zip", ".safetensors", ".pt", ".pth", ".ckpt"],
+                             type="filepath", elem_id="models-import-file")
+            import_name = gr.Textbox(label="save as experiment", placeholder="my_voice (letters, digits, _ and -)",
+                                     elem_id="models-import-name")
+            import_btn = gr.Button("Import", elem_id="models-import")
+            import_msg = gr.Markdown(elem_id="models-import-msg")
+        with gr.Column():
+            export_exp = gr.Dropdown(choices=experiment_choices(), label="experiment to export", allow_custom_value=False)
+            export_btn = gr.Button("Export")
+            export_file = gr.File(label="shareable zip", interactive=False)
+            export_msg = gr.Markdown()
+    import_btn.click(import_model, inputs=[upload, import_name], outputs=import_msg, api_name="voice_import")
+    export_btn.click(export_model, inputs=export_exp, outputs=[export_file, export_msg], api_name="voice_export")
+    export_exp.focus(lambda: gr.Dropdown(choices=experiment_choices()), outputs=export_exp)
+
+    gr.Markdown("### Environment doctor")
+    doctor_btn = gr.Button("Check environment", elem_id="models-doctor")
+    doctor_table = gr.Dataframe(headers=["status", "check", "detail"], interactive=False, wrap=True,
+                                elem_id="models-doctor-table")
+    doctor_msg = gr.Markdown(elem_id="models-doctor-msg")
+    doctor_btn.click(run_doctor, outputs=[doctor_table, doctor_msg], api_name="doctor")
+
