@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         inbrowser=args.inbrowser,
         # Only these folders (plus Gradio's own upload temp folder) can be read through the file route.
         allowed_paths=[str(logs_root()), str(pretrained_root())],
+        blocked_paths=[str(pretrained_root() / ".sha256-cache.json")],  # lists absolute paths of this machine
         max_file_size="4gb",
         show_error=True,
     )

@@ -63,16 +63,17 @@ def probe_audio(path: str | Path) -> dict:
     }
 
 
-def load_audio(path: str | Path, sr: int, allow_damaged: bool = False) -> np.ndarray:
+def load_audio(path: str | Path, sr: int, allow_damaged: bool = False, info: dict | None = None) -> np.ndarray:
     """Decode ``path`` to a float32 mono array at ``sr`` Hz (channels averaged, soxr resampling).
 
     Raises :class:`AudioDecodeError` for missing, empty, non-audio, corrupt and truncated files.
     With ``allow_damaged=True`` whatever ffmpeg could decode of a damaged/truncated file is returned.
+    ``info``: the result of :func:`probe_audio` for this file, if the caller already has it.
     """
     import soxr
 
     path = Path(path)
-    info = probe_audio(path)
+    info = info or probe_audio(path)
     if not allow_damaged:
         _check_riff_complete(path)
     src_sr, channels = info["sample_rate"], info["channels"]
@@ -173,8 +174,8 @@ def _encode_mp3(path: Path, data: np.ndarray, sr: int) -> None:
 # Codecs whose container states the exact length, so a much shorter decode means a cut-off file.
 # (mp3 only through its Xing/LAME header, which every common encoder writes; the 5 % margin covers
 # the rare VBR file without one, whose length ffmpeg estimates.)
-_EXACT_LENGTH_CODECS = {"flac", "alac", "wavpack", "mp3", "aac", "tta", "ape"} | {
-    f"pcm_{k}" for k in ("u8", "s8", "s16le", "s16be", "s24le", "s24be", "s32le", "s32be", "f32le", "f32be", "f64le", "alaw", "mulaw")
+_EXACT_LENGTH_CODECS = {"flac", "alac", "wavpack", "mp3", "tta", "ape"} | {
+    f"pcm_{k}" for k in "u8 s8 s16le s16be s24le s24be s32le s32be f32le f32be f64le alaw mulaw".split()
 }
 
 

@@ -1,8 +1,9 @@
 """Safe checkpoint loading: no pickled code ever runs.
 
-Every loader in the project goes through :func:`safe_load`. It uses torch's ``weights_only``
-unpickler, which only rebuilds tensors and plain containers, plus an explicit allow-list of the
-harmless classes that the ecosystem's checkpoints contain. Foreign classes we only need to skip
+Every loader in the project goes through :func:`safe_load`. A pre-scan of the pickle opcodes
+(nothing is unpickled) refuses any global outside the allow-list and names it; then torch's
+``weights_only`` unpickler, which only rebuilds tensors and plain containers, loads the file with an
+explicit allow-list of the harmless classes that the ecosystem's checkpoints contain. Foreign classes we only need to skip
 (fairseq's label ``Dictionary``) are mapped to inert stubs that just keep their attributes.
 """
 

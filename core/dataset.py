@@ -219,7 +219,7 @@ def build_dataset(
         manifest["sources"][content_hash] = new_entry
         _save_manifest(experiment, manifest, result)  # commit before deleting anything old
         if old:
-            _remove_chunks(experiment, set(old["chunks"]) - {c["name"] for c in new_entry["chunks"]})
+            _remove_chunks(experiment, {c["name"] for c in old["chunks"]} - {c["name"] for c in new_entry["chunks"]})
         result.new_files += 1
         result.new_chunks += len(new_entry["chunks"])
         result.new_chunk_files += [experiment.gt_wavs / c["name"] for c in new_entry["chunks"]]
@@ -280,7 +280,7 @@ def _process_file(
     sr = AUDIO.sample_rate
     info = probe_audio(path)
     report(progress, 0.05, f"{label}: decoding")
-    wav = load_audio(path, sr)
+    wav = load_audio(path, sr, info=info)
     clipped_fraction = _clipped_fraction(wav)
     sos = _highpass_sos(config, sr)
     report(progress, 0.4, f"{label}: slicing")
@@ -305,9 +305,9 @@ def _process_file(
             {
                 "name": name,
                 "source": label,
-                "offset_s": round(pieces[0][0] / sr, 4),
-                "duration_s": round(len(audio) / sr, 4),
-                "pieces": [[round(s / sr, 4), round((e - s) / sr, 4)] for s, e in pieces],
+                "offset_s": round(pieces[0][0] / sr, 6),
+                "duration_s": round(len(audio) / sr, 6),
+                "pieces": [[round(s / sr, 6), round((e - s) / sr, 6)] for s, e in pieces],
             }
         )
     return {
@@ -343,6 +343,8 @@ def _render(wav: np.ndarray, pieces: list[tuple[int, int]], sos: np.ndarray | No
     """
     from scipy.signal import sosfiltfilt
 
+    from core.slicer import add_denormal_guard
+
     sr = AUDIO.sample_rate
     out = []
     for s, e in pieces:
@@ -350,7 +352,7 @@ def _render(wav: np.ndarray, pieces: list[tuple[int, int]], sos: np.ndarray | No
             out.append(wav[s:e])
             continue
         a, b = max(0, s - sr), min(len(wav), e + sr)
-        seg = wav[a:b].astype(np.float64)
+        seg = add_denormal_guard(wav[a:b].astype(np.float64))
         filtered = sosfiltfilt(sos, seg, padlen=min(len(seg) - 1, 3 * (2 * len(sos) + 1)))
         out.append(filtered[s - a : s - a + (e - s)].astype(np.float32))
     return np.concatenate(out).astype(np.float32, copy=False)

@@ -134,6 +134,9 @@ def check_pretrained(verify: bool = False) -> list[Check]:
     for entry, st in zip(REGISTRY, all_status(verify=verify), strict=True):
         if st.usable:
             checks.append(Check(f"pretrained {entry.name}", OK, st.detail))
+        elif entry.optional and st.state == "missing":
+            checks.append(Check(f"pretrained {entry.name}", OK,
+                                f"optional, not installed ({entry.used_by}): 'python -m core download {entry.name}'"))
         else:
             checks.append(Check(f"pretrained {entry.name}", WARN,
                                 f"{st.detail} in {pretrained_root()}: run 'python -m core download {entry.name}' "

@@ -73,14 +73,22 @@ def check_output_path(path: str | Path) -> Path:
     return path
 
 
+def stereo_ffmpeg_args(channels: int) -> list[str]:
+    """ffmpeg options making ``channels`` stereo: mono is copied to both sides at full level
+    (``-ac 2`` would put it 3 dB down in each), more channels are downmixed by ffmpeg."""
+    if channels == 1:
+        return ["-af", "pan=stereo|c0=c0|c1=c0"]
+    return ["-ac", "2"]
+
+
 def load_stereo(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Decode ``path`` to float32 [N, 2] at ``sr`` (mono duplicated, more channels downmixed by ffmpeg)."""
     from core.audio import _last_line, ffmpeg_binary, probe_audio
 
     path = Path(path)
-    probe_audio(path)
-    cmd = [ffmpeg_binary(), "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-vn", "-ac", "2",
-           "-ar", str(sr), "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"]  # fmt: skip
+    channels = probe_audio(path)["channels"]
+    cmd = [ffmpeg_binary(), "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-vn",
+           *stereo_ffmpeg_args(channels), "-ar", str(sr), "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True)
     if proc.returncode != 0:
         raise AudioDecodeError(f"{path}: cannot decode audio ({_last_line(proc.stderr)})")

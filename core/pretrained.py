@@ -84,6 +84,7 @@ class Pretrained:
     notes: str = ""
     used_by: str = ""
     aliases: tuple[str, ...] = field(default=())
+    optional: bool = False  # only some features need it; the doctor does not warn when it is missing
 
     def main_path(self) -> str:
         first = self.required[0]
@@ -200,9 +201,44 @@ REGISTRY: tuple[Pretrained, ...] = (
         notes="URLs follow audio-separator's download locations; the metadata JSON files change upstream, "
         "so no checksums are pinned.",
         used_by="Cover (separation)",
-        aliases=("uvr", "separation"),
+        aliases=("separation",),
+    ),
+    Pretrained(
+        name="uvr_karaoke",
+        title="UVR MDX-Net karaoke model (lead vocal vs. backing vocals)",
+        files=(
+            RemoteFile(
+                dest=f"{UVR_DIR}/UVR_MDXNET_KARA_2.onnx",
+                urls=("https://github.com/TRvlvr/model_repo/releases/download/all_public_uvr_models/UVR_MDXNET_KARA_2.onnx",),
+            ),
+        ),
+        required=(f"{UVR_DIR}/UVR_MDXNET_KARA_2.onnx",),
+        licence="MIT (Ultimate Vocal Remover model repository)",
+        verified=False,
+        notes="Same release as uvr_vocals; no checksum published.",
+        used_by="Cover (optional: remove backing vocals)",
+        optional=True,
+    ),
+    Pretrained(
+        name="uvr_dereverb",
+        title="UVR MDX-Net de-reverb model (FoxJoy)",
+        files=(
+            RemoteFile(
+                dest=f"{UVR_DIR}/Reverb_HQ_By_FoxJoy.onnx",
+                urls=("https://github.com/TRvlvr/model_repo/releases/download/all_public_uvr_models/Reverb_HQ_By_FoxJoy.onnx",),
+            ),
+        ),
+        required=(f"{UVR_DIR}/Reverb_HQ_By_FoxJoy.onnx",),
+        licence="MIT (Ultimate Vocal Remover model repository)",
+        verified=False,
+        notes="Same release as uvr_vocals; no checksum published.",
+        used_by="Cover (optional: remove reverb)",
+        optional=True,
     ),
 )
+
+# Names that fetch several entries at once (messages elsewhere say `python -m core download uvr`).
+GROUPS: dict[str, tuple[str, ...]] = {"uvr": ("uvr_vocals", "uvr_karaoke", "uvr_dereverb")}
 
 
 def pretrained_root() -> Path:
@@ -217,6 +253,17 @@ def get(name: str) -> Pretrained:
             return entry
     known = ", ".join(e.name for e in REGISTRY)
     raise SvcoverError(f"unknown pretrained model {name!r}: choose from {known}")
+
+
+def resolve_names(names: list[str]) -> list[str]:
+    """Registry names for CLI/UI arguments: groups expanded, aliases mapped, duplicates dropped."""
+    out: list[str] = []
+    for name in names:
+        for item in GROUPS.get(name, (name,)):
+            resolved = get(item).name
+            if resolved not in out:
+                out.append(resolved)
+    return out
 
 
 def entry_for_path(relative: str) -> Pretrained | None:
@@ -242,10 +289,10 @@ def require(relative: str, *alternatives: str, download_name: str | None = None)
             return candidate
     entry = entry_for_path(relative)
     name = download_name or (entry.name if entry else relative.split("/")[0])
-    where = f" (or download {entry.files[0].urls[0]} by hand)" if entry and entry.files[0].urls else ""
+    source = f" (source: {entry.files[0].urls[0]})" if entry and entry.files[0].urls else ""
     raise MissingPretrainedError(
-        f"missing pretrained file {root / relative}: fetch it with 'python -m core download {name}'{where} "
-        "or copy it there by hand"
+        f"missing pretrained file {root / relative}: fetch it with 'python -m core download {name}' "
+        f"or copy it there by hand{source}"
     )
 
 
@@ -299,7 +346,7 @@ def missing_report(verify: bool = False) -> str:
     root = pretrained_root()
     lines = []
     for entry, st in zip(REGISTRY, all_status(verify=verify), strict=True):
-        if st.usable:
+        if st.usable or (entry.optional and st.state == "missing"):
             continue
         lines.append(f"- {entry.name} ({entry.title}): {st.detail}")
         for f in entry.files:
@@ -314,12 +361,7 @@ _CACHE_NAME = ".sha256-cache.json"
 
 def cached_sha256(path: Path) -> str:
     """sha256 of ``path``, remembered (by size and mtime) in a dot-file of the pretrained root."""
-    root = pretrained_root()
-    cache_file = root / _CACHE_NAME
-    try:
-        cache = json.loads(cache_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        cache = {}
+    cache = _load_cache()
     st = path.stat()
     key = str(path.resolve())
     hit = cache.get(key)
@@ -327,11 +369,33 @@ def cached_sha256(path: Path) -> str:
         return hit["sha256"]
     digest = sha256_file(path)
     cache[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
-    with contextlib.suppress(OSError):
-        from core.fsutil import atomic_write_text
-
-        atomic_write_text(cache_file, json.dumps(cache, indent=1))
+    _store_cache(cache)
     return digest
+
+
+def _load_cache() -> dict:
+    try:
+        return json.loads((pretrained_root() / _CACHE_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _store_cache(cache: dict) -> None:
+    from core.fsutil import atomic_write_text
+
+    with contextlib.suppress(OSError):
+        atomic_write_text(pretrained_root() / _CACHE_NAME, json.dumps(cache, indent=1))
+
+
+def _remember_sha256(path: Path, digest: str) -> None:
+    """Record a just-verified download so status checks need not read the file again."""
+    root = pretrained_root()
+    if not path.resolve().is_relative_to(root) or not root.is_dir():
+        return
+    st = path.stat()
+    cache = _load_cache()
+    cache[str(path.resolve())] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+    _store_cache(cache)
 
 
 def sha256_file(path: Path) -> str:
@@ -392,6 +456,7 @@ def download_url(
     url = mirror_url(url)
     session = session or make_session()
     part = part_path(dest)
+    resumed_from = part.stat().st_size if part.exists() else 0
     attempt = 0
     while True:
         try:
@@ -417,10 +482,15 @@ def download_url(
         digest = sha256_file(part)
         if digest.lower() != sha256.lower():
             part.unlink(missing_ok=True)
+            if resumed_from:  # a stale .part from an older file version: start over once from byte 0
+                log.info("resumed download of %s failed verification; downloading it again from the start", dest.name)
+                return download_url(url, dest, sha256, size, progress, timeout, retries, session)
             raise DownloadError(
                 f"{url}: sha256 mismatch (got {digest}, expected {sha256.lower()}); nothing was installed at {dest}"
             )
     os.replace(part, dest)
+    if sha256:
+        _remember_sha256(dest, sha256.lower())
     report(progress, 1.0, f"{dest.name} done")
     return dest
 
@@ -572,7 +642,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Proxy: the standard HTTPS_PROXY / HTTP_PROXY / NO_PROXY variables are honoured."
     )
     parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"pretrained model(s) to fetch: {', '.join(e.name for e in REGISTRY)}")
+                        help=f"pretrained model(s) to fetch: {', '.join(e.name for e in REGISTRY)}; 'uvr' = every uvr_* model")
     parser.add_argument("--all", action="store_true", help="fetch every pretrained model that is missing")
     parser.add_argument("--force", action="store_true", help="download again even if present")
     parser.add_argument("--url", help="download any file (a shared voice model, a mirror copy) from this URL")
@@ -594,7 +664,7 @@ def run_cli(args: argparse.Namespace) -> int:
             path = download_url(args.url, args.to, args.sha256, None, bar, args.timeout, args.retries)
         print(f"saved {path}" + (" (sha256 verified)" if args.sha256 else ""))
         return 0
-    names = [e.name for e in REGISTRY] if args.all else [get(n).name for n in args.names]
+    names = [e.name for e in REGISTRY] if args.all else resolve_names(args.names)
     if not names:
         print(f"pretrained folder: {pretrained_root()}")
         for entry, st in zip(REGISTRY, all_status(verify=not args.no_verify), strict=True):

@@ -333,10 +333,11 @@ def _first_line(e: BaseException) -> str:
 def decode_stereo(song: Path, out_wav: Path, sr: int = SAMPLE_RATE) -> None:
     """Decode any ffmpeg-readable file to a stereo float wav (mono is duplicated, more channels downmixed)."""
     from core.audio import _last_line, ffmpeg_binary, probe_audio
+    from core.mix import stereo_ffmpeg_args
 
-    probe_audio(song)  # clear one-line errors for missing / empty / non-audio files
+    channels = probe_audio(song)["channels"]  # clear one-line errors for missing / empty / non-audio files
     cmd = [ffmpeg_binary(), "-nostdin", "-v", "error", "-y", "-i", str(song), "-map", "0:a:0", "-vn",
-           "-ac", "2", "-ar", str(sr), "-acodec", "pcm_f32le", "-f", "wav", str(out_wav)]  # fmt: skip
+           *stereo_ffmpeg_args(channels), "-ar", str(sr), "-acodec", "pcm_f32le", "-f", "wav", str(out_wav)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True)
     if proc.returncode != 0 or not out_wav.is_file():
         from core.errors import AudioDecodeError

@@ -71,10 +71,14 @@ class VocoderConfig:
                 fmin=float(data.get("fmin", cls.fmin)),
                 fmax=float(data.get("fmax", cls.fmax)),
                 upsample_rates=tuple(int(v) for v in data.get("upsample_rates", cls.upsample_rates)),
-                upsample_kernel_sizes=tuple(int(v) for v in data.get("upsample_kernel_sizes", cls.upsample_kernel_sizes)),
+                upsample_kernel_sizes=tuple(
+                    int(v) for v in data.get("upsample_kernel_sizes", cls.upsample_kernel_sizes)
+                ),
                 upsample_initial_channel=int(data.get("upsample_initial_channel", cls.upsample_initial_channel)),
                 resblock=str(data.get("resblock", cls.resblock)),
-                resblock_kernel_sizes=tuple(int(v) for v in data.get("resblock_kernel_sizes", cls.resblock_kernel_sizes)),
+                resblock_kernel_sizes=tuple(
+                    int(v) for v in data.get("resblock_kernel_sizes", cls.resblock_kernel_sizes)
+                ),
                 resblock_dilation_sizes=tuple(
                     tuple(int(d) for d in ds) for ds in data.get("resblock_dilation_sizes", ((1, 3, 5),) * 3)
                 ),
@@ -108,7 +112,6 @@ def fold_weight_norm(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     (``X.parametrizations.weight.original0`` / ``original1``) and plain ``X.weight``. Computed in float64, stored
     float32, so folding adds no error beyond the final rounding.
     """
-    import torch
 
     out: dict[str, torch.Tensor] = {}
     pairs: dict[str, dict[str, torch.Tensor]] = {}
@@ -261,6 +264,79 @@ def _build_generator_class():
             har = self.m_source(f0, deterministic=deterministic, generator=generator)
             return self.filter(mel, har)
 
+    class ChannelsLastFilter:
+        """The filter network re-laid for speed: every 1-D convolution runs as a 2-D one on ``[B, C, 1, L]``.
+
+        With the channels-last layout oneDNN convolves without reordering activations on every call, which
+        is 1.2-1.6x faster for the 32-256-channel stages on x86 CPUs; the 16-channel last stage is faster in the
+        plain layout, so each stage picks its layout (``min_channels_last``). Weights are copied once here.
+        The arithmetic is the same as :meth:`Generator.filter` up to float32 summation order.
+        """
+
+        def __init__(self, gen: Generator, min_channels_last: int = 32) -> None:
+            self.num_kernels = gen.num_kernels
+            self.stages = []
+            cl, plain = torch.channels_last, torch.contiguous_format
+            fmt_pre = cl if gen.conv_pre.out_channels >= min_channels_last else plain
+            self.pre = self._conv(gen.conv_pre, fmt_pre)
+            self.pre_format = fmt_pre
+            for i, (up, noise_conv) in enumerate(zip(gen.ups, gen.noise_convs, strict=True)):
+                fmt = cl if up.out_channels >= min_channels_last else plain
+                blocks = gen.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
+                self.stages.append(
+                    {
+                        "format": fmt,
+                        "up": (
+                            up.weight.detach().unsqueeze(2).contiguous(memory_format=fmt),
+                            up.bias.detach(),
+                            (1, up.stride[0]),
+                            (0, up.padding[0]),
+                        ),
+                        "noise": self._conv(noise_conv, fmt),
+                        "blocks": [
+                            [
+                                (self._conv(c1, fmt), self._conv(c2, fmt))
+                                for c1, c2 in zip(block.convs1, block.convs2, strict=True)
+                            ]
+                            for block in blocks
+                        ],
+                    }
+                )
+            self.post = self._conv(gen.conv_post, plain)
+
+        @staticmethod
+        def _conv(conv, fmt):
+            weight = conv.weight.detach().unsqueeze(2).contiguous(memory_format=fmt)
+            return weight, conv.bias.detach(), (1, conv.stride[0]), (0, conv.padding[0]), (1, conv.dilation[0])
+
+        @staticmethod
+        def _apply(params, x):
+            weight, bias, stride, padding, dilation = params
+            return F.conv2d(x, weight, bias, stride=stride, padding=padding, dilation=dilation)
+
+        def __call__(self, mel: torch.Tensor, har: torch.Tensor) -> torch.Tensor:
+            har4 = har.unsqueeze(2)  # [B, 1, 1, L]
+            x = self._apply(self.pre, mel.unsqueeze(2).contiguous(memory_format=self.pre_format))
+            for stage in self.stages:
+                fmt = stage["format"]
+                x = F.leaky_relu_(x, LRELU_SLOPE).contiguous(memory_format=fmt)
+                weight, bias, stride, padding = stage["up"]
+                x = F.conv_transpose2d(x, weight, bias, stride=stride, padding=padding)
+                x = x.add_(self._apply(stage["noise"], har4))
+                total = None
+                for block in stage["blocks"]:
+                    y = x
+                    for p1, p2 in block:
+                        t = self._apply(p1, F.leaky_relu(y, LRELU_SLOPE))
+                        t = self._apply(p2, F.leaky_relu_(t, LRELU_SLOPE))
+                        y = t.add_(y)
+                    total = y if total is None else total.add_(y)
+                x = total.div_(self.num_kernels)
+            x = F.leaky_relu_(x, FINAL_LRELU_SLOPE).contiguous()
+            x = torch.tanh_(self._apply(self.post, x))
+            return x.squeeze(2)
+
+    Generator.ChannelsLastFilter = ChannelsLastFilter
     return Generator
 
 
@@ -288,10 +364,13 @@ def receptive_frames(cfg: VocoderConfig) -> int:
     for u, k in zip(cfg.upsample_rates, cfg.upsample_kernel_sizes, strict=True):
         context += math.ceil(k / u) / rate
         rate *= u
-        context += max(
-            sum(d * (rk - 1) // 2 + (rk - 1) // 2 for d in ds)
-            for rk, ds in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes, strict=True)
-        ) / rate
+        context += (
+            max(
+                sum(d * (rk - 1) // 2 + (rk - 1) // 2 for d in ds)
+                for rk, ds in zip(cfg.resblock_kernel_sizes, cfg.resblock_dilation_sizes, strict=True)
+            )
+            / rate
+        )
     context += 3 / rate  # conv_post
     return int(math.ceil(context)) + 2  # +2 frames of margin
 
@@ -338,7 +417,9 @@ class NsfHifiGan:
             model_path = path
         config_path = model_path.parent / CONFIG_FILE_NAME
         if not config_path.is_file():
-            raise CheckpointError(f"{config_path}: missing config.json beside the NSF-HiFiGAN weights {model_path.name}")
+            raise CheckpointError(
+                f"{config_path}: missing config.json beside the NSF-HiFiGAN weights {model_path.name}"
+            )
         try:
             config_data = load_json(config_path)
         except (OSError, ValueError) as e:
@@ -394,9 +475,7 @@ class NsfHifiGan:
         """The vocoder in ``pretrained/nsf_hifigan/`` (``model`` or ``model.ckpt`` + ``config.json``)."""
         from core.pretrained import NSF_HIFIGAN_DIR, require
 
-        model_path = require(
-            f"{NSF_HIFIGAN_DIR}/model", f"{NSF_HIFIGAN_DIR}/model.ckpt", download_name="nsf_hifigan"
-        )
+        model_path = require(f"{NSF_HIFIGAN_DIR}/model", f"{NSF_HIFIGAN_DIR}/model.ckpt", download_name="nsf_hifigan")
         config_path = model_path.parent / CONFIG_FILE_NAME
         if not config_path.is_file():
             raise MissingPretrainedError(
@@ -439,7 +518,9 @@ class NsfHifiGan:
         with torch.inference_mode():
             mel_t = torch.from_numpy(np.ascontiguousarray(mel))[None].to(self.device)
             f0_t = torch.from_numpy(f0)[None].to(self.device)
-            wav = self.vocode_tensor(mel_t, f0_t, deterministic=deterministic, generator=generator, chunk_frames=chunk_frames)
+            wav = self.vocode_tensor(
+                mel_t, f0_t, deterministic=deterministic, generator=generator, chunk_frames=chunk_frames
+            )
         return wav[0, 0].float().cpu().numpy()
 
     def vocode_tensor(

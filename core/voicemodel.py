@@ -275,7 +275,20 @@ def export_experiment(name: str, logs: Path | None = None, checkpoint: str | Pat
         vocoder_sha256=_find(config, "vocoder_sha256"),
         checkpoint=ckpt_path.name,
     )
+    if card["vocoder_sha256"] is None:
+        card.update(_installed_vocoder())
     return export_voice_model({k: v for k, v in state.items() if hasattr(v, "dtype")}, card, exp.export)
+
+
+def _installed_vocoder() -> dict[str, Any]:
+    """Name and sha256 of the vocoder in pretrained/ (the one conversions will use), if installed."""
+    from core.pretrained import NSF_HIFIGAN_DIR, cached_sha256, pretrained_root
+
+    for name in ("model", "model.ckpt"):
+        path = pretrained_root() / NSF_HIFIGAN_DIR / name
+        if path.is_file():
+            return {"vocoder": f"nsf_hifigan/{name}", "vocoder_sha256": cached_sha256(path)}
+    return {}
 
 
 def _read_json(path: Path) -> dict[str, Any]:

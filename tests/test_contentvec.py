@@ -148,9 +148,12 @@ def _schema_state(weights_builder, schema_file: str, seed: int) -> dict:
     return weights_builder.make_state_dict(weights_builder.load_schema(HUBERT_REF / schema_file), seed)
 
 
-@pytest.fixture(scope="session")
-def reference_checkpoints(tmp_path_factory, weights_builder) -> dict[str, tuple[Path, dict]]:
-    """case name -> (float16 fairseq-like checkpoint built from that case's schema and seed, case arrays)."""
+@pytest.fixture(scope="module")
+def reference_checkpoints(tmp_path_factory, weights_builder):
+    """case name -> (float16 fairseq-like checkpoint built from that case's schema and seed, case arrays).
+
+    Built once for this module and deleted afterwards (about 190 MB each).
+    """
     root = tmp_path_factory.mktemp("hubert")
     out = {}
     for case, schema_file in CASES:
@@ -159,7 +162,10 @@ def reference_checkpoints(tmp_path_factory, weights_builder) -> dict[str, tuple[
         fp = weights_builder.fingerprint(state)
         assert abs(fp - float(ref["weights_fingerprint"])) < 1e-6 * fp
         out[case] = (write_fairseq_checkpoint(root / f"{case}_hubert_base.pt", state), ref)
-    return out
+        del state
+    yield out
+    for path, _ in out.values():
+        path.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
@@ -246,7 +252,11 @@ def test_float32_checkpoint_and_newer_weight_norm_names(reference_checkpoints, w
     state["encoder.pos_conv.0.parametrizations.weight.original0"] = state.pop("encoder.pos_conv.0.weight_g")
     state["encoder.pos_conv.0.parametrizations.weight.original1"] = state.pop("encoder.pos_conv.0.weight_v")
     path = write_fairseq_checkpoint(tmp_path / "checkpoint_best_legacy_500.pt", state)
-    enc = ContentVec.from_checkpoint(path)
+    del state
+    try:
+        enc = ContentVec.from_checkpoint(path)
+    finally:
+        path.unlink()  # 380 MB
     np.testing.assert_allclose(enc.extract(ref["wav"]), ref["layer12"], atol=ATOL, rtol=RTOL)
 
 
@@ -352,6 +362,12 @@ def test_missing_tensor_and_wrong_shape(tmp_path, small_state) -> None:
     path = write_fairseq_checkpoint(tmp_path / "layers.pt", small_state, **{**SMALL_CFG, "encoder_layers": 13})
     with pytest.raises(CheckpointError, match=r"layers\.pt: HuBERT weights do not match the model \(missing"):
         ContentVec.from_checkpoint(path)
+    # Absurd sizes are caught by the shape check before any memory is allocated for them.
+    path = write_fairseq_checkpoint(tmp_path / "huge.pt", small_state, **{**SMALL_CFG, "encoder_ffn_embed_dim": 10**9})
+    with pytest.raises(
+        CheckpointError, match=r"huge\.pt: tensor 'encoder\.layers\.0\.fc1\.weight' has shape \(128, 64\)"
+    ):
+        ContentVec.from_checkpoint(path)
 
 
 def test_hostile_conv_layer_string_is_not_evaluated(tmp_path, small_state) -> None:
@@ -448,3 +464,15 @@ def test_align_10_seconds_to_mel_frames(small_encoder) -> None:
         align_to_frames(units[:0], 10)
     with pytest.raises(ValueError):
         align_to_frames(units, 0)
+
+
+def test_half_precision_path_keeps_group_norm_in_float32(small_checkpoint) -> None:
+    # from_checkpoint(half=True) only halves on CUDA; here the same dtype plumbing runs on CPU.
+    enc = ContentVec.from_checkpoint(small_checkpoint)
+    wav = 0.1 * np.random.default_rng(7).standard_normal(8000).astype(np.float32)
+    full = enc.extract(wav)
+    enc.model.half()
+    half = enc.extract(wav)
+    assert half.dtype == np.float32 and half.shape == full.shape
+    np.testing.assert_allclose(half, full, atol=0.1)
+    assert np.abs(half - full).max() > 0  # it really ran in float16

@@ -39,8 +39,8 @@ FAKE_PYTHON = textwrap.dedent(
 def sandbox(tmp_path: Path) -> Path:
     repo = tmp_path / "repo"
     repo.mkdir()
-    for name in ("launch.sh", "requirements.txt", "requirements-test.txt"):
-        shutil.copy2(ROOT / name, repo / name)
+    for path in [ROOT / "launch.sh", *sorted(ROOT.glob("requirements*.txt"))]:
+        shutil.copy2(path, repo / path.name)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in TOOLS:
@@ -86,6 +86,9 @@ def test_first_run_installs_second_run_skips(sandbox: Path) -> None:
     text = "\n".join(calls)
     assert "-m venv .venv" in text
     assert "-m pip install -r requirements.txt" in text and "torch==" in text
+    assert "sha256sum" not in r.stderr and "No such file" not in r.stderr  # every requirements file was hashed
+    if (ROOT / "requirements-nodeps.txt").is_file():
+        assert "-m pip install --no-deps -r requirements-nodeps.txt" in text
     assert "-m core doctor" in text
     assert calls[-1].endswith("app.py --inbrowser")
     assert (sandbox / "repo" / ".venv" / ".svcover-installed-requirements.txt").is_file()

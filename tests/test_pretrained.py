@@ -195,7 +195,8 @@ def test_session_honours_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_registry_entries_are_complete() -> None:
     names = [e.name for e in pt.REGISTRY]
-    assert names == ["contentvec", "rmvpe", "nsf_hifigan", "diffusion_svc_base", "uvr_vocals"]
+    assert names == ["contentvec", "rmvpe", "nsf_hifigan", "diffusion_svc_base", "uvr_vocals", "uvr_karaoke",
+                     "uvr_dereverb"]
     for entry in pt.REGISTRY:
         assert entry.licence and entry.files and entry.required
         for f in entry.files:
@@ -203,6 +204,14 @@ def test_registry_entries_are_complete() -> None:
             assert f.sha256 is None or len(f.sha256) == 64
             assert not Path(f.dest).is_absolute() and ".." not in Path(f.dest).parts
     assert pt.get("content").name == "contentvec" and pt.get("diffusion_svc").name == "diffusion_svc_base"
+    assert pt.resolve_names(["uvr", "uvr_vocals", "hubert"]) == ["uvr_vocals", "uvr_karaoke", "uvr_dereverb",
+                                                                  "contentvec"]
+    from core.separate import DEFAULT_DEREVERB_MODEL, DEFAULT_KARAOKE_MODEL, DEFAULT_VOCAL_MODEL, DOWNLOAD_NAME
+
+    # every file the separation stage asks for is fetched by the name its error message gives
+    dests = {f.dest for n in pt.resolve_names([DOWNLOAD_NAME]) for f in pt.get(n).files}
+    for model in (DEFAULT_VOCAL_MODEL, DEFAULT_KARAOKE_MODEL, DEFAULT_DEREVERB_MODEL):
+        assert f"uvr/{model}" in dests
 
 
 def test_require_names_file_and_download_command(tmp_pretrained: Path) -> None:
@@ -273,3 +282,27 @@ def test_offline_download_lists_missing_files(tmp_pretrained: Path) -> None:
     assert str(tmp_pretrained / "rmvpe" / "rmvpe.pt") in r.stdout
     assert "huggingface.co/lj1995/VoiceConversionWebUI/resolve/main/rmvpe.pt" in r.stdout
     assert not any(tmp_pretrained.rglob("rmvpe.pt"))
+
+
+def test_stale_part_file_is_restarted_once(server: str, tmp_path: Path) -> None:
+    dest = tmp_path / "file.bin"
+    pt.part_path(dest).write_bytes(b"bytes of an older version of the file")
+    pt.download_url(f"{server}/file.bin", dest, sha256=PAYLOAD_SHA, retries=0)
+    assert dest.read_bytes() == PAYLOAD
+    assert _Handler.calls[0][1] is not None and _Handler.calls[-1][1] is None  # resumed, then restarted from 0
+
+
+def test_models_tab_download_handler(server: str, tmp_pretrained: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from webui import models_tab
+
+    entry = pt.Pretrained(name="tiny", title="t", licence="test", verified=True,
+                          files=(pt.RemoteFile(dest="tiny/file.bin", urls=(f"{server}/file.bin",), sha256=PAYLOAD_SHA),),
+                          required=("tiny/file.bin",))
+    broken = pt.Pretrained(name="broken", title="b", licence="test", verified=True,
+                           files=(pt.RemoteFile(dest="broken/x.bin", urls=(f"{server}/corrupt.bin",), sha256=PAYLOAD_SHA),),
+                           required=("broken/x.bin",))
+    monkeypatch.setattr(pt, "REGISTRY", (entry, broken))
+    rows, text = models_tab.download(["tiny", "broken"])
+    assert (tmp_pretrained / "tiny" / "file.bin").read_bytes() == PAYLOAD
+    assert {r[0]: r[1] for r in rows} == {"tiny": "ok", "broken": "missing"}
+    assert "sha256 mismatch" in text and "Still missing" in text and str(tmp_pretrained / "broken" / "x.bin") in text

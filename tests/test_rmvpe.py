@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import REFERENCE
+
 from core.errors import CheckpointError, MissingPretrainedError
 from core.features.f0 import clear_model_cache, estimate_f0, load_model
 from core.features.f0.rmvpe import N_BINS, Rmvpe, bin_to_hz, decode, pad_frames
@@ -40,9 +40,17 @@ def stand_in(tmp_path_factory, weights_builder) -> Path:
     return path
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on a busy shared CI machine OpenMP thread teams spin and run many times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def model(stand_in: Path) -> Rmvpe:
-    torch.set_num_threads(min(2, torch.get_num_threads()))
     return Rmvpe.from_checkpoint(stand_in, device="cpu")
 
 
@@ -80,7 +88,7 @@ def test_decode_reference_case() -> None:
     assert np.max(np.abs(f0[voiced] - case["f0"][voiced]) / case["f0"][voiced]) <= 1e-5
 
 
-@pytest.mark.parametrize("hz", [1050.0, 1318.5, 1600.0, 1975.0])
+@pytest.mark.parametrize("hz", [1050.0, 1318.5, 1600.0, 1900.0])
 def test_decode_covers_notes_above_1khz(hz: float) -> None:
     """A salience peak placed at a high note decodes to that note (no octave folding in the decoder)."""
     bins = np.arange(N_BINS)

@@ -33,6 +33,7 @@ def served(tmp_path_factory: pytest.TempPathFactory):
     pre.mkdir()
     (logs / "exp1" / "note.txt").write_text("inside logs")
     (pre / "readme.txt").write_text("inside pretrained")
+    (pre / ".sha256-cache.json").write_text("{}")
     secret = base / "secret.txt"
     secret.write_text("top secret")
     (logs / "exp1" / "link.txt").symlink_to(secret)
@@ -80,7 +81,9 @@ def test_files_under_logs_and_pretrained_are_served(served) -> None:
     assert r.status_code == 200 and r.text == "inside pretrained"
 
 
-@pytest.mark.parametrize("which", ["etc_passwd", "secret", "traversal", "encoded_traversal", "symlink", "repo_file"])
+@pytest.mark.parametrize(
+    "which", ["etc_passwd", "secret", "traversal", "encoded_traversal", "symlink", "repo_file", "checksum_cache"]
+)
 def test_files_outside_are_refused(served, which: str) -> None:
     logs = served["logs"]
     path = {
@@ -90,6 +93,7 @@ def test_files_outside_are_refused(served, which: str) -> None:
         "encoded_traversal": f"{logs}/exp1/%2e%2e/%2e%2e/secret.txt",
         "symlink": f"{logs}/exp1/link.txt",
         "repo_file": str(ROOT / "app.py"),
+        "checksum_cache": str(served["pre"] / ".sha256-cache.json"),
     }[which]
     r = _get_file(served["url"], path)
     assert r.status_code in (403, 404)
@@ -120,7 +124,7 @@ def test_gradio_client_reads_status(served) -> None:
     client = Client(served["url"], verbose=False)
     table = client.predict(api_name="/pretrained_status")
     rows = table["data"] if isinstance(table, dict) else table
-    assert [r[0] for r in rows] == ["contentvec", "rmvpe", "nsf_hifigan", "diffusion_svc_base", "uvr_vocals"]
+    assert [r[0] for r in rows][:5] == ["contentvec", "rmvpe", "nsf_hifigan", "diffusion_svc_base", "uvr_vocals"]
     assert {r[1] for r in rows} == {"missing"}
     assert json.dumps(table).count(str(served["secret"])) == 0
 

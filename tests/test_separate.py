@@ -79,9 +79,9 @@ def test_chunk_starts_cover_everything_with_overlap():
 
 def test_tones_land_in_the_right_stem_across_chunk_joins(uvr, tmp_path, offline):
     song = tmp_path / "song.wav"
-    mix = tones(16.0)
+    mix = tones(12.0)
     sf.write(song, mix, SR)
-    settings = SeparationSettings(model=TINY_MODEL, chunk_seconds=6.0, overlap_seconds=1.0)  # 3 windows
+    settings = SeparationSettings(model=TINY_MODEL, chunk_seconds=5.0, overlap_seconds=1.0)  # 3 windows
     stems = separate_song(song, settings, cache_root=tmp_path / "cache", model_dir=uvr)
     vocals, _ = sf.read(stems.vocals, dtype="float32")
     inst, _ = sf.read(stems.instrumental, dtype="float32")
@@ -92,7 +92,7 @@ def test_tones_land_in_the_right_stem_across_chunk_joins(uvr, tmp_path, offline)
     assert band_level(inst[:, 0], 200) == pytest.approx(0.3, abs=0.01)
     assert band_level(vocals[:, 0], 200) < 0.003
     # seamless joins: away from the song's first/last STFT frame the instrumental IS the 200 Hz tone,
-    # including around the window joins at 5-6 s and 10-11 s
+    # including around the window joins at 4-5 s and 8-9 s
     inner = slice(SR // 10, -SR // 10)
     assert np.abs(inst[inner, 0] - mix[inner, 0]).max() < 2e-3
     assert np.abs(vocals[inner] + inst[inner] - mix[inner]).max() < 2e-3
@@ -227,7 +227,9 @@ def test_gpu_present_but_onnxruntime_cpu_only_warns(monkeypatch):
 def test_ten_minute_song_memory_is_bounded(uvr, tmp_path):
     """A 10-minute song is separated window by window: peak memory grows by far less than one song copy.
 
-    One stereo float32 copy of the song is 212 MB. To keep the test short, the song has sound in its
+    One stereo float32 copy of the song is 212 MB; audio-separator on the whole file would hold several.
+    A 31 s warm-up song reaches the per-window peak first, so the growth measured is what the song's
+    length adds. To keep the test short, the song has sound in its
     first and last windows and digital silence between (silent windows skip the model, a real
     feature); the windows are read, separated, crossfaded and written one at a time either way.
     """
@@ -246,7 +248,7 @@ def test_ten_minute_song_memory_is_bounded(uvr, tmp_path):
         s = SeparationSettings(model={TINY_MODEL!r})
         warm = Path({str(tmp_path / "warm.wav")!r})
         import numpy as np, soundfile as sf
-        t = np.arange(2 * 44100) / 44100
+        t = np.arange(31 * 44100) / 44100  # one full window first: the per-window peak is reached here
         sf.write(warm, np.stack([np.sin(2 * np.pi * 3000 * t)] * 2, 1) * 0.3, 44100)
         separate_song(warm, s, cache_root=Path({str(tmp_path / "c")!r}), model_dir=Path({str(uvr)!r}))
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -261,4 +263,4 @@ def test_ten_minute_song_memory_is_bounded(uvr, tmp_path):
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["frames"] == n and result["channels"] == 2
     growth_mb = (result["after_kb"] - result["before_kb"]) / 1024
-    assert growth_mb < 120, f"peak RSS grew by {growth_mb:.0f} MB while separating a 10-minute song"
+    assert growth_mb < 100, f"peak RSS grew by {growth_mb:.0f} MB while separating a 10-minute song"

@@ -18,6 +18,15 @@ NSF = REFERENCE / "nsf_hifigan"
 CASES = ["case_a_voiced", "case_b_unvoiced_gap"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Short inputs: a second thread barely helps, and on a busy shared CI machine its spin-waits cost 10x."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def load_case(name: str) -> dict:
     return dict(np.load(NSF / f"{name}.npz"))
 
@@ -76,25 +85,25 @@ def test_reproduces_seeded_reference_with_same_random_calls(vocoder, name):
 
 def test_deterministic_mode_is_repeatable_and_random_mode_is_not(vocoder):
     case = load_case(CASES[1])
-    a = vocoder.vocode(case["mel"], case["f0"], deterministic=True)
-    b = vocoder.vocode(case["mel"], case["f0"], deterministic=True)
+    mel, f0 = case["mel"][:, 10:22], case["f0"][10:22]  # voiced and unvoiced frames
+    a = vocoder.vocode(mel, f0, deterministic=True)
+    b = vocoder.vocode(mel, f0, deterministic=True)
     assert np.array_equal(a, b)
-    c = vocoder.vocode(case["mel"], case["f0"])
-    d = vocoder.vocode(case["mel"], case["f0"])
+    c = vocoder.vocode(mel, f0)
+    d = vocoder.vocode(mel, f0)
     assert not np.array_equal(c, d)
+    assert np.array_equal(vocoder.vocode(mel, f0, seed=5), vocoder.vocode(mel, f0, seed=5))
 
 
 def test_chunked_inference_equals_one_pass(vocoder):
     """Chunks overlap by the receptive field, so cutting a long input changes nothing."""
-    rng = np.random.default_rng(0)
-    frames = 100
-    base = load_case(CASES[0])
-    mel = np.concatenate([base["mel"], load_case(CASES[1])["mel"], base["mel"][:, :20]], axis=1)
-    mel = mel + 0.1 * rng.standard_normal(mel.shape).astype(np.float32)
-    f0 = np.concatenate([base["f0"], load_case(CASES[1])["f0"], base["f0"][:20]])
+    frames = 64
+    a, b = load_case(CASES[0]), load_case(CASES[1])
+    mel = np.concatenate([a["mel"], b["mel"][:, :24]], axis=1)
+    f0 = np.concatenate([a["f0"], b["f0"][:24]])
     assert mel.shape[1] == frames
     whole = vocoder.vocode(mel, f0, deterministic=True, chunk_frames=None)
-    for chunk in (7, 32, 64):
+    for chunk in (20, 45):
         chunked = vocoder.vocode(mel, f0, deterministic=True, chunk_frames=chunk)
         assert chunked.shape == whole.shape == (frames * 512,)
         assert np.abs(chunked - whole).max() <= 1e-5, chunk
@@ -118,8 +127,9 @@ def test_accepts_model_file_path_ckpt_name_and_parametrization_keys(tmp_path, st
     (tmp_path / "config.json").write_text(json.dumps(config))
     other = NsfHifiGan.from_checkpoint(tmp_path / "model.ckpt")
     case = load_case(CASES[0])
-    a = other.vocode(case["mel"], case["f0"], deterministic=True)
-    assert np.abs(a - vocoder.vocode(case["mel"], case["f0"], deterministic=True)).max() < 1e-6
+    mel, f0 = case["mel"][:, :10], case["f0"][:10]
+    a = other.vocode(mel, f0, deterministic=True)
+    assert np.abs(a - vocoder.vocode(mel, f0, deterministic=True)).max() < 1e-6
     assert other.sample_rate == 44100 and other.hop_size == 512
 
 
@@ -135,7 +145,10 @@ def test_wrong_checkpoints_raise_one_line_checkpoint_error(tmp_path, stand_in_st
     model = tmp_path / "model"
 
     # an RMVPE-like plain state dict (no 'generator')
-    torch.save({"unet.encoders.layers.0.conv.0.weight": torch.zeros(16, 1, 3, 3), "fc.0.gru.weight_ih_l0": torch.zeros(3)}, model)
+    torch.save(
+        {"unet.encoders.layers.0.conv.0.weight": torch.zeros(16, 1, 3, 3), "fc.0.gru.weight_ih_l0": torch.zeros(3)},
+        model,
+    )
     with pytest.raises(CheckpointError) as err:
         NsfHifiGan.from_checkpoint(tmp_path)
     _assert_one_line(err, str(model), "generator")
@@ -189,7 +202,7 @@ def test_missing_files_are_named(tmp_path):
     _assert_one_line(err, "mini_nsf")
 
 
-def test_from_pretrained(tmp_pretrained, release_folder):
+def test_from_pretrained(tmp_pretrained, release_folder, vocoder):
     with pytest.raises(MissingPretrainedError) as err:
         NsfHifiGan.from_pretrained()
     _assert_one_line(err, "nsf_hifigan", "python -m core download nsf_hifigan")
@@ -201,8 +214,8 @@ def test_from_pretrained(tmp_pretrained, release_folder):
     _assert_one_line(err, str(folder / "config.json"), "python -m core download nsf_hifigan")
     shutil.copy(NSF / "config.json", folder / "config.json")
     voc = NsfHifiGan.from_pretrained(device="cpu")
-    case = load_case(CASES[0])
-    assert np.abs(voc.vocode(case["mel"], case["f0"], deterministic=True) - case["wav_zero_noise"]).max() <= 1e-4
+    for key, value in vocoder.generator.state_dict().items():
+        assert torch.equal(voc.generator.state_dict()[key], value), key
 
 
 def test_input_validation(vocoder):

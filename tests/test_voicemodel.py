@@ -87,8 +87,14 @@ def test_install_validates_name_and_writes_our_format(tmp_path: Path, tmp_logs: 
     assert card["steps"] == 42 and card["imported_from"] == "shared.pt" and card["foreign"] is True
 
 
-def test_export_experiment_builds_card_from_its_files(tmp_logs: Path) -> None:
+def test_export_experiment_builds_card_from_its_files(tmp_logs: Path, tmp_pretrained: Path) -> None:
+    import hashlib
+
     from core.checkpoints import save_checkpoint
+
+    vocoder = tmp_pretrained / "nsf_hifigan" / "model.ckpt"
+    vocoder.parent.mkdir()
+    vocoder.write_bytes(b"stand-in vocoder")
 
     exp = tmp_logs / "alto"
     (exp / "checkpoints").mkdir(parents=True)
@@ -102,5 +108,7 @@ def test_export_experiment_builds_card_from_its_files(tmp_logs: Path) -> None:
     assert model.card["steps"] == 300 and model.card["checkpoint"] == "step_300.pt"
     assert model.card["sample_rate"] == 44100 and model.card["content_layer"] == 12 and model.card["f0_max"] == 660.0
     assert torch.equal(model.state_dict["w"].float(), torch.ones(2))
+    assert model.card["vocoder"] == "nsf_hifigan/model.ckpt"
+    assert model.card["vocoder_sha256"] == hashlib.sha256(b"stand-in vocoder").hexdigest()
     with pytest.raises(SvcoverError, match="no such experiment"):
         vm.export_experiment("nobody")

@@ -130,13 +130,13 @@ def _histogram(durations: list[float]) -> Any:
 
     if not durations:
         return gr.update(visible=False)
-    top = max(1, math.ceil(max(durations) / HISTOGRAM_BIN_S))
-    counts = [0] * top
+    low = int(min(durations) // HISTOGRAM_BIN_S)
+    top = max(low + 1, math.ceil(max(durations) / HISTOGRAM_BIN_S))
+    counts = [0] * (top - low)
     for d in durations:
-        counts[min(top - 1, int(d // HISTOGRAM_BIN_S))] += 1
-    frame = pd.DataFrame(
-        {"chunk length (s)": [f"{i * HISTOGRAM_BIN_S:g}-{(i + 1) * HISTOGRAM_BIN_S:g}" for i in range(top)], "chunks": counts}
-    )
+        counts[min(top - 1, int(d // HISTOGRAM_BIN_S)) - low] += 1
+    bins = [f"{i * HISTOGRAM_BIN_S:g}-{(i + 1) * HISTOGRAM_BIN_S:g}" for i in range(low, top)]
+    frame = pd.DataFrame({"chunk length (s)": bins, "chunks": counts})
     return gr.update(value=frame, visible=True)
 
 

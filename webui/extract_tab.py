@@ -160,8 +160,7 @@ def f0_figure(features: dict, chunk: str) -> Any:
     ax.set_ylabel("Hz")
     ax.set_title(chunk, fontsize=9)
     if (f0 > 0).any():
-        ax.set_yscale("log")
         voiced = f0[f0 > 0]
-        ax.set_ylim(voiced.min() / 1.2, voiced.max() * 1.2)
+        ax.set_ylim(voiced.min() / 1.15, voiced.max() * 1.15)
     ax.legend(loc="upper right", fontsize=8)
     return fig

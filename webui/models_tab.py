@@ -57,7 +57,7 @@ def download(names: list[str] | None, progress: gr.Progress = gr.Progress()) -> 
     text = "\n".join(messages)
     if failed:
         text += "\n\nStill missing (download by hand if you are offline):\n```\n" + missing_report() + "\n```"
-    return _status_rows(False), text
+    return _status_rows(True), text  # cheap: freshly verified downloads are in the checksum cache
 
 
 @user_errors
@@ -79,8 +79,13 @@ def import_model(file_path: str | None, name: str) -> str:
 
     if not file_path:
         raise gr.Error("upload a voice model (.zip, .safetensors, .pt, .pth or .ckpt) first", print_exception=False)
+    from core.errors import CheckpointError
+
     validate_name(name.strip())
-    folder = install_voice_model(file_path, name.strip())
+    try:
+        folder = install_voice_model(file_path, name.strip())
+    except CheckpointError as e:  # kept on the page (not a toast): the user should see why a file was refused
+        return f"**Not imported.** {e}"
     card = import_voice_model(folder).card
     return f"Imported as **{name.strip()}** → `{folder}` ({card_summary(card)})"
 

@@ -68,11 +68,14 @@ class ContentVec:
         from core.features.hubert import HubertBase
 
         path = Path(path)
+        device = pick_device(device)  # before the slow part, so a bad --device fails at once
         checkpoint = safe_load(path)
         cfg, state = _read_checkpoint(checkpoint, path)
-        model = HubertBase(cfg)
+        # Built on the meta device: no memory or random init until the checked tensors are assigned,
+        # so absurd hyperparameters in a bad file cannot allocate anything.
+        with torch.device("meta"):
+            model = HubertBase(cfg)
         _load_weights(model, state, path)
-        device = pick_device(device)
         dtype = torch.float16 if half and device.startswith("cuda") else torch.float32
         model.to(device=device, dtype=dtype).eval()
         return cls(model=model, device=device, source=str(path))
@@ -116,8 +119,8 @@ class ContentVec:
 
         ``layer`` is 1-based like fairseq's ``output_layer`` (12 = last layer). Inputs shorter than
         the receptive field (400 samples, 25 ms) are zero-padded at the end so one frame comes out.
-        NaN/inf samples are replaced by 0 with a ``RuntimeWarning``. Memory grows with the square of
-        the length: feed chunks of up to about a minute.
+        NaN/inf samples are replaced by 0 with a ``RuntimeWarning``. Memory and time grow with the
+        length (attention with its square): feed chunks of up to about a minute.
         """
         import torch
 
@@ -266,7 +269,7 @@ def _hyperparameters(checkpoint: dict) -> tuple[dict | None, dict | None]:
 
 
 def _load_weights(model: HubertBase, state: dict, path: Path) -> None:
-    """Copy ``state`` into ``model`` (float16/float32 -> the model's float32), with one-line errors."""
+    """Check ``state`` against ``model``'s keys and shapes, then assign it as float32; one-line errors."""
     import torch
 
     state = {k: v for k, v in state.items() if k not in TRAINING_ONLY_KEYS}
@@ -292,4 +295,4 @@ def _load_weights(model: HubertBase, state: dict, path: Path) -> None:
             raise CheckpointError(f"{path}: tensor {key!r} is {type(value).__name__}, not a float tensor")
         if tuple(value.shape) != tuple(ref.shape):
             raise CheckpointError(f"{path}: tensor {key!r} has shape {tuple(value.shape)}, expected {tuple(ref.shape)}")
-    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    model.load_state_dict({k: v.float().contiguous() for k, v in state.items()}, strict=True, assign=True)

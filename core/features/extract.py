@@ -206,7 +206,7 @@ def default_extractors(config: ExtractConfig, device: str) -> Extractors:
     def mel_fn(wav44k: np.ndarray) -> np.ndarray:
         from core.features.mel import log_mel
 
-        return _to_numpy(log_mel(wav44k))
+        return _to_numpy(log_mel(wav44k, device="cpu" if device == "mps" else device))
 
     def n_frames_fn(n_samples: int) -> int:
         try:

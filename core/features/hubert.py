@@ -81,7 +81,8 @@ class ConvFeatureExtractor(nn.Module):
                 conv, _, norm, act = layer
                 # fairseq computes this GroupNorm in float32 even in half-precision models.
                 y = conv(x)
-                x = act(norm(y.float()).to(y.dtype))
+                w, b = norm.weight.float(), norm.bias.float()
+                x = act(F.group_norm(y.float(), norm.num_groups, w, b, norm.eps).to(y.dtype))
             else:
                 x = layer(x)
         return x

@@ -247,7 +247,8 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         wrapped = [k for k, v in raw.items() if isinstance(v, dict)]
         hint = f" (it is wrapped under {wrapped[0]!r})" if wrapped else ""
         raise CheckpointError(f"{path}: not an RMVPE checkpoint: expected a plain state dict of tensors{hint}")
-    expected = {k: v for k, v in RmvpeNet().state_dict().items() if not k.endswith("num_batches_tracked")}
+    with torch.device("meta"):  # shapes only: no memory, no random init of 90 M weights
+        expected = {k: v for k, v in RmvpeNet().state_dict().items() if not k.endswith("num_batches_tracked")}
     state = {k: v for k, v in raw.items() if not k.endswith("num_batches_tracked")}
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -279,8 +280,14 @@ class Rmvpe:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> Rmvpe:
-        net = RmvpeNet()
-        net.load_state_dict(load_state_dict(path), strict=False)  # strict on weights; batch counters optional
+        state = load_state_dict(path)  # every weight checked present with the right shape
+        with torch.device("meta"):
+            net = RmvpeNet()
+        net = net.to_empty(device="cpu")
+        for name, buffer in net.named_buffers():
+            if name.endswith("num_batches_tracked"):  # optional in the file, unused at inference
+                buffer.zero_()
+        net.load_state_dict(state, strict=False)
         return cls(net, device)
 
     @classmethod

@@ -1,0 +1,137 @@
+"""Benchmark of the dataset stage: processing time per minute of input, and peak memory on 1 hour.
+
+    python benchmarks/dataset.py [--shared ../shared] [--out benchmarks/results_dataset.md] [--skip-hour]
+
+Cases (each in a fresh subprocess, so peak RSS belongs to that case alone):
+- song: the 133 s real song (ogg, stereo 44.1 kHz) -> dataset
+- ljspeech: the 32 LJSpeech clips (wav, mono 22.05 kHz, 222 s) -> dataset
+- hour-load: load_audio of a generated 1-hour 48 kHz wav at 44.1 kHz (the import memory bound)
+- hour-dataset: the whole dataset stage on that 1-hour file (a 10 s tone every 10 minutes)
+
+Reported: wall seconds, CPU seconds (this process + ffmpeg children), wall seconds per minute of
+input, and peak RSS (ru_maxrss of the Python process; ffmpeg's own few MB are not included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CASE_CODE = r"""
+import json, resource, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+kind, inputs = sys.argv[2], [Path(p) for p in sys.argv[3:]]
+wall0, cpu0 = time.perf_counter(), time.process_time()
+if kind == "load":
+    from core.audio import load_audio
+    n = len(load_audio(inputs[0], 44100))
+    extra = {"samples": n}
+else:
+    from core.dataset import build_dataset
+    r = build_dataset("bench", inputs)
+    extra = {"chunks": r.chunks, "chunk_seconds": round(r.total_s, 1), "skipped": len(r.skipped)}
+wall = time.perf_counter() - wall0
+self_cpu = time.process_time() - cpu0
+child = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"wall": wall, "cpu": self_cpu + child.ru_utime + child.ru_stime,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **extra}))
+"""
+
+
+def _duration(paths: list[Path]) -> float:
+    import soundfile as sf
+
+    total = 0.0
+    for p in paths:
+        try:
+            total += sf.info(p).duration
+        except Exception:  # ogg/mp3 that libsndfile cannot read: ask ffprobe
+            out = subprocess.run(
+                ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(p)],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            total += float(out.stdout.strip())
+    return total
+
+
+def run_case(kind: str, inputs: list[Path], logs: Path) -> dict:
+    env = {**os.environ, "SVCOVER_LOGS": str(logs)}
+    cmd = [sys.executable, "-c", CASE_CODE, str(ROOT), kind, *map(str, inputs)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"benchmark case failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def make_hour(path: Path) -> Path:
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi",
+         "-i", "sine=frequency=220:sample_rate=48000:duration=3600",
+         "-af", "volume='if(lt(mod(t,600),10),0.5,0)':eval=frame", "-ac", "1", "-c:a", "pcm_s16le", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared", help="the shared data folder")
+    ap.add_argument("--out", type=Path, default=None, help="also write the results table to this markdown file")
+    ap.add_argument("--skip-hour", action="store_true", help="skip the 1-hour cases (they need ~350 MB of temp disk)")
+    args = ap.parse_args()
+    real = args.shared / "data" / "real"
+    song = [real / "mixed" / "Karissa_Hobbs_-_Lets_Go_Fishin.hq.ogg"]
+    lj = sorted((real / "speech_ljspeech").glob("*.wav"))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="svcover-bench-") as tmp:
+        tmp_path = Path(tmp)
+        cases = [
+            ("song (133 s ogg, stereo 44.1 kHz)", "dataset", song),
+            ("LJSpeech (32 wav clips, 22.05 kHz)", "dataset", lj),
+        ]
+        if not args.skip_hour:
+            hour = make_hour(tmp_path / "hour.wav")
+            cases += [
+                ("1-hour wav, load_audio only", "load", [hour]),
+                ("1-hour wav, whole dataset stage", "dataset", [hour]),
+            ]
+        for i, (name, kind, inputs) in enumerate(cases):
+            minutes = _duration(inputs) / 60
+            res = run_case(kind, inputs, tmp_path / f"logs{i}")
+            res.update(name=name, minutes=minutes, per_min=res["wall"] / minutes, cpu_per_min=res["cpu"] / minutes)
+            rows.append(res)
+            print(json.dumps(res), flush=True)
+    lines = [
+        f"## Dataset stage benchmark ({time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} CPU cores, "
+        f"Python {platform.python_version()})",
+        "",
+        "| input | minutes | wall s | wall s / input min | CPU s / input min | peak RSS MB | result |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in rows:
+        result = f"{r['chunks']} chunks, {r['chunk_seconds']} s" if "chunks" in r else f"{r['samples']} samples"
+        if r.get("skipped"):
+            result += f", {r['skipped']} files skipped"
+        lines.append(
+            f"| {r['name']} | {r['minutes']:.2f} | {r['wall']:.1f} | {r['per_min']:.2f} | {r['cpu_per_min']:.2f} "
+            f"| {r['rss_mb']:.0f} | {result} |"
+        )
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if args.out:
+        args.out.write_text(table, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""core.cover: the separate -> convert -> remix pipeline and `python -m core cover`.
+
+The voice conversion stage does not exist yet, so every test plugs in a STAND-IN ``convert_fn``
+(a pitch shift or an identity copy). Separation runs audio-separator's real MDX path offline with
+the tiny ONNX model of tests/tiny_uvr.py installed in a temporary pretrained/uvr/.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import core.cover as cover
+from core.cli import main
+from core.cover import CoverSettings, make_cover
+from core.errors import SvcoverError
+from core.experiment import Experiment, visible_files
+from core.mix import MixSettings, load_stereo
+from core.separate import SeparationSettings
+from tests.conftest import REAL
+from tests.tiny_uvr import TINY_MODEL, install_tiny_uvr
+
+SR = 44100
+SPLEETER_SONG = REAL / "mixed" / "spleeter_audio_example_Slow_Motion_Dream.mp3"
+
+
+class StandInConvert:
+    """STAND-IN for the voice conversion stage: pitch-shifts (or copies) the vocal and records calls."""
+
+    def __init__(self, out_dir: Path, semitones: float = 0.0):
+        self.out_dir, self.semitones, self.calls = out_dir, semitones, []
+
+    def __call__(self, vocals: Path) -> Path:
+        from core.audio import save_audio
+        from core.mix import pitch_shift
+
+        self.calls.append(Path(vocals))
+        out = self.out_dir / f"converted_{len(self.calls)}.wav"
+        save_audio(out, pitch_shift(load_stereo(vocals), self.semitones, preserve_formants=True), SR)
+        return out
+
+
+@pytest.fixture
+def env(tmp_logs: Path, tmp_pretrained: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Tiny separation model in $SVCOVER_PRETRAINED/uvr, empty $SVCOVER_LOGS, no network."""
+    install_tiny_uvr(tmp_pretrained / "uvr")
+
+    def refuse(*_args, **_kwargs):
+        raise OSError("network access during a cover")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    return tmp_pretrained
+
+
+def tiny_settings(**mix) -> CoverSettings:
+    return CoverSettings.build(SeparationSettings(model=TINY_MODEL, chunk_seconds=6.0, overlap_seconds=1.0),
+                               MixSettings(**mix))  # fmt: skip
+
+
+def test_real_song_cover_then_rerun_skips_separation(env, tmp_path):
+    convert = StandInConvert(tmp_path, semitones=2.0)
+    out = tmp_path / "covers" / "cover.mp3"
+    progress: list[float] = []
+    result = make_cover(out, convert, song=SPLEETER_SONG, settings=tiny_settings(key=2.0),
+                        progress=lambda f, m: progress.append(f))  # fmt: skip
+    assert result.output == out and out.is_file()
+    song = load_stereo(SPLEETER_SONG)
+    mixed = load_stereo(out)
+    assert mixed.shape[1] == 2 and abs(len(mixed) - len(song)) < 3000  # mp3 frame padding
+    assert np.abs(mixed).max() <= 1.0
+    assert convert.calls == [result.stems.vocals] and not result.stems.cached
+    assert set(result.seconds) == {"separate", "convert", "mix"}
+    assert progress[-1] == 1.0 and progress == sorted(progress)
+    # stems live in the shared cache under logs/.stems, which is not an experiment
+    assert ".stems" in result.stems.vocals.parts
+    # second run: separation comes from the cache, conversion and mix run again
+    again = make_cover(tmp_path / "covers" / "cover2.wav", convert, song=SPLEETER_SONG, settings=tiny_settings(key=2.0))
+    assert again.stems.cached and len(convert.calls) == 2
+    assert again.seconds["separate"] < result.seconds["separate"]
+
+
+def test_user_stems_identity_convert_rebuilds_the_song(env, tmp_path):
+    t = np.arange(3 * SR) / SR
+    inst = np.stack([0.2 * np.sin(2 * np.pi * 220 * t)] * 2, 1).astype(np.float32)
+    voc = (0.2 * np.sin(2 * np.pi * 880 * t)).astype(np.float32)
+    sf.write(tmp_path / "inst.wav", inst, SR)
+    sf.write(tmp_path / "voc.wav", voc, SR)
+    convert = StandInConvert(tmp_path)  # identity stand-in
+    out = tmp_path / "cover.wav"
+    result = make_cover(out, convert, vocals=tmp_path / "voc.wav", instrumental=tmp_path / "inst.wav")
+    mixed, _ = sf.read(out, dtype="float32")
+    expected = inst + voc[:, None]
+    assert mixed.shape == expected.shape
+    assert np.abs(mixed - expected).max() < 2e-3  # identity conversion, 0 dB gains, no limiting needed
+    assert result.vocal_match_db == pytest.approx(0.0, abs=0.05)
+    assert convert.calls == [tmp_path / "voc.wav"]
+
+
+def test_song_without_vocals_warns_and_still_mixes(env, tmp_path):
+    t = np.arange(4 * SR) / SR
+    inst = np.stack([0.3 * np.sin(2 * np.pi * 200 * t)] * 2, 1).astype(np.float32)  # below the model's cutoff
+    sf.write(tmp_path / "instrumental_only.wav", inst, SR)
+    convert = StandInConvert(tmp_path)
+    out = tmp_path / "cover.wav"
+    result = make_cover(out, convert, song=tmp_path / "instrumental_only.wav", settings=tiny_settings())
+    assert convert.calls == [] and result.converted_vocals is None
+    assert any("no vocals" in w for w in result.warnings)
+    mixed, _ = sf.read(out, dtype="float32")
+    assert np.abs(mixed[SR:-SR] - inst[SR:-SR]).max() < 1e-2
+
+
+def test_backing_modes(env, tmp_path):
+    install_tiny_uvr(env / "uvr", cutoff_hz=2000.0, name="tiny-karaoke.onnx")
+    t = np.arange(4 * SR) / SR
+    mix = 0.2 * (np.sin(2 * np.pi * 200 * t) + np.sin(2 * np.pi * 1500 * t) + np.sin(2 * np.pi * 3000 * t))
+    sf.write(tmp_path / "song.wav", np.stack([mix, mix], 1).astype(np.float32), SR)
+    separation = SeparationSettings(model=TINY_MODEL, karaoke_model="tiny-karaoke.onnx")
+    outputs = {}
+    for mode in ("convert", "keep", "drop"):
+        convert = StandInConvert(tmp_path / mode)
+        outputs[mode] = tmp_path / f"{mode}.wav"
+        result = make_cover(outputs[mode], convert, song=tmp_path / "song.wav",
+                            settings=CoverSettings.build(separation, MixSettings(), backing=mode))  # fmt: skip
+        assert len(convert.calls) == (2 if mode == "convert" else 1), mode
+        assert result.stems.backing is not None and result.stems.backing.name == "backing.wav"
+
+    def level_1500(path: Path) -> float:
+        x = sf.read(path, dtype="float32")[0][SR // 2 : -SR // 2, 0]
+        spec = np.abs(np.fft.rfft(x * np.hanning(len(x)))) * 4 / len(x)
+        return float(spec[int(1500 * len(x) / SR)])
+
+    assert level_1500(outputs["keep"]) > 0.15 and level_1500(outputs["convert"]) > 0.15
+    assert level_1500(outputs["drop"]) < 0.01  # the 1.5 kHz "backing vocal" is gone
+
+
+def test_failed_conversion_leaves_no_cover(env, tmp_path):
+    def broken(_vocals: Path) -> Path:
+        raise SvcoverError("voice model crashed")
+
+    out_dir = tmp_path / "out"
+    with pytest.raises(SvcoverError, match="voice model crashed"):
+        make_cover(out_dir / "cover.wav", broken, song=SPLEETER_SONG, settings=tiny_settings())
+    assert visible_files(out_dir) == []
+
+
+def test_bad_inputs_are_refused(env, tmp_path):
+    convert = StandInConvert(tmp_path)
+    with pytest.raises(SvcoverError, match="either a song"):
+        make_cover(tmp_path / "c.wav", convert)
+    with pytest.raises(SvcoverError, match="both a vocal file and an instrumental"):
+        make_cover(tmp_path / "c.wav", convert, vocals=tmp_path / "v.wav")
+    with pytest.raises(SvcoverError, match="no-such-song.wav: file not found"):
+        make_cover(tmp_path / "c.wav", convert, song=tmp_path / "no-such-song.wav", settings=tiny_settings())
+    assert convert.calls == []
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_help_lists_every_flag(capsys):
+    with pytest.raises(SystemExit):
+        main(["cover", "--help"])
+    text = capsys.readouterr().out
+    for flag in ("--exp", "--input", "--vocals", "--instrumental", "--output", "--key", "--separator",
+                 "--backing", "--dereverb", "--vocal-gain", "--instrumental-gain", "--backing-gain"):  # fmt: skip
+        assert flag in text
+
+
+def test_cli_missing_voice_model(env, tmp_path, capsys):
+    code = main(["cover", "--exp", "nobody", "--input", str(SPLEETER_SONG), "--output", str(tmp_path / "c.wav")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "voice model 'nobody' not found" in err[0]
+
+
+def test_cli_output_folder_not_writable(env, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code = main(["cover", "--exp", "x", "--input", str(SPLEETER_SONG), "--output", str(blocker / "c.wav")])
+    err = capsys.readouterr().err
+    assert code == 1 and "output folder is not writable" in err
+
+
+def test_cli_missing_separation_model(env, tmp_path, capsys, monkeypatch):
+    Experiment.open("singer").root.mkdir(parents=True)
+    monkeypatch.setattr(cover, "_voice_convert_fn", lambda args: StandInConvert(tmp_path))
+    shutil.rmtree(env / "uvr")
+    code = main(["cover", "--exp", "singer", "--input", str(SPLEETER_SONG), "--output", str(tmp_path / "c.wav")])
+    err = capsys.readouterr().err
+    assert code == 1 and "missing separation file" in err and "UVR-MDX-NET-Voc_FT.onnx" in err
+    assert "python -m core download uvr" in err and not (tmp_path / "c.wav").exists()
+
+
+def test_cli_user_stems_with_stand_in_conversion(env, tmp_path, capsys, monkeypatch):
+    Experiment.open("singer").root.mkdir(parents=True)
+    convert = StandInConvert(tmp_path, semitones=0.0)
+    monkeypatch.setattr(cover, "_voice_convert_fn", lambda args: convert)
+    t = np.arange(2 * SR) / SR
+    sf.write(tmp_path / "inst.wav", np.stack([0.1 * np.sin(2 * np.pi * 220 * t)] * 2, 1), SR)
+    sf.write(tmp_path / "voc.wav", 0.1 * np.sin(2 * np.pi * 660 * t), SR)
+    out = tmp_path / "cover.flac"
+    code = main(["cover", "--exp", "singer", "--vocals", str(tmp_path / "voc.wav"), "--instrumental",
+                 str(tmp_path / "inst.wav"), "--output", str(out), "--key", "3", "--vocal-gain", "-3"])  # fmt: skip
+    assert code == 0 and out.is_file() and f"wrote {out}" in capsys.readouterr().out
+    assert len(convert.calls) == 1 and sf.info(out).channels == 2
+
+
+def test_cli_without_conversion_stage_says_so(env, tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "core.convert", None)  # as in a build without the conversion stage
+    Experiment.open("singer").root.mkdir(parents=True)
+    code = main(["cover", "--exp", "singer", "--input", str(SPLEETER_SONG), "--output", str(tmp_path / "c.wav")])
+    assert code == 1 and "core/convert.py" in capsys.readouterr().err

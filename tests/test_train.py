@@ -1,0 +1,287 @@
+"""The Train stage on real audio: LJSpeech chunks with stand-in content/F0 features (tests/standin_features.py).
+
+The tiny config (64 channels x 4 layers) trains on one CPU thread: learning, checkpoint rotation,
+best.pt, export, SIGKILL during training and during a save, the stop file, DDP with 2 gloo processes,
+fine-tuning from a Diffusion-SVC-format base, and bad inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import ROOT
+
+from core.errors import NothingToDoError, SvcoverError
+from core.experiment import Experiment
+from core.train import (
+    PAUSE_IN_SAVE_ENV,
+    TrainConfig,
+    TrainingDivergedError,
+    checkpoint_table,
+    read_metrics,
+    request_stop,
+    step_checkpoints,
+    train,
+)
+
+TINY_FLAGS = ["--config", "tiny", "--device", "cpu", "--batch-size", "4", "--crop-frames", "48", "--threads", "1",
+              "--log-every", "1"]  # fmt: skip
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine two spinning OpenMP threads are ~10x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def template(tmp_path_factory) -> Path:
+    """12 LJSpeech clips (<= 5 s) with extracted stand-in features, built once per session."""
+    from standin_features import build_standin_experiment
+
+    logs = tmp_path_factory.mktemp("train_template")
+    build_standin_experiment(Experiment.open("ljs", logs=logs), n_files=12, max_seconds=5.0)
+    return logs / "ljs"
+
+
+@pytest.fixture
+def exp(template: Path, tmp_logs: Path) -> Experiment:
+    shutil.copytree(template, tmp_logs / "ljs")
+    return Experiment.open("ljs")
+
+
+def tiny(**kw) -> TrainConfig:
+    base = {"model": "tiny", "device": "cpu", "batch_size": 4, "crop_frames": 48, "threads": 1, "warmup_steps": 5,
+            "log_every": 5}  # fmt: skip
+    return TrainConfig(**{**base, **kw})
+
+
+def cli(args: list[str], logs: Path, env: dict | None = None, **popen) -> subprocess.Popen:
+    full_env = {**os.environ, "SVCOVER_LOGS": str(logs), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "core", *args], cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **popen)  # fmt: skip
+
+
+def wait_for(predicate, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"process ended early ({proc.returncode}): {proc.stdout.read()[-2000:]}")
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+# ------------------------------------------------------------------------------------------ learning
+def test_validation_loss_drops_and_outputs_are_complete(exp: Experiment) -> None:
+    from core.model import SvcDecoder
+    from core.model.config import TINY
+    from core.train import load_clips, validation_loss
+
+    result = train(exp, tiny(steps=240, save_every=60, lr=5e-3, batch_size=8, crop_frames=64))
+    assert result.step == 240 and result.checkpoint == exp.checkpoints / "step_240.pt"
+
+    rows = read_metrics(exp)
+    assert [r["step"] for r in rows] == sorted({r["step"] for r in rows})  # one row per logged step, in order
+    assert all({"step", "loss", "lr", "seconds"} <= r.keys() for r in rows)
+    vals = [r["val_loss"] for r in rows if "val_loss" in r]
+    assert len(vals) == 4  # steps 60, 120, 180, 240
+
+    # untrained baseline on the same held-out chunks (zero-initialised output layer: loss ~ 1)
+    val_names = json.loads(json.dumps(torch.load(result.checkpoint, weights_only=True)["val_chunks"]))
+    clips = load_clips(exp, val_names)
+    torch.manual_seed(0)
+    baseline = validation_loss(SvcDecoder(TINY), clips, "cpu", 400)
+    assert 0.9 < baseline < 1.1
+    assert vals[-1] < 0.87 * baseline, (baseline, vals)
+    assert min(vals) == pytest.approx(result.best_val_loss, abs=1e-6)
+
+    # best.pt, the export and the step checkpoint all load as decoders and agree
+    best = SvcDecoder.from_checkpoint(exp.checkpoints / "best.pt")
+    last = SvcDecoder.from_checkpoint(exp.checkpoints / "step_240.pt")
+    exported = SvcDecoder.from_checkpoint(exp.export / "model.safetensors")
+    card = json.loads((exp.export / "model_card.json").read_text())
+    assert card["step"] == 240 and card["model_config"]["n_chans"] == 64 and card["stats"]["units_dim"] == 768
+    assert json.loads((exp.checkpoints / "best.json").read_text())["val_loss"] == pytest.approx(min(vals), abs=1e-6)
+    x = torch.randn(1, 1, 128, 20)
+    cond = last.condition(torch.randn(1, 20, 768), torch.full((1, 20, 1), 200.0), torch.full((1, 20, 1), 0.05))
+    t = torch.tensor([300.0])
+    with torch.no_grad():
+        ref = last.denoise(x, t, cond)
+        assert torch.allclose(exported.denoise(x, t, cond), ref, atol=5e-3)  # fp16 weights
+        assert not torch.allclose(SvcDecoder(TINY).denoise(x, t, cond), ref, atol=1e-2)  # it did learn something
+    assert best.stats["encoder"] == "contentvec768l12"
+    assert (exp.tensorboard).is_dir() and any(exp.tensorboard.iterdir())
+    table = checkpoint_table(exp)
+    assert table[0]["file"] == "best.pt" and table[1] == {**table[1], "file": "step_240.pt", "val_loss": vals[-1]}
+
+
+def test_rotation_keeps_ten_step_checkpoints_plus_best(exp: Experiment) -> None:
+    train(exp, tiny(steps=24, save_every=2, log_every=2))
+    steps = [s for s, _ in step_checkpoints(exp)]
+    assert steps == list(range(6, 25, 2))  # exactly the 10 newest
+    names = sorted(p.name for p in exp.checkpoints.iterdir())
+    assert names == sorted([*(f"step_{s}.pt" for s in steps), "best.pt", "best.json"])
+
+
+# ------------------------------------------------------------------------------------------ resume
+def test_sigkill_mid_training_resumes_from_the_newest_checkpoint(exp: Experiment, tmp_logs: Path) -> None:
+    args = ["train", "--exp", "ljs", *TINY_FLAGS, "--steps", "100000", "--save-every", "5"]
+    proc = cli(args, tmp_logs)
+    try:
+        wait_for(lambda: len(step_checkpoints(exp)) >= 2, 120, proc)
+        time.sleep(0.3)  # let it train a little past the save
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    saved = step_checkpoints(exp)[-1][0]
+    logged_before = read_metrics(exp)[-1]["step"]
+    assert logged_before >= saved
+
+    done = cli(["train", "--exp", "ljs", *TINY_FLAGS, "--steps", str(saved + 3), "--save-every", "5"], tmp_logs)
+    out, _ = done.communicate(timeout=180)
+    assert done.returncode == 0, out
+    assert f"resuming from {exp.checkpoints / f'step_{saved}.pt'}" in (exp.root / "train.log").read_text()
+    steps = [r["step"] for r in read_metrics(exp)]
+    assert steps == list(range(1, saved + 4))  # rows after the kill were dropped; no step repeated or missing
+    assert step_checkpoints(exp)[-1][0] == saved + 3
+
+
+def test_kill_during_a_save_never_exposes_a_partial_checkpoint(exp: Experiment, tmp_logs: Path) -> None:
+    first = cli(["train", "--exp", "ljs", *TINY_FLAGS, "--steps", "4", "--save-every", "4"], tmp_logs)
+    assert first.wait(timeout=180) == 0, first.stdout.read()
+
+    proc = cli(["train", "--exp", "ljs", *TINY_FLAGS, "--steps", "8", "--save-every", "4"], tmp_logs,
+               env={PAUSE_IN_SAVE_ENV: "60"})  # fmt: skip
+    try:
+        wait_for(lambda: any(exp.checkpoints.glob(".tmp-step_8*")), 120, proc)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert [s for s, _ in step_checkpoints(exp)] == [4]  # the half-saved step 8 is only a hidden temp file
+    (exp.checkpoints / "step_7.pt").write_bytes(b"PK\x03\x04 truncated garbage")  # a corrupt file is skipped too
+
+    again = cli(["train", "--exp", "ljs", *TINY_FLAGS, "--steps", "8", "--save-every", "4"], tmp_logs)
+    out, _ = again.communicate(timeout=180)
+    assert again.returncode == 0, out
+    log_text = (exp.root / "train.log").read_text()
+    assert "step_7.pt" in log_text and f"resuming from {exp.checkpoints / 'step_4.pt'}" in log_text
+    assert not list(exp.checkpoints.glob(".tmp-*"))
+    assert [r["step"] for r in read_metrics(exp)] == list(range(1, 9))
+
+
+def test_stop_file_saves_and_exits(exp: Experiment) -> None:
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.setdefault("r", train(exp, tiny(steps=100000, save_every=1000, log_every=1))))
+    worker.start()
+    wait_for(lambda: exp.metrics.is_file() and read_metrics(exp) and read_metrics(exp)[-1]["step"] >= 3, 120)
+    request_stop(exp)
+    worker.join(timeout=120)
+    r = result["r"]
+    assert r.stopped_early and 3 <= r.step < 1000
+    assert step_checkpoints(exp)[-1][0] == r.step and not (exp.root / "stop").exists()
+    assert r.checkpoint == exp.checkpoints / f"step_{r.step}.pt" and "val_loss" in read_metrics(exp)[-1]
+
+
+# ------------------------------------------------------------------------------------------ DDP
+def test_ddp_two_processes_on_cpu(exp: Experiment, tmp_logs: Path) -> None:
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "SVCOVER_LOGS": str(tmp_logs), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", "29517", "-m", "core", "train", "--exp", "ljs",
+           *TINY_FLAGS, "--steps", "6", "--save-every", "3"]  # fmt: skip
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert [s for s, _ in step_checkpoints(exp)] == [3, 6]
+    assert [r["step"] for r in read_metrics(exp)] == [1, 2, 3, 4, 5, 6]  # rank 0 writes once per step
+    assert "2 process(es)" in (exp.root / "train.log").read_text()
+    assert done.stdout.count("done: ljs at step 6") == 1  # the summary comes from rank 0 only
+    from core.model import SvcDecoder
+
+    assert SvcDecoder.from_checkpoint(exp.checkpoints / "step_6.pt").config.n_chans == 64
+
+
+# ------------------------------------------------------------------------------------------ fine-tuning
+def test_fine_tune_from_a_diffusion_svc_base(exp: Experiment, tmp_path: Path) -> None:
+    from core.model import SvcDecoder
+    from core.model.config import TINY
+
+    torch.manual_seed(5)
+    base = SvcDecoder(TINY)
+    torch.nn.init.normal_(base.decoder.denoise_fn.output_projection.weight, std=0.01)
+    folder = tmp_path / "base"
+    folder.mkdir()
+    torch.save({"global_step": 0, "model": base.state_dict()}, folder / "model_0.pt")
+    (folder / "config.yaml").write_text(yaml.safe_dump({"data": {"encoder_out_channels": 768},
+                                                        "model": {"type": "Diffusion", "n_layers": 4, "n_chans": 64,
+                                                                  "n_hidden": 256, "use_pitch_aug": True, "n_spk": 1}}))  # fmt: skip
+    train(exp, tiny(steps=2, save_every=2, lr=1e-6, base=str(folder / "model_0.pt")))
+    tuned = SvcDecoder.from_checkpoint(exp.checkpoints / "step_2.pt")
+    w0 = base.decoder.denoise_fn.output_projection.weight
+    assert torch.allclose(tuned.decoder.denoise_fn.output_projection.weight, w0, atol=1e-4)
+    assert float(w0.abs().mean()) > 1e-3  # i.e. not the zero init of a fresh model
+
+
+# ------------------------------------------------------------------------------------------ bad input
+def test_bad_inputs_are_clear_errors(exp: Experiment, tmp_logs: Path, tmp_path: Path) -> None:
+    with pytest.raises(SvcoverError, match="experiment not found"):
+        train(Experiment.open("nope"), tiny(steps=1))
+    Experiment.open("empty").root.mkdir()
+    with pytest.raises(NothingToDoError, match="no extracted features"):
+        train(Experiment.open("empty"), tiny(steps=1))
+    with pytest.raises(SvcoverError, match="--batch-size"):
+        train(exp, tiny(steps=1, batch_size=0))
+
+    # features of a 256-d encoder against a 768-d base
+    from core.model import SvcDecoder
+    from core.model.config import TINY
+
+    torch.save({"global_step": 0, "model": SvcDecoder(TINY).state_dict()}, tmp_path / "model_0.pt")
+    from standin_features import build_standin_experiment
+
+    small = build_standin_experiment(Experiment.open("dims"), n_files=2, max_seconds=1.5, dim=256)
+    with pytest.raises(SvcoverError, match="256-d but the model takes 768-d"):
+        train(small, tiny(steps=1, base=str(tmp_path / "model_0.pt")))
+
+    # a chunk whose feature files went missing is left out; none left -> clear error
+    for chunk in list(small.features.iterdir()):
+        for f in chunk.glob("mel.*"):
+            f.unlink()
+    with pytest.raises(NothingToDoError, match="no extracted features"):
+        train(small, tiny(steps=1))
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(exp: Experiment) -> None:
+    train(exp, tiny(steps=4, save_every=4))
+    good = exp.checkpoints / "step_4.pt"
+    before = good.read_bytes()
+    with pytest.raises(TrainingDivergedError, match="diverged.*step_4.pt.*lower --lr"):
+        train(exp, tiny(steps=40, save_every=40, lr=1e30, warmup_steps=1, grad_clip=1e38))
+    assert good.read_bytes() == before and [s for s, _ in step_checkpoints(exp)] == [4]
+    from core.model import SvcDecoder
+
+    assert all(torch.isfinite(p).all() for p in SvcDecoder.from_checkpoint(good).parameters())
+
+
+def test_cli_help_and_error_exit(tmp_logs: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "core", "train", "--help"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0
+    for flag in ("--exp", "--steps", "--save-every", "--batch-size", "--base", "--config", "--device", "--grad-checkpointing"):
+        assert flag in out.stdout
+    bad = cli(["train", "--exp", "missing", "--steps", "1"], tmp_logs)
+    text, _ = bad.communicate(timeout=120)
+    assert bad.returncode == 1 and "experiment not found" in text and "Traceback" not in text
