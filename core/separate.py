@@ -288,7 +288,11 @@ class _Session:
                 self.separator.load_model(model)
             except SvcoverError:
                 raise
-            except ValueError as e:
+            except ImportError as e:
+                raise SeparationError(
+                    f"{model_path}: audio-separator needs the Python package '{e.name}' (pip install {e.name})"
+                ) from None
+            except Exception as e:  # a damaged or foreign model file: the user re-downloads it
                 raise SeparationError(f"{model_path}: audio-separator cannot load it ({_first_line(e)})") from None
         instance = self.separator.model_instance
         self.primary: str = instance.primary_stem_name

@@ -341,6 +341,14 @@ def _truncate_metrics(exp: Experiment, step: int) -> None:
         atomic_write_text(exp.metrics, "".join(json.dumps(r) + "\n" for r in rows))
 
 
+def _replace_last_metrics_row(exp: Experiment, row: dict[str, Any]) -> None:
+    """Write ``row`` for its step, replacing a row already logged for that step (a stop right after a log)."""
+    from core.fsutil import atomic_write_text
+
+    rows = [r for r in read_metrics(exp) if int(r["step"]) < row["step"]] + [row]
+    atomic_write_text(exp.metrics, "".join(json.dumps(r) + "\n" for r in rows))
+
+
 def _append_metrics(exp: Experiment, row: dict[str, Any]) -> None:
     with open(exp.metrics, "a", encoding="utf-8") as f:
         f.write(json.dumps(row) + "\n")
@@ -571,6 +579,7 @@ def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None =
 
     # ---- model: resume > base > scratch -------------------------------------------------------------
     if is_main:
+        _log_to_file(exp)
         exp.checkpoints.mkdir(parents=True, exist_ok=True)
         _remove_stale_temp_files(exp)
         with contextlib.suppress(FileNotFoundError):
@@ -655,7 +664,6 @@ def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None =
     writer = None
     if is_main:
         writer = _tensorboard(exp)
-        _log_to_file(exp)
         log.info("%s: %d train / %d val chunks, batch %d x %d frames (x%d accum, %d process(es)), %s, %s",
                  exp.name, len(train_clips), len(val_clips), batch_size, crop, cfg.grad_accum, world, device,
                  {None: "fp32"}.get(amp_dtype, str(amp_dtype).replace("torch.", "")))  # fmt: skip
@@ -794,7 +802,11 @@ def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None =
 
     if stopped_early:
         if is_main and step > start_step and (last_saved is None or step_checkpoints(exp)[-1][0] != step):
-            last_saved = save(validation_loss(model, val_clips, device, cfg.val_max_frames))
+            val_loss = validation_loss(model, val_clips, device, cfg.val_max_frames)
+            row = {"step": step, "loss": round(last_loss or 0.0, 6), "lr": lr_at(step - 1, cfg),
+                   "seconds": round(seconds_before + time.perf_counter() - t_start, 3), "val_loss": round(val_loss, 6)}  # fmt: skip
+            _replace_last_metrics_row(exp, row)
+            last_saved = save(val_loss)
         log.info("stopped at step %d; saved %s", step, last_saved)
         if is_main:
             with contextlib.suppress(FileNotFoundError):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import psutil
@@ -62,24 +64,33 @@ def test_dataset_tab_upload_run_and_read_summary(tmp_path: Path) -> None:
     song = tmp_path / "in" / "my song é.wav"
     song.parent.mkdir()
     shutil.copy(REAL / "singing" / "vocadito_1.wav", song)
+    archive = tmp_path / "in" / "colab dataset.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(REAL / "singing" / "vocadito_12.wav", "dataset/take.wav")
+        zf.writestr("dataset/notes.txt", "not audio")
     # The start-up promise is timed by the test above; here a busy machine must not fail the tab test.
     with running_app(tmp_path / "app", timeout=60) as url, chromium_page(timeout_ms=60_000) as page:
         page.goto(url)
         page.get_by_role("tab", name="Dataset").click()
-        page.locator("#dataset-files input[type=file]").set_input_files(str(song))
+        page.locator("#dataset-files input[type=file]").set_input_files([str(song), str(archive)])
         page.locator("#dataset-exp textarea, #dataset-exp input").first.fill("browser_exp")
-        # The upload finishes when the file's name is listed in the component.
+        # The upload has finished when both names are listed in the component.
         page.locator("#dataset-files").get_by_text("my song é").first.wait_for()
+        page.locator("#dataset-files").get_by_text("colab dataset").first.wait_for()
         page.locator("#dataset-run").click()
         summary = page.locator("#dataset-summary")
         summary.get_by_text(re.compile(r"in the dataset|Nothing usable")).first.wait_for(timeout=90_000)
         text = summary.inner_text()
+        page.locator("#dataset-histogram").wait_for()
     assert "Dataset browser_exp" in text
     chunks = int(re.search(r"chunks: (\d+) in the dataset", text).group(1))
-    written = sorted((tmp_path / "app" / "logs" / "browser_exp" / "0_gt_wavs").glob("*.wav"))
-    assert chunks == len(written) >= 3  # 33 s of singing -> several 4-15 s chunks
-    assert "files: 1 found, 1 sliced" in text
-    assert "very short dataset" in text  # 33 s is far below 5 min
+    exp_dir = tmp_path / "app" / "logs" / "browser_exp"
+    written = sorted((exp_dir / "0_gt_wavs").glob("*.wav"))
+    assert chunks == len(written) >= 4  # 33 s + 15 s of singing -> several 4-15 s chunks
+    assert "files: 2 found, 2 sliced, 0 unchanged, 0 skipped, 1 non-audio ignored" in text
+    assert "very short dataset" in text  # 48 s is far below 5 min
+    sources = {c["source"] for c in json.loads((exp_dir / "manifest.json").read_text(encoding="utf-8"))["chunks"]}
+    assert sources == {"my song é.wav", "colab dataset.zip/dataset/take.wav"}  # names, not gradio's temp paths
 
 
 def test_cli_dataset_help_is_fast() -> None:

@@ -142,9 +142,12 @@ def test_failed_conversion_leaves_no_cover(env, tmp_path):
     def broken(_vocals: Path) -> Path:
         raise SvcoverError("voice model crashed")
 
+    t = np.arange(3 * SR) / SR
+    song = np.stack([0.2 * np.sin(2 * np.pi * 200 * t), 0.2 * np.sin(2 * np.pi * 3000 * t)], 1)
+    sf.write(tmp_path / "song.wav", song.astype(np.float32), SR)
     out_dir = tmp_path / "out"
     with pytest.raises(SvcoverError, match="voice model crashed"):
-        make_cover(out_dir / "cover.wav", broken, song=SPLEETER_SONG, settings=tiny_settings())
+        make_cover(out_dir / "cover.wav", broken, song=tmp_path / "song.wav", settings=tiny_settings())
     assert visible_files(out_dir) == []
 
 

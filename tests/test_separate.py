@@ -27,7 +27,7 @@ from core.separate import (
     separate_song,
 )
 from tests.conftest import REAL, ROOT
-from tests.tiny_uvr import TINY_MODEL, install_tiny_uvr
+from tests.tiny_uvr import TINY_MODEL, audio_separator_md5, install_tiny_uvr
 
 SR = 44100
 SPLEETER_SONG = REAL / "mixed" / "spleeter_audio_example_Slow_Motion_Dream.mp3"
@@ -198,6 +198,42 @@ def test_unregistered_model_is_a_clear_error(uvr, tmp_path, offline):
     sf.write(song, tones(1.0), SR)
     with pytest.raises(SeparationError, match=r"stray\.onnx: not an MDX model listed in mdx_model_data\.json"):
         separate_song(song, SeparationSettings(model="stray.onnx"), cache_root=tmp_path / "c", model_dir=folder)
+
+
+def test_damaged_model_fails_cleanly_and_leaves_no_stems(uvr, tmp_path, offline):
+    folder = tmp_path / "uvr"
+    shutil.copytree(uvr, folder)
+    bad = folder / "damaged.onnx"
+    bad.write_bytes(b"not an onnx graph" * 10)
+    install_meta = json.loads((folder / "mdx_model_data.json").read_text())
+    install_meta[audio_separator_md5(bad)] = next(iter(install_meta.values()))
+    (folder / "mdx_model_data.json").write_text(json.dumps(install_meta))
+    checks = json.loads((folder / "download_checks.json").read_text())
+    checks["mdx_download_list"]["damaged"] = "damaged.onnx"
+    (folder / "download_checks.json").write_text(json.dumps(checks))
+    song = tmp_path / "song.wav"
+    sf.write(song, tones(1.0), SR)
+    cache = tmp_path / "cache"
+    with pytest.raises(SeparationError, match=r"damaged\.onnx: audio-separator cannot load it"):
+        separate_song(song, SeparationSettings(model="damaged.onnx"), cache_root=cache, model_dir=folder)
+    assert [p for p in cache.rglob("*") if p.is_file()] == []  # no stems, no sidecar, no temp files
+
+
+def test_stem_scaled_down_by_audio_separator_is_restored():
+    from core.separate import _undo_output_normalisation
+
+    rng = np.random.default_rng(0)
+    primary = rng.uniform(-0.9, 0.9, (1000, 2)).astype(np.float32)
+    primary[10, 0] = 1.3  # louder than the mix at one sample
+    secondary = rng.uniform(-0.3, 0.3, (1000, 2)).astype(np.float32)
+    mix = 1.02 * primary + secondary
+    squashed = primary / np.abs(primary).max()  # what audio-separator writes
+    p, s = _undo_output_normalisation(mix, squashed, secondary, compensate=1.02)
+    np.testing.assert_allclose(p, primary, atol=1e-4)
+    np.testing.assert_allclose(s, secondary, atol=1e-5)
+    # untouched when nothing was scaled
+    p, s = _undo_output_normalisation(mix, primary * 0.5, secondary, compensate=1.02)
+    np.testing.assert_array_equal(p, primary * 0.5)
 
 
 def test_download_attempt_names_the_file_instead(tmp_path):

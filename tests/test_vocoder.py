@@ -95,6 +95,15 @@ def test_deterministic_mode_is_repeatable_and_random_mode_is_not(vocoder):
     assert np.array_equal(vocoder.vocode(mel, f0, seed=5), vocoder.vocode(mel, f0, seed=5))
 
 
+def test_plain_network_matches_reference_too(release_folder, vocoder):
+    """fast=False runs the network exactly as upstream lays it out (the path used on GPUs)."""
+    plain = NsfHifiGan.from_checkpoint(release_folder, fast=False)
+    assert plain._filter is not vocoder._filter
+    case = load_case(CASES[1])
+    wav = plain.vocode(case["mel"], case["f0"], deterministic=True)
+    assert np.abs(wav - case["wav_zero_noise"]).max() <= 1e-4
+
+
 def test_chunked_inference_equals_one_pass(vocoder):
     """Chunks overlap by the receptive field, so cutting a long input changes nothing."""
     frames = 64

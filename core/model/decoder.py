@@ -203,7 +203,7 @@ def load_weights(model: SvcDecoder, state: Any, source: str | Path, strict: bool
 def _from_export(path: Path) -> SvcDecoder:
     import json
 
-    from safetensors import SafetensorsError
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     card_path = path.parent / "model_card.json"
@@ -215,7 +215,7 @@ def _from_export(path: Path) -> SvcDecoder:
         raise CheckpointError(f"{card_path}: not valid JSON ({e})") from None
     try:
         state = load_file(str(path))
-    except (SafetensorsError, OSError) as e:
+    except (SafetensorError, OSError) as e:
         raise CheckpointError(f"{path}: unreadable safetensors file ({e})") from None
     model = SvcDecoder(config_from_dict(card.get("model_config") or {}, source=str(card_path)), stats=card.get("stats"))
     load_weights(model, {k: v.float() for k, v in state.items()}, source=path, strict=True)

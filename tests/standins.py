@@ -1,0 +1,150 @@
+"""Builders of small stand-in models for conversion tests: a voice model trained on real speech.
+
+STAND-INS, not the released weights (they cannot be downloaded here):
+* content encoder: a fairseq-layout HuBERT checkpoint with the real 12 x 768 layout but thin convolutions and
+  feed-forward layers (random weights), loaded by the real ContentVec loader;
+* F0: FCPE with its real weights (they ship in the torchfcpe wheel);
+* vocoder: an NSF-HiFiGAN generator with the released upsampling (hop 512) but few channels and one
+  resblock (random weights), saved like the release (``model`` = {"generator": sd} + ``config.json``);
+* decoder: the real ``tiny`` preset trained briefly by the real Train stage on LJSpeech chunks whose
+  features come from the real Extract stage with the two models above.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+SR = 44100
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+LJSPEECH = SHARED / "data" / "real" / "speech_ljspeech"
+
+SMALL_VOCODER_CONFIG = {
+    "resblock": "1",
+    "upsample_rates": [8, 8, 2, 2, 2],
+    "upsample_kernel_sizes": [16, 16, 4, 4, 4],
+    "upsample_initial_channel": 64,
+    "resblock_kernel_sizes": [3],
+    "resblock_dilation_sizes": [[1, 3]],
+    "sampling_rate": 44100,
+    "num_mels": 128,
+    "hop_size": 512,
+    "n_fft": 2048,
+    "win_size": 2048,
+    "fmin": 40,
+    "fmax": 16000,
+    "mini_nsf": False,
+}
+
+
+def write_small_content_encoder(path: Path, seed: int = 0) -> Path:
+    """A HuBERT-base-layout checkpoint (12 layers, 768-d output) with thin conv/FFN layers: builds and runs fast,
+    and the loader reads its hyperparameters from ``cfg`` exactly as for the released file."""
+    import torch
+
+    from core.features.hubert import HubertBase, HubertConfig
+
+    conv = "[(32,10,5)] + [(32,3,2)] * 4 + [(32,2,2)] * 2"
+    cfg = HubertConfig(conv_layers=((32, 10, 5),) + ((32, 3, 2),) * 4 + ((32, 2, 2),) * 2, ffn_dim=64,
+                       pos_conv_kernel=16)  # fmt: skip
+    torch.manual_seed(seed)
+    state = {k: v.clone() for k, v in HubertBase(cfg).state_dict().items()}
+    model_cfg = {"_name": "hubert", "extractor_mode": "default", "encoder_layers": 12, "encoder_embed_dim": 768,
+                 "encoder_ffn_embed_dim": 64, "encoder_attention_heads": 12, "conv_feature_layers": conv,
+                 "conv_bias": False, "final_dim": 256, "layer_norm_first": False, "conv_pos": 16,
+                 "conv_pos_groups": 16}  # fmt: skip
+    container = {"args": None, "cfg": {"model": model_cfg, "task": {"normalize": False, "sample_rate": 16000}},
+                 "model": state}  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(container, path)
+    return path
+
+
+def write_small_vocoder(folder: Path, seed: int = 0) -> Path:
+    """``folder/model`` + ``folder/config.json`` shaped like the NSF-HiFiGAN release, with few channels."""
+    import torch
+
+    from core.vocoder import VocoderConfig, build_generator
+
+    torch.manual_seed(seed)
+    generator = build_generator(VocoderConfig.from_dict(SMALL_VOCODER_CONFIG))
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save({"generator": {k: v.clone() for k, v in generator.state_dict().items()}}, folder / "model")
+    (folder / "config.json").write_text(json.dumps(SMALL_VOCODER_CONFIG, indent=1), encoding="utf-8")
+    return folder
+
+
+def build_small_pretrained(root: Path) -> Path:
+    """A pretrained root with the small content encoder and the small vocoder (FCPE needs no file)."""
+    write_small_content_encoder(root / "content" / "hubert_base.pt")
+    write_small_vocoder(root / "nsf_hifigan")
+    return root
+
+
+def ljspeech_chunks(n_files: int, max_seconds: float, skip: int = 0) -> list[tuple[str, np.ndarray]]:
+    """(name, 44.1 kHz mono) of LJSpeech clips, cut to ``max_seconds``."""
+    import soundfile as sf
+    import soxr
+
+    out = []
+    for path in sorted(LJSPEECH.glob("*.wav"))[skip : skip + n_files]:
+        wav, sr = sf.read(path, dtype="float32")
+        out.append((path.stem, soxr.resample(wav, sr, SR)[: int(max_seconds * SR)].astype(np.float32)))
+    return out
+
+
+def write_dataset(exp, chunks: list[tuple[str, np.ndarray]]) -> None:
+    """Write chunks the way the Dataset stage does (44.1 kHz and 16 kHz copies, PCM 16)."""
+    import soundfile as sf
+    import soxr
+
+    exp.gt_wavs.mkdir(parents=True, exist_ok=True)
+    exp.wavs16k.mkdir(parents=True, exist_ok=True)
+    for name, wav in chunks:
+        sf.write(exp.gt_wavs / f"{name}.wav", wav, SR, subtype="PCM_16")
+        sf.write(exp.wavs16k / f"{name}.wav", soxr.resample(wav, SR, 16000), 16000, subtype="PCM_16")
+
+
+def build_voice_model(exp, n_files: int = 12, max_seconds: float = 5.0, steps: int = 300, save_every: int = 100,
+                      f0_method: str = "fcpe") -> None:  # fmt: skip
+    """Dataset chunks -> real Extract (needs SVCOVER_PRETRAINED with the small encoder) -> tiny decoder trained."""
+    from core.features.extract import ExtractConfig, run_extract
+    from core.train import TrainConfig, train
+
+    write_dataset(exp, ljspeech_chunks(n_files, max_seconds))
+    run_extract(exp.name, ExtractConfig(f0_method=f0_method, device="cpu"), extractors=training_extractors(f0_method))
+    cfg = TrainConfig(model="tiny", device="cpu", batch_size=8, crop_frames=64, threads=1, warmup_steps=5,
+                      log_every=50, lr=5e-3, steps=steps, save_every=save_every, val_chunks=2)  # fmt: skip
+    train(exp, cfg)
+
+
+def logmel_projection_content(dim: int = 768, seed: int = 0):
+    """STAND-IN content units: a fixed random projection of a 16 kHz log-mel at ContentVec's 50 frames/s.
+
+    Used for training the tiny test decoder: units of a random-weight HuBERT carry too little a tiny decoder can
+    learn from in a few hundred steps, and the sampler comparison needs a decoder that has learned something.
+    """
+    import librosa
+
+    proj = np.random.default_rng(seed).standard_normal((80, dim)).astype(np.float32) / np.sqrt(80)
+    basis = librosa.filters.mel(sr=16000, n_fft=1024, n_mels=80)
+
+    def content(wav16k: np.ndarray) -> np.ndarray:
+        frames = max(1, (wav16k.size - 400) // 320 + 1)
+        spec = np.abs(librosa.stft(np.asarray(wav16k, dtype=np.float32), n_fft=1024, hop_length=320, center=True))
+        logmel = np.log(np.maximum(basis @ spec[:, :frames], 1e-5)).T  # [frames, 80]
+        return ((logmel + 5.0) / 3.0) @ proj
+
+    return content
+
+
+def training_extractors(f0_method: str = "fcpe"):
+    """The real extractors (F0, loudness, mel, alignment) with the log-mel-projection content stand-in."""
+    from dataclasses import replace
+
+    from core.features.extract import ExtractConfig, default_extractors
+
+    real = default_extractors(ExtractConfig(f0_method=f0_method, device="cpu"), "cpu")
+    return replace(real, content=lambda: logmel_projection_content(), preflight=lambda groups: None)
