@@ -50,6 +50,11 @@ for %%F in (%FILES%) do (
   )
 )
 if "%INSTALLED%"=="1" (
+  rem Separation runs on onnxruntime: use the CUDA build when an NVIDIA GPU is present.
+  where nvidia-smi >nul 2>&1 && nvidia-smi -L >nul 2>&1 && (
+    %PYBIN% -m pip uninstall -y onnxruntime >nul 2>&1
+    %PYBIN% -m pip install onnxruntime-gpu==1.31.1 || %PYBIN% -m pip install onnxruntime==1.31.1
+  )
   %PYBIN% -m core doctor || echo [svcover] doctor reported problems ^(see above^); the app starts anyway
 )
 

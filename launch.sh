@@ -69,6 +69,13 @@ for f in $want_files; do
   fi
 done
 if [ "$installed_any" = 1 ]; then
+  # Separation runs on onnxruntime: swap in the CUDA build when an NVIDIA GPU is present
+  # (audio-separator's [gpu] extra). Both builds provide the same module, so only one may be installed.
+  if [ -z "${SVCOVER_NO_GPU_ORT:-}" ] && command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    ort="$(grep -E '^onnxruntime==' requirements.txt | cut -d= -f3)"
+    "$PYBIN" -m pip uninstall -y onnxruntime >/dev/null 2>&1 || true
+    "$PYBIN" -m pip install "onnxruntime-gpu==$ort" || "$PYBIN" -m pip install "onnxruntime==$ort"
+  fi
   "$PYBIN" -m core doctor || echo "[svcover] doctor reported problems (see above); the app starts anyway"
 fi
 

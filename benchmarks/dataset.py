@@ -7,6 +7,8 @@ Cases (each in a fresh subprocess, so peak RSS belongs to that case alone):
 - ljspeech: the 32 LJSpeech clips (wav, mono 22.05 kHz, 222 s) -> dataset
 - hour-load: load_audio of a generated 1-hour 48 kHz wav at 44.1 kHz (the import memory bound)
 - hour-dataset: the whole dataset stage on that 1-hour file (a 10 s tone every 10 minutes)
+- hour-song: the whole dataset stage on 1 hour of real music (the song looped, flac): voiced
+  throughout, so ~250 chunks are filtered, normalised and written (needs ~1 GB of temp disk)
 
 Reported: wall seconds, CPU seconds (this process + ffmpeg children), wall seconds per minute of
 input, and peak RSS (ru_maxrss of the Python process; ffmpeg's own few MB are not included).
@@ -83,6 +85,15 @@ def make_hour(path: Path) -> Path:
     return path
 
 
+def make_song_hour(song: Path, path: Path) -> Path:
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-stream_loop", "-1", "-i", str(song), "-t", "3600",
+         "-c:a", "flac", str(path)],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared", help="the shared data folder")
@@ -101,9 +112,11 @@ def main() -> int:
         ]
         if not args.skip_hour:
             hour = make_hour(tmp_path / "hour.wav")
+            song_hour = make_song_hour(song[0], tmp_path / "song_hour.flac")
             cases += [
                 ("1-hour wav, load_audio only", "load", [hour]),
-                ("1-hour wav, whole dataset stage", "dataset", [hour]),
+                ("1-hour wav (mostly silence), whole dataset stage", "dataset", [hour]),
+                ("1-hour flac (song looped, stereo), whole dataset stage", "dataset", [song_hour]),
             ]
         for i, (name, kind, inputs) in enumerate(cases):
             minutes = _duration(inputs) / 60

@@ -160,6 +160,18 @@ class Models:
     extractors: Extractors
     vocoder: NsfHifiGan
     index: Any | None = None  # core.index.RetrievalIndex when --index-rate > 0
+    _loaded: dict[str, Callable] = field(default_factory=dict, repr=False)
+
+    def content_fn(self) -> Callable:
+        """The content encoder, loaded on first use and kept for every later piece and file."""
+        if "content" not in self._loaded:
+            self._loaded["content"] = self.extractors.content()
+        return self._loaded["content"]
+
+    def f0_fn(self) -> Callable:
+        if "f0" not in self._loaded:
+            self._loaded["f0"] = self.extractors.f0()
+        return self._loaded["f0"]
 
     @classmethod
     def load(cls, exp: Experiment, config: ConvertConfig, device: str) -> Models:
@@ -231,24 +243,35 @@ def range_warning(source_f0: np.ndarray, key: float, stats: dict[str, Any]) -> s
 
 @dataclass
 class PieceFeatures:
-    units: np.ndarray  # [T, C]
     f0: np.ndarray  # [T] Hz, 0 = unvoiced
     volume: np.ndarray  # [T]
     n_frames: int
+    units: np.ndarray | None = None  # [T, C]; computed just before the piece is decoded (see convert_waveform)
+
+
+def piece_pitch(wav44k: np.ndarray, extractors: Extractors, f0_fn: Callable) -> PieceFeatures:
+    """F0 and volume of one piece, on the mel grid (small: kept for every piece of a long input)."""
+    from core.features.loudness import frame_volume
+
+    n_frames = int(extractors.n_frames(len(wav44k)))
+    f0 = _fit(np.asarray(f0_fn(wav44k), dtype=np.float32), n_frames)
+    volume = _fit(frame_volume(wav44k), n_frames)
+    return PieceFeatures(f0=f0, volume=volume, n_frames=n_frames)
+
+
+def piece_units(wav44k: np.ndarray, extractors: Extractors, content_fn: Callable, n_frames: int) -> np.ndarray:
+    """Content units of one piece, aligned to its ``n_frames`` mel frames ([T, C], large: one piece at a time)."""
+    import soxr
+
+    wav16k = soxr.resample(wav44k, AUDIO.sample_rate, AUDIO.content_sample_rate, quality="HQ").astype(np.float32)
+    return extractors.align(np.asarray(content_fn(wav16k), dtype=np.float32), n_frames)
 
 
 def piece_features(wav44k: np.ndarray, extractors: Extractors, content_fn: Callable, f0_fn: Callable) -> PieceFeatures:
     """Content units, F0 and volume of one piece, on the mel grid."""
-    import soxr
-
-    from core.features.loudness import frame_volume
-
-    n_frames = int(extractors.n_frames(len(wav44k)))
-    wav16k = soxr.resample(wav44k, AUDIO.sample_rate, AUDIO.content_sample_rate, quality="HQ").astype(np.float32)
-    units = extractors.align(np.asarray(content_fn(wav16k), dtype=np.float32), n_frames)
-    f0 = _fit(np.asarray(f0_fn(wav44k), dtype=np.float32), n_frames)
-    volume = _fit(frame_volume(wav44k), n_frames)
-    return PieceFeatures(units=units, f0=f0, volume=volume, n_frames=n_frames)
+    feats = piece_pitch(wav44k, extractors, f0_fn)
+    feats.units = piece_units(wav44k, extractors, content_fn, feats.n_frames)
+    return feats
 
 
 def _fit(x: np.ndarray, n: int) -> np.ndarray:
@@ -344,16 +367,16 @@ def convert_waveform(
     piece_s = config.piece_seconds or auto_piece_seconds(models.voice.device)
     pieces = plan_pieces(wav44k, sr, piece_s, context_seconds=1.0, hop=hop)
 
-    content_fn = models.extractors.content()
-    f0_fn = models.extractors.f0()
+    f0_fn = models.f0_fn()
 
-    # Pass 1: features of every piece (needed before the key is known when --key auto).
+    # Pass 1: F0 of every piece (the key must be known before any piece is decoded when --key auto).
+    # Content units are large ([T, 768] float32: ~1 GB per hour), so they are computed piece by piece in pass 2.
     feats: list[PieceFeatures] = []
     for i, p in enumerate(pieces):
         t0 = time.perf_counter()
-        feats.append(piece_features(wav44k[p.ctx_start : p.ctx_end], models.extractors, content_fn, f0_fn))
+        feats.append(piece_pitch(wav44k[p.ctx_start : p.ctx_end], models.extractors, f0_fn))
         timings["features"] += time.perf_counter() - t0
-        report(progress, 0.3 * (i + 1) / len(pieces), f"features {i + 1}/{len(pieces)}")
+        report(progress, 0.2 * (i + 1) / len(pieces), f"pitch {i + 1}/{len(pieces)}")
     source_f0 = _stitch_frames([f.f0 for f in feats], pieces, hop, n)
 
     suggested = suggest_key(source_f0, stats)
@@ -376,8 +399,12 @@ def convert_waveform(
 
     def run_piece(segment: np.ndarray, i: int) -> np.ndarray:
         f = feats[i]
-        sub = scaled(progress, 0.3 + 0.7 * i / len(pieces), 0.3 + 0.7 * (i + 1) / len(pieces))
+        sub = scaled(progress, 0.2 + 0.8 * i / len(pieces), 0.2 + 0.8 * (i + 1) / len(pieces))
+        t0 = time.perf_counter()
+        f.units = piece_units(segment, models.extractors, models.content_fn(), f.n_frames)
+        timings["features"] += time.perf_counter() - t0
         wav = decode_piece(models, f, f.f0 * ratio, config, progress=sub, timings=timings)
+        f.units = None  # free it before the next piece
         return _silence_gate(wav[: len(segment)], segment)
 
     out = process_in_pieces(wav44k, pieces, run_piece, fade=4 * hop)
@@ -558,3 +585,31 @@ def run_cli(args: argparse.Namespace) -> int:
         for w in r.warnings:
             print(f"warning: {r.input.name}: {w}")
     return 0
+
+
+def make_convert_fn(args: argparse.Namespace) -> Callable[[Path], Path]:
+    """The cover pipeline's ``convert_fn(vocals_path) -> converted_path`` for ``args.exp`` (models loaded once).
+
+    Reads the conversion flags the cover command shares with ``convert`` (missing ones take their defaults).
+    """
+    from core.device import pick_device
+
+    config = ConvertConfig(
+        key=getattr(args, "key", 0.0),
+        sampler=getattr(args, "sampler", "dpm-solver++"),
+        steps=getattr(args, "steps", 20),
+        index_rate=getattr(args, "index_rate", 0.0),
+        f0_method=getattr(args, "f0_method", None),
+        device=getattr(args, "device", "auto"),
+        ckpt=getattr(args, "ckpt", "best"),
+        seed=getattr(args, "seed", 0),
+    ).validate()
+    exp = Experiment.open(args.exp)
+    models = Models.load(exp, config, pick_device(config.device))
+    work = exp.outputs / "cover_work"
+
+    def convert_fn(vocals: Path) -> Path:
+        results = convert_files(exp.name, vocals, work, config, models=models)
+        return results[0].output
+
+    return convert_fn

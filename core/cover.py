@@ -81,7 +81,9 @@ def _user_stems(vocals: Path, instrumental: Path) -> Stems:
     stems = Stems(song=vocals, song_sha256=file_sha256(vocals), vocals=vocals, instrumental=instrumental,
                   full_vocals=vocals, vocals_rms_db=level, cached=False)  # fmt: skip
     if level <= NO_VOCALS_DB:
-        stems.warnings.append(f"{vocals}: the vocal file is silent ({level:.0f} dBFS); the cover will be the instrumental alone")
+        message = f"{vocals}: the vocal file is silent ({level:.0f} dBFS); the cover will be the instrumental alone"
+        log.warning(message)
+        stems.warnings.append(message)
     return stems
 
 
@@ -161,8 +163,6 @@ def make_cover(
         progress=scaled(progress, 0.9, 1.0),
     )
     seconds["mix"], cpu["mix"] = time.perf_counter() - t0, time.process_time() - c0
-    for message in warnings:
-        log.warning(message)
     return CoverResult(output=result.path, stems=stems, converted_vocals=converted, converted_backing=converted_backing,
                        vocal_match_db=result.vocal_match_db, seconds=seconds, cpu_seconds=cpu,
                        warnings=warnings)  # fmt: skip
@@ -181,6 +181,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, required=True, help="cover file to write (.wav, .flac or .mp3)")
     parser.add_argument("--key", type=float, default=0.0,
                         help="key shift in semitones for the vocal, the instrumental and kept backing vocals (default 0)")
+    conv = parser.add_argument_group("voice conversion (as in 'python -m core convert')")
+    conv.add_argument("--ckpt", default="best", help="best, latest or a checkpoint path")
+    conv.add_argument("--sampler", default="dpm-solver++", choices=("dpm-solver++", "unipc", "ddim", "pndm", "ddpm"))
+    conv.add_argument("--steps", type=int, default=20, help="sampler steps (default 20)")
+    conv.add_argument("--index-rate", type=float, default=0.0, help="retrieval blend 0..1 (0 = off)")
+    conv.add_argument("--f0", dest="f0_method", default=None, choices=("rmvpe", "fcpe", "harvest", "parselmouth"),
+                      help="F0 method (default: the one the voice model was trained with)")
+    conv.add_argument("--seed", type=int, default=0)
+    conv.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     sep = parser.add_argument_group("separation (models in pretrained/uvr/)")
     sep.add_argument("--separator", default=DEFAULT_VOCAL_MODEL, help=f"vocal separation model file (default {DEFAULT_VOCAL_MODEL})")
     sep.add_argument("--backing", choices=BACKING_MODES, default=None,

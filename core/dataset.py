@@ -204,7 +204,10 @@ def build_dataset(
                     if entry.get("source") != source.label:
                         entry["source"] = source.label
                     continue
-                new_entry = _process_file(path, source.label, content_hash, config, config_key, experiment, step)
+                listed = {c["name"] for c in entry["chunks"]} if entry else set()
+                new_entry = _process_file(
+                    path, source.label, content_hash, config, config_key, experiment, step, listed
+                )
         except AudioDecodeError as e:
             result.skipped.append(SkippedFile(source.label, _reason(e, local)))
             continue
@@ -273,7 +276,9 @@ def _process_file(
     config_key: str,
     experiment: Experiment,
     progress: ProgressFn,
+    listed: set[str],
 ) -> dict[str, Any]:
+    """Slice one file and write its chunks; ``listed``: its chunk names the manifest already has."""
     from core.audio import load_audio, probe_audio
     from core.slicer import slice_on_silence
 
@@ -294,22 +299,19 @@ def _process_file(
         )
 
     chunk_key = hashlib.sha256(f"{content_hash}:{config_key}".encode()).hexdigest()[:10]
-    chunks = []
-    for idx, pieces in enumerate(plan.chunks):
-        report(progress, 0.5 + 0.5 * idx / len(plan.chunks), f"{label}: chunk {idx + 1}/{len(plan.chunks)}")
-        audio = _render(wav, pieces, sos)
-        audio = _normalise(audio, config)
-        name = f"{chunk_key}_{idx:03d}.wav"
-        _write_chunk(experiment, name, audio, sr)
-        chunks.append(
-            {
-                "name": name,
-                "source": label,
-                "offset_s": round(pieces[0][0] / sr, 6),
-                "duration_s": round(len(audio) / sr, 6),
-                "pieces": [[round(s / sr, 6), round((e - s) / sr, 6)] for s, e in pieces],
-            }
-        )
+    chunks: list[dict[str, Any]] = []
+    try:
+        for idx, pieces in enumerate(plan.chunks):
+            report(progress, 0.5 + 0.5 * idx / len(plan.chunks), f"{label}: chunk {idx + 1}/{len(plan.chunks)}")
+            name = f"{chunk_key}_{idx:03d}.wav"
+            _write_chunk(experiment, name, _normalise(_render(wav, pieces, sos), config), sr)
+            chunks.append(_chunk_entry(name, label, pieces, sr))
+    except BaseException:
+        # Interrupted mid-file: remove the chunks the manifest does not list rather than leave files
+        # that later stages would pick up from the folder without a manifest entry.
+        written = {c["name"] for c in chunks} | {f"{chunk_key}_{len(chunks):03d}.wav"}
+        _remove_chunks(experiment, written - listed)
+        raise
     return {
         "source": label,
         "config_key": config_key,
@@ -322,6 +324,17 @@ def _process_file(
         "long_silences": plan.long_silences,
         "silence_removed_s": round(plan.silence_removed_s, 3),
         "chunks": chunks,
+    }
+
+
+def _chunk_entry(name: str, label: str, pieces: list[tuple[int, int]], sr: int) -> dict[str, Any]:
+    length = sum(e - s for s, e in pieces)
+    return {
+        "name": name,
+        "source": label,
+        "offset_s": round(pieces[0][0] / sr, 6),
+        "duration_s": round(length / sr, 6),
+        "pieces": [[round(s / sr, 6), round((e - s) / sr, 6)] for s, e in pieces],
     }
 
 
@@ -407,7 +420,7 @@ def _collect(inputs: list[Path] | list[str], labels: list[str], result: DatasetR
                 rel = p.relative_to(path)
                 if any(part.startswith(".") or part == "__MACOSX" for part in rel.parts) or not p.is_file():
                     continue
-                label = f"{given.rstrip('/')}/{rel.as_posix()}"
+                label = f"{given.rstrip('/').rstrip(chr(92))}/{rel.as_posix()}"
                 if p.suffix.lower() == ".zip":
                     found += _collect_zip(p, label, sources, result)
                 elif p.suffix.lower().lstrip(".") in AUDIO_EXTENSIONS:
@@ -438,7 +451,10 @@ def _collect_zip(path: Path, label: str, sources: list[_Source], result: Dataset
         return 0
     found = 0
     for m in sorted(members, key=lambda m: m.filename):
-        parts = Path(m.filename).parts
+        parts = m.filename.replace("\\", "/").split("/")
+        if ".." in parts or m.filename.startswith(("/", "\\")) or ":" in parts[0]:
+            result.skipped.append(SkippedFile(f"{label}/{m.filename}", "unsafe path inside the archive, not unpacked"))
+            continue
         if any(part.startswith(".") or part == "__MACOSX" for part in parts):
             continue
         if Path(m.filename).suffix.lower().lstrip(".") not in AUDIO_EXTENSIONS:

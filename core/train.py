@@ -64,7 +64,7 @@ class TrainConfig:
     steps: int = 20000  # train until this optimizer step
     save_every: int = 1000  # validate + checkpoint every K steps
     log_every: int = 10
-    batch_size: int | str = 16  # crops per optimizer step (per process); "auto" probes the GPU
+    batch_size: int | str = 32  # crops per optimizer step (per process); "auto" probes the GPU (fits 6 GB: docs/train.md)
     grad_accum: int = 1  # micro-batches per optimizer step
     crop_frames: int = 172  # 2 s at 44.1 kHz / hop 512 (upstream's crop length)
     lr: float = 2e-4  # upstream's fine-tuning LR
@@ -498,6 +498,51 @@ def _mel_image(model: SvcDecoder, clip: Clip, device: str, max_frames: int, step
     return ((img + 1) / 2).clamp(0, 1)[None].cpu()
 
 
+class _AudioLogger:
+    """At each save, a validation chunk sampled by the model (20 steps) and its ground truth, through NSF-HiFiGAN.
+
+    Only when the vocoder is in pretrained/; otherwise TensorBoard gets the mel images only (said once).
+    """
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.vocoder: Any = None
+        self.enabled = True
+        self.logged_truth = False
+
+    def __call__(self, writer: Any, model: SvcDecoder, clip: Clip, step: int, max_frames: int) -> None:
+        if not self.enabled or writer is None:
+            return
+        try:
+            import torch
+
+            from core.model.samplers import sample
+            from core.vocoder import NsfHifiGan
+
+            if self.vocoder is None:
+                self.vocoder = NsfHifiGan.from_pretrained(self.device)
+            n = min(max_frames, clip.frames)
+            f0 = clip.f0[:n]
+            if not self.logged_truth:
+                wav = self.vocoder.vocode(clip.mel[:n].T.numpy(), f0.numpy(), deterministic=True)
+                writer.add_audio("val/audio_ground_truth", torch.from_numpy(wav)[None], step, sample_rate=self.vocoder.sample_rate)
+                self.logged_truth = True
+            was_training = model.training
+            model.eval()
+            with torch.no_grad():
+                cond = model.condition(clip.units[:n].float()[None].to(self.device), f0[None, :, None].to(self.device),
+                                       clip.volume[:n, None][None].to(self.device))  # fmt: skip
+                x0 = sample(model.denoise, cond, (1, 1, model.config.n_mels, n), steps=20, seed=0,
+                            betas=model.betas.detach().cpu().numpy(), device=self.device)  # fmt: skip
+                mel = model.denorm_spec(x0)[0, 0].float().cpu().numpy()
+            model.train(was_training)
+            wav = self.vocoder.vocode(mel, f0.numpy(), deterministic=True)
+            writer.add_audio("val/audio_sampled", torch.from_numpy(wav)[None], step, sample_rate=self.vocoder.sample_rate)
+        except (ImportError, SvcoverError) as e:
+            log.info("no validation audio in TensorBoard (%s)", str(e).splitlines()[0] if str(e) else type(e).__name__)
+            self.enabled = False
+
+
 # ------------------------------------------------------------------------------------------------
 # The run
 # ------------------------------------------------------------------------------------------------
@@ -643,12 +688,12 @@ def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None =
         else:
             torch.manual_seed(cfg.seed + 7919 * rank + step)
             data_gen.manual_seed(cfg.seed + 104729 * rank + step)
-        if is_main:
-            _truncate_metrics(exp, step)
     else:
         torch.manual_seed(cfg.seed + 7919 * rank)
         data_gen.manual_seed(cfg.seed + 104729 * rank)
         np.random.seed(cfg.seed + rank)
+    if is_main:  # rows a killed run logged after its last save (or before its first) would repeat steps
+        _truncate_metrics(exp, step)
     if step >= cfg.steps:
         log.info("%s is already at step %d (>= --steps %d): nothing to train", exp.name, step, cfg.steps)
         if world > 1:
@@ -667,6 +712,7 @@ def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None =
         log.info("%s: %d train / %d val chunks, batch %d x %d frames (x%d accum, %d process(es)), %s, %s",
                  exp.name, len(train_clips), len(val_clips), batch_size, crop, cfg.grad_accum, world, device,
                  {None: "fp32"}.get(amp_dtype, str(amp_dtype).replace("torch.", "")))  # fmt: skip
+    audio_logger = _AudioLogger(device)
     stop = _StopRequest(exp.root / STOP_FILE_NAME)
     stop.install()
     mel_floor = float(model.config.spec_min)
@@ -788,13 +834,16 @@ def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None =
                 if val_loss is not None:
                     writer.add_scalar("val/loss", val_loss, step)
                     writer.add_image("val/mel_gt_vs_estimate", _mel_image(model, val_clips[0], device, cfg.val_max_frames), step)
+                    audio_logger(writer, model, val_clips[0], step, cfg.val_max_frames)
                 writer.flush()
         report(progress, (step - start_step) / max(1, cfg.steps - start_step), f"step {step}/{cfg.steps} loss {loss_value:.4f}")
         if do_save:
+            if not params_finite():  # checked on every rank (the weights are the same), so all stop together
+                if world > 1:
+                    torch.distributed.destroy_process_group()
+                raise TrainingDivergedError(f"{exp.root}: weights became NaN/inf at step {step}; not saved; "
+                                            f"the last good checkpoint is {last_saved}")  # fmt: skip
             if is_main:
-                if not params_finite():
-                    raise TrainingDivergedError(f"{exp.root}: weights became NaN/inf at step {step}; not saved; "
-                                                f"the last good checkpoint is {last_saved}")  # fmt: skip
                 last_saved = save(val_loss)
                 log.info("step %d: loss %.4f, val %.4f, saved %s", step, loss_value, val_loss, last_saved.name)
             if world > 1:
@@ -880,6 +929,31 @@ def _log_to_file(exp: Experiment) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
+def prepare(exp: Experiment, sources: list[str] | None = None, f0_method: str = "rmvpe", encoder: str = "contentvec768l12",
+            device: str = "auto", progress: ProgressFn | None = None) -> None:  # fmt: skip
+    """Run whatever is missing before training: the dataset (from ``sources``) and the feature extraction.
+
+    Both stages are cached, so this only does the missing work (the UI's one-click Train).
+    """
+    if not visible_files(exp.gt_wavs, "*.wav"):
+        if not sources:
+            raise NothingToDoError(
+                f"{exp.gt_wavs}: the experiment has no dataset yet: give recordings with --source or build it in the Dataset tab"
+            )
+        from core.dataset import build_dataset
+        from core.progress import scaled
+
+        log.info("building the dataset of %s from %s", exp.name, ", ".join(sources))
+        build_dataset(exp.name, [Path(s) for s in sources], progress=scaled(progress, 0.0, 0.2))
+    from core.features.extract import ExtractConfig, list_feature_chunks, run_extract
+
+    if len(list_feature_chunks(exp)) < len(visible_files(exp.gt_wavs, "*.wav")):
+        from core.progress import scaled
+
+        log.info("extracting features of %s (%s, %s)", exp.name, encoder, f0_method)
+        run_extract(exp, ExtractConfig(f0_method=f0_method, encoder=encoder, device=device), scaled(progress, 0.2, 1.0))
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from core.device import DEVICE_CHOICES
 
@@ -904,6 +978,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-every", type=int, default=d.log_every, help=f"metrics line every N steps (default {d.log_every})")
     parser.add_argument("--val-chunks", type=int, default=d.val_chunks, help=f"held-out chunks for validation (default {d.val_chunks})")
     parser.add_argument("--seed", type=int, default=d.seed, help="random seed")
+    parser.add_argument("--prepare", action="store_true",
+                        help="first run what is missing: the dataset (from --source) and feature extraction")
+    parser.add_argument("--source", action="append", default=None,
+                        help="with --prepare: audio file/folder/zip for the dataset when it is not built yet (repeatable)")
+    parser.add_argument("--f0", default="rmvpe", help="with --prepare: F0 method for extraction (default rmvpe)")
+    parser.add_argument("--encoder", default="contentvec768l12", help="with --prepare: content encoder (default contentvec768l12)")
     parser.add_argument("--threads", type=int, default=d.threads, help="CPU threads for torch (default: torch's choice)")
 
 
@@ -927,6 +1007,9 @@ def run_cli(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args)
     exp = Experiment.open(args.exp)
+    if args.prepare and _distributed()[1] == 1:  # under torchrun, prepare once beforehand instead
+        with tqdm_progress(f"prepare {exp.name}", unit="%") as progress:
+            prepare(exp, args.source, args.f0, args.encoder, args.device, progress)
     if _distributed()[0] == 0:
         with tqdm_progress(f"train {exp.name}", unit="%") as progress:
             result = train(exp, cfg, progress)

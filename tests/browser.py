@@ -95,12 +95,12 @@ def _wait_served(proc: subprocess.Popen, url: str, started: float, timeout: floa
         time.sleep(0.1)
 
 
-def stop_process(proc: subprocess.Popen) -> None:
-    """Terminate ``proc`` (and wait for it); kill it if it does not stop within 10 s."""
+def stop_process(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """Terminate ``proc`` (and wait for it); kill it if it does not stop within ``grace_s``."""
     if proc.poll() is None:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

@@ -120,5 +120,5 @@ def test_stop_process_kills_a_stubborn_child() -> None:
     )
     time.sleep(0.5)
     started = time.monotonic()
-    stop_process(proc)
-    assert proc.poll() is not None and time.monotonic() - started < 15
+    stop_process(proc, grace_s=1.0)
+    assert proc.poll() is not None and time.monotonic() - started < 5

@@ -243,7 +243,10 @@ def test_zip_archive_gives_the_same_chunks_as_the_files(tmp_logs: Path, tmp_path
         zf.writestr("readme.txt", "hello")
         zf.write(REAL / "singing" / "vocadito_14.wav", "../../evil.wav")  # hostile name: never unpacked
     result = build_dataset("zipped", [archive])
-    assert result.new_files == 2 and result.ignored == 1 and result.skipped == []
+    assert result.new_files == 2 and result.ignored == 1
+    assert [(s.file, s.reason) for s in result.skipped] == [
+        (f"{archive}/../../evil.wav", "unsafe path inside the archive, not unpacked")
+    ]
     assert not (tmp_path.parent / "evil.wav").exists() and not (tmp_path.parent.parent / "evil.wav").exists()
     zipped = {p.name for p in (tmp_logs / "zipped" / "0_gt_wavs").iterdir()}
     sources = {c["source"] for c in _manifest(tmp_logs, "zipped")["chunks"]}
@@ -295,6 +298,24 @@ def test_bad_files_are_skipped_with_one_line_each(tmp_logs: Path, tmp_path: Path
     assert "empty" in next(line for line in skipped if "empty.mp3" in line)
     manifest = _check_dataset(tmp_logs, "bag")
     assert {c["source"].rsplit("/", 1)[-1] for c in manifest["chunks"]} == {"good.wav", "good.flac"}
+
+
+def test_cli_json_report_and_settings_flags(tmp_logs: Path) -> None:
+    src = str(REAL / "singing" / "vocadito_1.wav")
+    flags = ["--min-chunk-s", "6", "--max-chunk-s", "10", "--threshold-db", "-45", "--normalize", "peak"]
+    out = _cli("--exp", "cli", src, *flags, "--json", logs=tmp_logs)
+    assert out.returncode == 0, out.stderr
+    first = json.loads(out.stdout)
+    assert first["new_chunks"] == first["chunks"] > 0
+    assert all(6 - 0.01 <= d <= 10.01 for d in first["durations"])
+    saved = json.loads((tmp_logs / "cli" / "config.json").read_text())["dataset"]
+    assert saved["slicing"]["min_chunk_s"] == 6 and saved["slicing"]["threshold_db"] == -45
+    assert saved["normalize"] == "peak"
+    for c in _manifest(tmp_logs, "cli")["chunks"]:  # peak mode: every chunk peaks at the limit
+        data, _ = sf.read(tmp_logs / "cli" / "0_gt_wavs" / c["name"], dtype="float32")
+        assert abs(np.max(np.abs(data)) - 0.9) < 1e-3
+    again = json.loads(_cli("--exp", "cli", src, *flags, "--json", logs=tmp_logs).stdout)
+    assert again["new_chunks"] == 0 and again["unchanged_files"] == 1 and again["chunks"] == first["chunks"]
 
 
 def test_folder_with_nothing_usable_fails_clearly(tmp_logs: Path, tmp_path: Path) -> None:
@@ -393,6 +414,9 @@ def test_failed_later_run_keeps_earlier_work(tmp_logs: Path, tmp_path: Path, mon
     manifest = _manifest(tmp_logs, "keep")
     assert {c["source"].rsplit("/", 1)[-1] for c in manifest["chunks"]} == {"vocadito_10.wav", "vocadito_14.wav"}
     assert not [p for p in root.rglob(".*")]
+    listed = sorted(c["name"] for c in manifest["chunks"])
+    assert sorted(p.name for p in (root / "0_gt_wavs").iterdir()) == listed  # no half-file leftovers
+    assert sorted(p.name for p in (root / "1_16k_wavs").iterdir()) == listed
     monkeypatch.setattr(dataset, "_write_chunk", real_write)
     result = build_dataset("keep", [REAL / "singing" / "vocadito_14.wav", REAL / "singing" / "vocadito_12.wav"])
     assert result.unchanged_files == 1 and result.new_files == 1
@@ -415,6 +439,19 @@ def test_quality_notes_clipping_and_low_rate(tmp_logs: Path, tmp_path: Path, sin
     assert "very short dataset" in notes
     # and every chunk still peaks below the limit
     _check_dataset(tmp_logs, "notes")
+
+
+def test_damaged_manifest_is_reported_not_overwritten(tmp_logs: Path) -> None:
+    from core.errors import SvcoverError
+
+    build_dataset("damaged", [REAL / "singing" / "vocadito_10.wav"])
+    manifest = tmp_logs / "damaged" / "manifest.json"
+    manifest.write_text('{"sources": {', encoding="utf-8")
+    with pytest.raises(SvcoverError, match="damaged manifest") as err:
+        build_dataset("damaged", [REAL / "singing" / "vocadito_14.wav"])
+    assert str(manifest) in str(err.value)
+    assert manifest.read_text(encoding="utf-8") == '{"sources": {'
+    assert len(list((tmp_logs / "damaged" / "0_gt_wavs").iterdir())) == 1
 
 
 @pytest.mark.slow

@@ -72,6 +72,8 @@ def test_bad_input() -> None:
     with pytest.raises(BadAudioError, match="mono"):
         log_mel(np.zeros((2, 4096), dtype=np.float32))
     assert log_mel(np.zeros((4096, 1))).shape == (128, n_frames(4096))  # a [N, 1] column is fine
+    with pytest.raises(BadAudioError, match="float samples"):
+        log_mel(np.zeros(4096, dtype=np.int16))
 
 
 def test_fit_frames() -> None:

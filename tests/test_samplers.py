@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from core.errors import SvcoverError
 from core.model import samplers as S
 
 N_MELS, FRAMES = 128, 500
@@ -74,7 +75,7 @@ def test_ddpm_1000_reproduces_data_distribution(ddpm_reference):
 
 
 @pytest.mark.parametrize("sampler", S.SAMPLERS)
-@pytest.mark.parametrize("steps", [5, 20, 50])
+@pytest.mark.parametrize("steps", [1, 5, 20, 50])
 def test_every_sampler_any_step_count(sampler, steps):
     eps = ExactEps()
     x = S.sample(eps, "cond", (2, 1, N_MELS, 200), sampler=sampler, steps=steps, seed=3)
@@ -161,8 +162,9 @@ def test_custom_betas_and_argument_errors():
 
     S.sample(eps_fn, None, (1, 1, 4, 4), steps=5, betas=torch.tensor(betas))
     assert eps_calls[0] == 99.0 and all(0 <= t <= 99 for t in eps_calls)
-    with pytest.raises(ValueError, match="unknown sampler"):
+    with pytest.raises(S.SamplerError, match="unknown sampler") as err:
         S.sample(eps_fn, None, (1, 1, 4, 4), sampler="euler")
+    assert isinstance(err.value, SvcoverError) and "\n" not in str(err.value)
     with pytest.raises(ValueError, match="steps must be"):
         S.sample(eps_fn, None, (1, 1, 4, 4), steps=2000)
     with pytest.raises(ValueError, match="x_start"):

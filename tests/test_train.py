@@ -246,6 +246,11 @@ def test_bad_inputs_are_clear_errors(exp: Experiment, tmp_logs: Path, tmp_path: 
     with pytest.raises(SvcoverError, match="--batch-size"):
         train(exp, tiny(steps=1, batch_size=0))
 
+    from core.train import prepare
+
+    with pytest.raises(NothingToDoError, match="no dataset yet"):
+        prepare(Experiment.open("empty"), sources=None)
+
     # features of a 256-d encoder against a 768-d base
     from core.model import SvcDecoder
     from core.model.config import TINY
@@ -285,3 +290,50 @@ def test_cli_help_and_error_exit(tmp_logs: Path) -> None:
     bad = cli(["train", "--exp", "missing", "--steps", "1"], tmp_logs)
     text, _ = bad.communicate(timeout=120)
     assert bad.returncode == 1 and "experiment not found" in text and "Traceback" not in text
+
+
+# ------------------------------------------------------------------------------------------ the tab
+def test_train_tab_runs_in_background_shows_progress_and_stops(exp: Experiment, tmp_logs: Path) -> None:
+    from webui import train_tab
+
+    cmd = train_tab.build_command("ljs", 100000, 1000, "4", "none", "tiny", "cpu", False, [], "harvest")
+    assert cmd[cmd.index("--steps") + 1] == "100000" and "--prepare" in cmd and "--base" not in cmd
+    assert "--base" in train_tab.build_command("ljs", 5, 5, "auto", "pretrained", "default", "auto", True, ["a"], "rmvpe")
+    info = train_tab.launch(exp, [*cmd, "--threads", "1", "--crop-frames", "48", "--log-every", "1"])
+    try:
+        wait_for(lambda: len(read_metrics(exp)) >= 3, 120)
+        assert train_tab.running_process(exp)["pid"] == info["pid"]
+        status, curve, table, console = train_tab.snapshot("ljs")
+        assert "**Training**" in status and "steps/s" in status and "ETA" in status
+        assert set(curve["series"]) == {"train"} and len(curve) >= 3
+        train_tab._stop("ljs")
+        wait_for(lambda: train_tab.running_process(exp) is None, 60)
+    finally:
+        if train_tab.running_process(exp):
+            os.kill(info["pid"], signal.SIGKILL)
+    status, curve, table, console = train_tab.snapshot("ljs")
+    stopped_at = step_checkpoints(exp)[-1][0]
+    assert "Not running" in status and f"Step **{stopped_at}**" in status
+    assert set(curve["series"]) == {"train", "validation"}
+    assert [row[0] for row in table] == ["best.pt", f"step_{stopped_at}.pt"]
+    assert "stopped: ljs at step" in console
+
+
+def test_validation_audio_and_mel_images_reach_tensorboard(exp: Experiment, tmp_pretrained: Path, weights_builder) -> None:
+    """With a (stand-in) NSF-HiFiGAN in pretrained/, each save logs sampled and ground-truth audio."""
+    from conftest import REFERENCE
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    nsf = REFERENCE / "nsf_hifigan"
+    folder = tmp_pretrained / "nsf_hifigan"
+    folder.mkdir()
+    state = weights_builder.make_state_dict(weights_builder.load_schema(nsf / "schema.json"), 1)
+    torch.save({"generator": state}, folder / "model")
+    shutil.copy(nsf / "config.json", folder / "config.json")
+    train(exp, tiny(steps=2, save_every=2, val_max_frames=60))
+    events = EventAccumulator(str(exp.tensorboard), size_guidance={"audio": 0, "images": 0}).Reload()
+    tags = events.Tags()
+    assert {"val/audio_sampled", "val/audio_ground_truth"} <= set(tags["audio"])
+    assert "val/mel_gt_vs_estimate" in tags["images"] and "val/loss" in tags["scalars"]
+    clip = events.Audio("val/audio_sampled")[0]
+    assert clip.sample_rate == 44100 and clip.length_frames == 60 * 512

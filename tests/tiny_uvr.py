@@ -28,14 +28,14 @@ EMPTY_DOWNLOAD_LISTS = (
 )  # fmt: skip
 
 
-def build_tiny_mdx(path: Path, cutoff_hz: float = 1000.0) -> Path:
-    """Write the mask model to ``path`` (a few kB)."""
+def build_tiny_mdx(path: Path, cutoff_hz: float = 1000.0, dim_t_set: int = DIM_T_SET) -> Path:
+    """Write the mask model to ``path`` (a few kB); its input must have exactly ``2**dim_t_set`` frames."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     freqs = np.arange(DIM_F) * SAMPLE_RATE / N_FFT
     mask = (freqs >= cutoff_hz).astype(np.float32).reshape(1, 1, DIM_F, 1)
-    dim_t = 2**DIM_T_SET
+    dim_t = 2**dim_t_set
     graph = helper.make_graph(
         [helper.make_node("Mul", ["input", "mask"], ["output"])],
         "tiny_mdx",
@@ -56,9 +56,10 @@ def audio_separator_md5(path: Path) -> str:
     return hashlib.md5(data[-10000 * 1024 :]).hexdigest()
 
 
-def install_tiny_uvr(uvr_dir: Path, cutoff_hz: float = 1000.0, name: str = TINY_MODEL, primary: str = "Vocals") -> Path:
+def install_tiny_uvr(uvr_dir: Path, cutoff_hz: float = 1000.0, name: str = TINY_MODEL, primary: str = "Vocals",
+                     dim_t_set: int = DIM_T_SET) -> Path:  # fmt: skip
     """Build the model in ``uvr_dir`` and register it in the metadata files there (created if absent)."""
-    model = build_tiny_mdx(uvr_dir / name, cutoff_hz)
+    model = build_tiny_mdx(uvr_dir / name, cutoff_hz, dim_t_set)
     checks_path = uvr_dir / "download_checks.json"
     checks = json.loads(checks_path.read_text()) if checks_path.exists() else {k: {} for k in EMPTY_DOWNLOAD_LISTS}
     checks["mdx_download_list"][f"MDX-Net Model: svcover tiny {name}"] = name
@@ -66,7 +67,7 @@ def install_tiny_uvr(uvr_dir: Path, cutoff_hz: float = 1000.0, name: str = TINY_
     mdx_path = uvr_dir / "mdx_model_data.json"
     mdx = json.loads(mdx_path.read_text()) if mdx_path.exists() else {}
     mdx[audio_separator_md5(model)] = {
-        "compensate": 1.0, "mdx_dim_f_set": DIM_F, "mdx_dim_t_set": DIM_T_SET,
+        "compensate": 1.0, "mdx_dim_f_set": DIM_F, "mdx_dim_t_set": dim_t_set,
         "mdx_n_fft_scale_set": N_FFT, "primary_stem": primary,
     }  # fmt: skip
     mdx_path.write_text(json.dumps(mdx))

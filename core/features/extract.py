@@ -448,6 +448,7 @@ def run_extract(
         device = config.device
     digests = group_digests(config)
 
+    report(progress, 0.0, f"checking {len(chunks)} chunks")
     # What is already there: a group is done when its file for (settings, source) exists.
     pending: dict[str, list[_Chunk]] = {g: [] for g in GROUPS}
     for chunk in chunks:
@@ -479,7 +480,8 @@ def run_extract(
             rep.computed[group] = 0
             if not todo:
                 continue
-            compute = _stage_function(group, extractors)
+            report(progress, (1 - stats_share) * min(1.0, done_cost / total_cost), f"{group}: loading")
+            compute = _stage_function(group, extractors)  # loads the group's model
             if stage_progress is not None:
                 stage_progress(group, 0, len(todo))
             for i, chunk in enumerate(todo, 1):

@@ -54,8 +54,8 @@ def frame_times(count: int) -> np.ndarray:
 def as_waveform(wav: np.ndarray, what: str = "audio") -> np.ndarray:
     """Check and convert a waveform to contiguous 1-D float32.
 
-    A ``[N, 1]`` or ``[1, N]`` array is flattened; anything else that is not 1-D, and any NaN or
-    infinite sample, raises :class:`BadAudioError` (a decoding problem the caller should report with
+    A ``[N, 1]`` or ``[1, N]`` array is flattened; anything else that is not 1-D, integer samples,
+    and any NaN or infinite sample raise :class:`BadAudioError` (a decoding problem the caller should report with
     the file name rather than silently analyse).
     """
     arr = np.asarray(wav)
@@ -63,6 +63,8 @@ def as_waveform(wav: np.ndarray, what: str = "audio") -> np.ndarray:
         arr = arr.reshape(-1)
     if arr.ndim != 1:
         raise BadAudioError(f"{what}: expected a mono 1-D waveform, got an array of shape {tuple(arr.shape)}")
+    if arr.dtype.kind not in "f":  # int16 PCM etc. would be analysed 32768 times too loud
+        raise BadAudioError(f"{what}: expected float samples in [-1, 1], got dtype {arr.dtype}")
     arr = np.ascontiguousarray(arr, dtype=np.float32)
     bad = ~np.isfinite(arr)
     if bad.any():

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.errors import SvcoverError
 from core.progress import ProgressFn, report
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,6 +38,10 @@ BETA_START = 1e-4
 BETA_END = 0.02
 
 
+class SamplerError(SvcoverError, ValueError):
+    """Bad sampler arguments (unknown name, step count outside the schedule, ...): one line for the user."""
+
+
 def linear_betas(timesteps: int = NUM_TRAIN_TIMESTEPS, start: float = BETA_START, end: float = BETA_END) -> np.ndarray:
     """The Diffusion-SVC beta schedule (float64)."""
     return np.linspace(start, end, timesteps, dtype=np.float64)
@@ -54,7 +59,7 @@ def _as_numpy_betas(betas: Any) -> np.ndarray:
         betas = betas.detach().cpu().double().numpy()
     arr = np.asarray(betas, dtype=np.float64).reshape(-1)
     if arr.size < 2 or not np.all((arr > 0) & (arr < 1)):
-        raise ValueError("betas must be a 1-D schedule of values in (0, 1)")
+        raise SamplerError("betas must be a 1-D schedule of values in (0, 1)")
     return arr
 
 
@@ -69,7 +74,7 @@ def make_scheduler(sampler: str, betas: np.ndarray, spacing: str = "logsnr"):
     docs/vocoder-and-samplers.md), so log-SNR is the default.
     """
     if spacing not in SPACINGS:
-        raise ValueError(f"unknown spacing {spacing!r}; choose one of {', '.join(SPACINGS)}")
+        raise SamplerError(f"unknown spacing {spacing!r}; choose one of {', '.join(SPACINGS)}")
     from diffusers import (
         DDIMScheduler,
         DDPMScheduler,
@@ -111,7 +116,7 @@ def make_scheduler(sampler: str, betas: np.ndarray, spacing: str = "logsnr"):
             use_exponential_sigmas=log_snr,
             timestep_spacing="linspace",
         )
-    raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    raise SamplerError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
 
 
 def sample(
@@ -153,24 +158,22 @@ def sample(
     import torch
 
     if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        raise SamplerError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
     betas_np = _as_numpy_betas(betas)
     depth = len(betas_np)
     if k_step is not None:
         if x_start is None:
-            raise ValueError("k_step (shallow diffusion) needs x_start, the normalised rough mel")
+            raise SamplerError("k_step (shallow diffusion) needs x_start, the normalised rough mel")
         if not 1 <= int(k_step) <= depth:
-            raise ValueError(f"k_step must be in 1..{depth}, got {k_step}")
+            raise SamplerError(f"k_step must be in 1..{depth}, got {k_step}")
         depth = int(k_step)
     elif x_start is not None:
-        raise ValueError("x_start is only used with k_step (shallow diffusion)")
+        raise SamplerError("x_start is only used with k_step (shallow diffusion)")
     if steps is None:
         steps = min(DEFAULT_STEPS_BY_SAMPLER[sampler], depth)
     steps = int(steps)
     if not 1 <= steps <= depth:
-        raise ValueError(f"steps must be in 1..{depth} for this schedule, got {steps}")
-    if sampler in ("dpm-solver++", "unipc", "pndm") and steps < 2:
-        raise ValueError(f"{sampler} needs at least 2 steps")
+        raise SamplerError(f"steps must be in 1..{depth} for this schedule, got {steps}")
 
     scheduler = make_scheduler(sampler, betas_np[:depth], spacing=spacing)
     scheduler.set_timesteps(steps, device="cpu")
@@ -199,4 +202,4 @@ def sample(
 
 def model_evaluations(sampler: str, steps: int) -> int:
     """How many times ``sample`` calls ``eps_fn`` (PNDM's PLMS warm-up evaluates the first step twice)."""
-    return steps + 1 if sampler == "pndm" else steps
+    return steps + 1 if sampler == "pndm" and steps > 1 else steps

@@ -83,7 +83,10 @@ def load_model(method: str | F0Method, device: str = "cpu", path: str | Path | N
 
     ``path`` overrides the default file (``pretrained/rmvpe/rmvpe.pt``; FCPE's bundled weights).
     """
+    from core.device import pick_device
+
     kind = parse_method(method)
+    device = pick_device(device)  # "auto" -> the actual device, so the cache key is stable
     if kind == F0Method.RMVPE:
         from core.features.f0.rmvpe import Rmvpe
 
@@ -133,7 +136,7 @@ def estimate_f0(
     ----------
     wav44k: mono float waveform at 44 100 Hz in [-1, 1].
     method: one of :data:`F0_METHODS`.
-    device: torch device for the neural methods (harvest/parselmouth always run on the CPU).
+    device: "auto", "cpu", "cuda[:N]" or "mps" for the neural methods (harvest/parselmouth always run on the CPU).
     f0_min, f0_max: frames outside this range (Hz) become unvoiced; also the search range of
         harvest and parselmouth.
     median_size: odd median-filter length in frames over voiced values (0 = off).
