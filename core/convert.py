@@ -198,6 +198,11 @@ class Models:
             from core.index import load_index
 
             index = load_index(exp)
+            if int(index.dim) != units_dim:
+                raise ConvertError(
+                    f"{exp.index}: the retrieval index holds {index.dim}-d features but the voice model takes "
+                    f"{units_dim}-d: rebuild it with 'python -m core index --exp {exp.name}'"
+                )
         return cls(voice=voice, extractors=extractors, vocoder=vocoder, index=index)
 
 
@@ -503,10 +508,12 @@ def convert_files(
     if not exp.exists():
         raise ConvertError(f"{exp.root}: no such experiment")
     inputs = collect_inputs(Path(input_path))
-    device = pick_device(config.device)
-    models = models or Models.load(exp, config, device)
     out_arg = Path(output) if output else exp.outputs
     single_file_target = len(inputs) == 1 and out_arg.suffix.lower().lstrip(".") in FORMATS
+    # Before loading models or converting anything: a bad output folder should not cost minutes of work.
+    _check_writable(out_arg.parent if single_file_target else out_arg)
+    device = pick_device(config.device)
+    models = models or Models.load(exp, config, device)
     results = []
     for i, path in enumerate(inputs):
         sub = scaled(progress, i / len(inputs), (i + 1) / len(inputs))
@@ -516,8 +523,10 @@ def convert_files(
             target = out_arg
         else:
             target = out_arg / output_name(path, exp.name, result.key, config.format)
-        _check_writable(target.parent)
-        save_audio(target, converted, AUDIO.sample_rate)
+        try:
+            save_audio(target, converted, AUDIO.sample_rate)
+        except OSError as e:
+            raise ConvertError(f"{target}: cannot write the output ({e.strerror or e})") from None
         result.input, result.output = path, target
         for w in result.warnings:
             log.warning("%s: %s", path.name, w)

@@ -13,7 +13,7 @@ TABS: list[tuple[str, str, str]] = [
     ("Dataset", "webui.dataset_tab", "Slicing your recordings into a dataset."),
     ("Extract", "webui.extract_tab", "Feature extraction (ContentVec, F0, loudness, mel) is coming next."),
     ("Train", "webui.train_tab", "Training the diffusion decoder is on the roadmap."),
-    ("Convert", "webui.convert_tab", "Conversion and the song → cover flow are on the roadmap."),
+    ("Convert", "webui.convert_page", "Conversion and the song → cover flow are on the roadmap."),
     ("Models", "webui.models_tab", "The pretrained-model manager is on the roadmap."),
 ]
 
