@@ -88,6 +88,7 @@ class ConvertResult:
     warnings: list[str] = field(default_factory=list)
     source_f0: np.ndarray | None = None  # Hz per frame before the key shift
     converted_f0: np.ndarray | None = None  # Hz per frame fed to the decoder and vocoder
+    pieces: int = 1  # how many pieces the input was cut into
 
 
 # ----------------------------------------------------------------------------------------------
@@ -417,7 +418,7 @@ def convert_waveform(
         out = match_loudness_envelope(out, wav44k, config.loudness_match)
     out = _limit(out)
     result = ConvertResult(Path(), Path(), key, suggested, n / sr, time.perf_counter() - start, timings, warnings,
-                           source_f0, source_f0 * ratio)
+                           source_f0, source_f0 * ratio, pieces=len(pieces))
     return out, result
 
 

@@ -175,7 +175,7 @@ def build_dataset(
 
     if labels is not None and len(labels) != len(inputs):
         raise ValueError("labels must name every input")
-    sources = _collect(inputs, labels or [str(p) for p in inputs], result)
+    sources = _collect(inputs, labels or [str(p) for p in inputs], result, exclude=experiment.root)
     result.files = len(sources)
     manifest = _load_manifest(experiment)
     config_key = config.key()
@@ -410,10 +410,17 @@ def _clipped_fraction(wav: np.ndarray, block: int = 1 << 22) -> float:
 # ----------------------------------------------------------------------------------------- inputs
 
 
-def _collect(inputs: list[Path] | list[str], labels: list[str], result: DatasetReport) -> list[_Source]:
+def _collect(inputs: list[Path] | list[str], labels: list[str], result: DatasetReport, exclude: Path) -> list[_Source]:
+    """Expand the inputs into audio sources; nothing under ``exclude`` (the experiment's own folder)."""
     sources: list[_Source] = []
+    exclude = exclude.resolve()
     for raw, given in zip(inputs, labels, strict=True):
         path = Path(raw)
+        resolved = path.resolve()
+        if resolved == exclude or exclude in resolved.parents or resolved in exclude.parents:
+            # Slicing the dataset's own chunks into itself would duplicate them.
+            result.skipped.append(SkippedFile(given, "is or contains this experiment's own dataset folder"))
+            continue
         if path.is_dir():
             found = 0
             for p in sorted(path.rglob("*")):

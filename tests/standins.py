@@ -108,16 +108,36 @@ def write_dataset(exp, chunks: list[tuple[str, np.ndarray]]) -> None:
 
 
 def build_voice_model(exp, n_files: int = 12, max_seconds: float = 5.0, steps: int = 300, save_every: int = 100,
-                      f0_method: str = "fcpe") -> None:  # fmt: skip
-    """Dataset chunks -> real Extract (needs SVCOVER_PRETRAINED with the small encoder) -> tiny decoder trained."""
+                      f0_method: str = "fcpe", n_chans: int = 64, n_layers: int = 4, lr: float = 5e-3) -> None:  # fmt: skip
+    """Dataset chunks -> real Extract (F0 by ``f0_method``, stand-in content) -> decoder trained by core.train.
+
+    ``n_chans`` x ``n_layers`` other than the ``tiny`` preset (64 x 4) start from a freshly initialised
+    checkpoint passed as ``--base`` (the Train stage only knows the presets when training from scratch).
+    """
+    import dataclasses
+
+    import torch
+
     from core.features.extract import ExtractConfig, run_extract
+    from core.model import CHECKPOINT_FORMAT, SvcDecoder
+    from core.model.config import DecoderConfig
     from core.train import TrainConfig, train
 
     write_dataset(exp, ljspeech_chunks(n_files, max_seconds))
     run_extract(exp.name, ExtractConfig(f0_method=f0_method, device="cpu"), extractors=training_extractors(f0_method))
-    cfg = TrainConfig(model="tiny", device="cpu", batch_size=8, crop_frames=64, threads=1, warmup_steps=5,
-                      log_every=50, lr=5e-3, steps=steps, save_every=save_every, val_chunks=2)  # fmt: skip
+    base = None
+    if (n_chans, n_layers) != (64, 4):
+        torch.manual_seed(0)
+        cfg = DecoderConfig(n_chans=n_chans, n_layers=n_layers)
+        base = exp.root / "init.pt"
+        torch.save({"format": CHECKPOINT_FORMAT, "version": 1, "model": SvcDecoder(cfg).state_dict(),
+                    "config": dataclasses.asdict(cfg), "stats": {}}, base)  # fmt: skip
+    cfg = TrainConfig(model="tiny", base=str(base) if base else None, device="cpu", batch_size=8, crop_frames=64,
+                      threads=1, warmup_steps=20, log_every=50, lr=lr, steps=steps, save_every=save_every,
+                      val_chunks=2)  # fmt: skip
     train(exp, cfg)
+    if base is not None:
+        base.unlink()
 
 
 def logmel_projection_content(dim: int = 768, seed: int = 0):

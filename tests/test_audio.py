@@ -148,8 +148,9 @@ def test_nan_and_inf_samples_become_zero(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------- bad files
 
 
-@pytest.fixture
-def encoded(tmp_path: Path) -> dict[str, Path]:
+@pytest.fixture(scope="module")
+def encoded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    tmp_path = tmp_path_factory.mktemp("encoded")
     src = tmp_path / "ten.wav"
     sf.write(src, _tone(440, SR, dur=10.0), SR, subtype="PCM_16")
     out = {"wav": src}
@@ -162,7 +163,7 @@ def encoded(tmp_path: Path) -> dict[str, Path]:
 def _truncate(path: Path, fraction: float = 0.5, align: int = 1) -> Path:
     data = path.read_bytes()
     cut = int(len(data) * fraction) // align * align
-    target = path.with_name("cut_" + path.name)
+    target = path.with_name(f"cut_{fraction}_{align}_{path.name}")
     target.write_bytes(data[:cut])
     return target
 

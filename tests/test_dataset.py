@@ -441,6 +441,17 @@ def test_quality_notes_clipping_and_low_rate(tmp_logs: Path, tmp_path: Path, sin
     _check_dataset(tmp_logs, "notes")
 
 
+def test_the_experiments_own_folder_is_not_an_input(tmp_logs: Path) -> None:
+    build_dataset("self", [REAL / "singing" / "vocadito_10.wav"])
+    before = sorted(p.name for p in (tmp_logs / "self" / "0_gt_wavs").iterdir())
+    for inp in (tmp_logs / "self" / "0_gt_wavs", tmp_logs):
+        with pytest.raises(NoUsableAudioError, match="own dataset folder"):
+            build_dataset("self", [inp])
+    result = build_dataset("self", [tmp_logs / "self" / "0_gt_wavs" / before[0], REAL / "singing" / "vocadito_14.wav"])
+    assert result.new_files == 1 and result.skipped[0].reason.endswith("own dataset folder")
+    assert len(list((tmp_logs / "self" / "0_gt_wavs").iterdir())) == len(before) + 1
+
+
 def test_damaged_manifest_is_reported_not_overwritten(tmp_logs: Path) -> None:
     from core.errors import SvcoverError
 

@@ -137,7 +137,7 @@ def _histogram(durations: list[float]) -> Any:
         counts[min(top - 1, int(d // HISTOGRAM_BIN_S)) - low] += 1
     bins = [f"{i * HISTOGRAM_BIN_S:g}-{(i + 1) * HISTOGRAM_BIN_S:g}" for i in range(low, top)]
     frame = pd.DataFrame({"chunk length (s)": bins, "chunks": counts})
-    return gr.update(value=frame, visible=True)
+    return gr.update(value=frame, visible=True, sort=bins)  # category order, not "10-11" before "4-5"
 
 
 def _players(result: Any) -> list[Any]:

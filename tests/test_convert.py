@@ -1,0 +1,332 @@
+"""The Convert stage end to end: a voice model trained on real speech converts real and synthetic vocals.
+
+The voice model (tests/standins.py) is built once per session through the real stages: LJSpeech chunks,
+Extract with FCPE (real weights) and a stand-in content projection, a small decoder trained by core.train.
+Conversion runs the real loaders: ContentVec (a thin stand-in HuBERT checkpoint), FCPE, NSF-HiFiGAN (a
+shape-reduced stand-in), the real samplers, chunking and file I/O.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from core.chunking import plan_pieces
+from core.config import AUDIO
+from core.convert import ConvertConfig, ConvertError, Models, convert_files, convert_waveform, output_name
+from tests.conftest import REAL, ROOT, SHARED
+
+SR = 44100
+HOP = 512
+FAST = {"device": "cpu", "sampler": "dpm-solver++", "steps": 4}  # few steps: these tests check plumbing, not quality
+
+
+@dataclass(frozen=True)
+class Voice:
+    logs: Path
+    pretrained: Path
+    name: str = "voice"
+
+
+@contextlib.contextmanager
+def _env(voice: Voice):
+    before = {k: os.environ.get(k) for k in ("SVCOVER_LOGS", "SVCOVER_PRETRAINED")}
+    os.environ["SVCOVER_LOGS"], os.environ["SVCOVER_PRETRAINED"] = str(voice.logs), str(voice.pretrained)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine spinning OpenMP threads cost far more than they give."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def voice(tmp_path_factory) -> Voice:
+    """A voice model trained on 12 LJSpeech chunks (~50 s), plus the small pretrained files conversion needs."""
+    from standins import build_small_pretrained, build_voice_model
+
+    from core.experiment import Experiment
+
+    root = tmp_path_factory.mktemp("convert_voice")
+    v = Voice(logs=root / "logs", pretrained=build_small_pretrained(root / "pretrained"))
+    threads = torch.get_num_threads()
+    with _env(v):
+        build_voice_model(Experiment.open(v.name), steps=300, save_every=100)
+    torch.set_num_threads(threads)  # train(threads=1) changes the process setting
+    return v
+
+
+@pytest.fixture
+def env(voice: Voice, monkeypatch: pytest.MonkeyPatch) -> Voice:
+    monkeypatch.setenv("SVCOVER_LOGS", str(voice.logs))
+    monkeypatch.setenv("SVCOVER_PRETRAINED", str(voice.pretrained))
+    return voice
+
+
+@pytest.fixture(scope="module")
+def models(voice: Voice) -> Models:
+    from core.experiment import Experiment
+
+    with _env(voice):
+        return Models.load(Experiment.open(voice.name), ConvertConfig(**FAST), "cpu")
+
+
+def real_vocal(seconds: float) -> np.ndarray:
+    """Solo singing (vocadito_10, a cappella) at 44.1 kHz."""
+    wav, sr = sf.read(REAL / "singing" / "vocadito_10.wav", dtype="float32")
+    assert sr == SR
+    return wav[: int(seconds * SR)]
+
+
+def speech_with_pauses(seconds: float) -> np.ndarray:
+    """Consecutive LJSpeech sentences (real pauses between them) at 44.1 kHz."""
+    import soxr
+
+    parts = []
+    for path in sorted((REAL / "speech_ljspeech").glob("*.wav"))[12:]:
+        wav, sr = sf.read(path, dtype="float32")
+        parts.append(soxr.resample(wav, sr, SR))
+        if sum(p.size for p in parts) > seconds * SR:
+            break
+    return np.concatenate(parts)[: int(seconds * SR)].astype(np.float32)
+
+
+def tone(hz: float, seconds: float) -> np.ndarray:
+    """A sung-like harmonic tone with 5.5 Hz vibrato (+-30 cents) around ``hz``."""
+    t = np.arange(int(seconds * SR)) / SR
+    f = hz * 2.0 ** (0.3 / 12 * np.sin(2 * np.pi * 5.5 * t))
+    phase = 2 * np.pi * np.cumsum(f) / SR
+    wav = sum(np.sin(k * phase) / k for k in range(1, 8))
+    env = np.minimum(1.0, np.minimum(t, t[-1] - t) / 0.05)
+    return (0.25 * wav * env).astype(np.float32)
+
+
+def stats(voice: Voice) -> dict:
+    import json
+
+    return json.loads((voice.logs / voice.name / "stats.json").read_text())
+
+
+def cli(args: list[str], voice: Voice, pretrained: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SVCOVER_LOGS": str(voice.logs), "SVCOVER_PRETRAINED": str(pretrained or voice.pretrained),
+           "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}  # fmt: skip
+    return subprocess.run([sys.executable, "-m", "core", "convert", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------ CLI end to end
+def test_cli_converts_a_file_to_the_predictable_name(voice: Voice, tmp_path: Path) -> None:
+    vocal = tmp_path / "my vocal.wav"
+    sf.write(vocal, real_vocal(4.0), SR, subtype="PCM_16")
+    out_dir = tmp_path / "out"
+    res = cli(["--exp", "voice", "--input", str(vocal), "--output", str(out_dir), "--key", "3", "--steps", "4",
+               "--device", "cpu"], voice)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    target = out_dir / "my vocal_voice_key3.wav"
+    assert sorted(p.name for p in out_dir.iterdir()) == [target.name]
+    assert str(target) in res.stdout and "RTF" in res.stdout
+    out, sr = sf.read(target, dtype="float32")
+    assert sr == SR and abs(out.size - sf.info(vocal).frames) < HOP  # within one hop (here: exact)
+    assert np.isfinite(out).all() and 0.01 < np.abs(out).max() < 1.0
+
+
+def test_cli_converts_a_folder(voice: Voice, tmp_path: Path) -> None:
+    folder = tmp_path / "vocals"
+    folder.mkdir()
+    sf.write(folder / "a.wav", real_vocal(2.0), SR, subtype="PCM_16")
+    sf.write(folder / "b.flac", tone(220.0, 1.5), SR, subtype="PCM_16")
+    (folder / ".hidden.wav").write_bytes(b"not audio")  # dot-files are skipped
+    (folder / "notes.txt").write_text("not audio")
+    out_dir = tmp_path / "out"
+    res = cli(["--exp", "voice", "--input", str(folder), "--output", str(out_dir), "--format", "flac", "--key", "-2",
+               "--steps", "3", "--device", "cpu"], voice)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert sorted(p.name for p in out_dir.iterdir()) == ["a_voice_key-2.flac", "b_voice_key-2.flac"]
+    for name, n in (("a", 2.0 * SR), ("b", 1.5 * SR)):
+        out, _ = sf.read(out_dir / f"{name}_voice_key-2.flac", dtype="float32")
+        assert abs(out.size - int(n)) < HOP and np.isfinite(out).all() and np.abs(out).max() < 1.0
+
+
+def test_missing_vocoder_names_the_file_and_the_download_command(voice: Voice, tmp_path: Path) -> None:
+    partial = tmp_path / "pretrained"
+    shutil.copytree(voice.pretrained / "content", partial / "content")
+    vocal = tmp_path / "v.wav"
+    sf.write(vocal, real_vocal(1.0), SR)
+    res = cli(["--exp", "voice", "--input", str(vocal), "--output", str(tmp_path / "out"), "--device", "cpu"], voice,
+              pretrained=partial)  # fmt: skip
+    assert res.returncode == 1
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 1, res.stderr
+    assert str(partial / "nsf_hifigan" / "model") in err[0] and "python -m core download nsf_hifigan" in err[0]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_help_documents_every_flag() -> None:
+    res = subprocess.run([sys.executable, "-m", "core", "convert", "--help"], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)  # fmt: skip
+    assert res.returncode == 0
+    for flag in ("--exp", "--input", "--output", "--ckpt", "--key", "--sampler", "--steps", "--index-rate", "--f0",
+                 "--format", "--loudness-match", "--seed", "--piece-seconds", "--device"):  # fmt: skip
+        assert flag in res.stdout
+
+
+# ------------------------------------------------------------------------------------------ key
+def test_auto_key_moves_an_octave_high_input_down_and_warns_when_not_shifted(voice: Voice, models: Models) -> None:
+    p50 = stats(voice)["f0_hz_p50"]
+    wav = tone(2.0 * p50, 3.0)  # sung an octave above the training set's median
+    _, auto = convert_waveform(wav, models, ConvertConfig(**FAST, key=None))
+    assert auto.suggested_key is not None and abs(auto.suggested_key + 12) <= 1, auto.suggested_key
+    assert auto.key == auto.suggested_key
+    assert not any("outside" in w for w in auto.warnings), auto.warnings
+    # the F0 handed to the decoder/vocoder is the source's, moved by the key
+    voiced = auto.source_f0 > 0
+    np.testing.assert_allclose(auto.converted_f0[voiced], auto.source_f0[voiced] * 2 ** (auto.key / 12), rtol=1e-5)
+
+    _, unshifted = convert_waveform(wav, models, ConvertConfig(**FAST, key=0))
+    warning = next(w for w in unshifted.warnings if "outside the voice model's range" in w)
+    assert f"--key {auto.suggested_key:+.0f}" in warning
+
+
+def test_auto_key_on_synthetic_singing_with_known_f0(voice: Voice, models: Models) -> None:
+    wav, sr = sf.read(SHARED / "data" / "synthetic" / "singer_b_seed2.wav", dtype="float32")
+    known = np.load(SHARED / "data" / "synthetic" / "singer_b_seed2_f0.npy")
+    n = 4 * sr
+    known = known[: n // HOP + 1]
+    expected = round(12 * np.log2(stats(voice)["f0_hz_p50"] / np.median(known[known > 0])))
+    _, result = convert_waveform(wav[:n], models, ConvertConfig(**FAST, key=None))
+    assert abs(result.suggested_key - expected) <= 1, (result.suggested_key, expected)
+
+
+# ------------------------------------------------------------------------------------------ bad input
+def test_silent_input_gives_silence_and_says_so(env: Voice, models: Models, tmp_path: Path) -> None:
+    vocal = tmp_path / "silence.wav"
+    sf.write(vocal, np.zeros(2 * SR, dtype=np.float32), SR)
+    [result] = convert_files("voice", vocal, tmp_path / "out", ConvertConfig(**FAST), models=models)
+    out, _ = sf.read(result.output, dtype="float32")
+    assert out.size == 2 * SR and not out.any()
+    assert any("silent" in w for w in result.warnings)
+
+
+def test_long_input_is_cut_into_pieces_joined_without_clicks(models: Models) -> None:
+    wav = speech_with_pauses(11.0)
+    config = ConvertConfig(**FAST, piece_seconds=3.0)
+    pieces = plan_pieces(wav, SR, 3.0, context_seconds=1.0, hop=HOP)
+    assert len(pieces) >= 4
+    out, result = convert_waveform(wav, models, config)
+    assert result.pieces == len(pieces)
+    assert out.shape == wav.shape and np.isfinite(out).all() and np.abs(out).max() < 1.0
+    jumps = np.abs(np.diff(out))
+    for p in pieces[1:]:
+        seam = jumps[p.start - 2 * HOP : p.start + 2 * HOP]
+        around = np.concatenate([jumps[p.start - SR : p.start - 2 * HOP], jumps[p.start + 2 * HOP : p.start + SR]])
+        assert seam.max() <= around.max(), f"click at the seam at {p.start / SR:.2f} s"
+
+
+def test_checkpoint_of_another_encoder_is_a_clear_error(env: Voice, tmp_path: Path) -> None:
+    import dataclasses
+
+    from core.model import CHECKPOINT_FORMAT, SvcDecoder
+    from core.model.config import DecoderConfig
+
+    cfg = DecoderConfig(units_dim=256, n_chans=16, n_layers=1)  # HuBERT-Soft-sized units...
+    path = tmp_path / "other_encoder.pt"
+    torch.save({"format": CHECKPOINT_FORMAT, "version": 1, "model": SvcDecoder(cfg).state_dict(),
+                "config": dataclasses.asdict(cfg), "stats": stats(env)}, path)  # ...but stats naming contentvec768l12
+    vocal = tmp_path / "v.wav"
+    sf.write(vocal, real_vocal(1.0), SR)
+    with pytest.raises(ConvertError) as err:
+        convert_files("voice", vocal, tmp_path / "out", ConvertConfig(**FAST, ckpt=str(path)))
+    msg = str(err.value)
+    assert "\n" not in msg and str(path) in msg and "256" in msg and "768" in msg and "another encoder" in msg
+
+
+def test_unwritable_output_fails_before_any_work(env: Voice, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_loading(*a, **k):
+        raise AssertionError("models were loaded although the output cannot be written")
+
+    monkeypatch.setattr(Models, "load", no_loading)
+    vocal = tmp_path / "v.wav"
+    sf.write(vocal, real_vocal(1.0), SR)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(ConvertError, match="cannot create the output folder"):
+        convert_files("voice", vocal, blocker / "out", ConvertConfig(**FAST))
+
+
+def test_bad_settings_and_missing_inputs_are_clear_errors(env: Voice, tmp_path: Path) -> None:
+    with pytest.raises(ConvertError, match="input file not found"):
+        convert_files("voice", tmp_path / "nope.wav", None, ConvertConfig(**FAST))
+    with pytest.raises(ConvertError, match="no such experiment"):
+        convert_files("nobody", tmp_path, None, ConvertConfig(**FAST))
+    with pytest.raises(ConvertError, match="--index-rate"):
+        ConvertConfig(index_rate=1.5).validate()
+    with pytest.raises(ConvertError, match="unknown sampler"):
+        ConvertConfig(sampler="euler").validate()
+
+
+# ------------------------------------------------------------------------------------------ determinism, index
+def test_same_seed_same_output_other_seed_other_output(models: Models) -> None:
+    wav = real_vocal(2.0)
+    a, _ = convert_waveform(wav, models, ConvertConfig(**FAST, seed=7))
+    b, _ = convert_waveform(wav, models, ConvertConfig(**FAST, seed=7))
+    c, _ = convert_waveform(wav, models, ConvertConfig(**FAST, seed=8))
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).max() > 1e-3
+
+
+def test_retrieval_blend_changes_the_output(env: Voice, models: Models) -> None:
+    from core.experiment import Experiment
+    from core.index import build_index
+
+    build_index("voice")
+    config = ConvertConfig(**FAST, index_rate=0.75)
+    with_index = Models.load(Experiment.open("voice"), config, "cpu")
+    assert with_index.index is not None
+    wav = real_vocal(2.0)
+    plain, _ = convert_waveform(wav, models, ConvertConfig(**FAST))
+    blended, _ = convert_waveform(wav, with_index, config)
+    assert np.isfinite(blended).all() and np.abs(blended - plain).max() > 1e-3
+
+
+def test_loudness_match_follows_the_input_envelope(models: Models) -> None:
+    from core.features.loudness import frame_volume
+
+    wav = real_vocal(3.0)
+    wav[: SR] *= 0.1  # a quiet first second
+    plain, _ = convert_waveform(wav, models, ConvertConfig(**FAST))
+    matched, _ = convert_waveform(wav, models, ConvertConfig(**FAST, loudness_match=1.0))
+
+    def quiet_to_loud(x: np.ndarray) -> float:
+        v = frame_volume(x)
+        n = len(v)
+        return float(v[5 : n // 3 - 5].mean() / v[n // 3 + 5 :].mean())
+
+    assert abs(np.log(quiet_to_loud(matched) / quiet_to_loud(wav))) < abs(np.log(quiet_to_loud(plain) / quiet_to_loud(wav)))
+
+
+def test_output_name() -> None:
+    assert output_name(Path("x/take 1.mp3"), "alice", 0.0, "wav") == "take 1_alice_key0.wav"
+    assert output_name(Path("a.wav"), "bob", -12.0, "mp3") == "a_bob_key-12.mp3"
+    assert output_name(Path("a.wav"), "bob", 1.5, "flac") == "a_bob_key1.5.flac"
+    assert AUDIO.hop_length == HOP
