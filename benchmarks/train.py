@@ -70,6 +70,35 @@ def time_to_loss(target: float, max_steps: int, threads: int) -> tuple[int | Non
     return None, None, rows
 
 
+def rss_crosscheck(cfg, batch: int, crop: int) -> tuple[float, float]:
+    """(hook-measured fp32 activations, growth of the process RSS while one forward graph is alive), in MiB.
+
+    An independent check of the saved-tensor measurement through the CPU allocator (run with
+    MALLOC_MMAP_THRESHOLD_=65536 so freed blocks go back to the OS and do not hide the growth).
+    """
+    import gc
+
+    import psutil
+    import torch
+
+    from core.model.decoder import SvcDecoder
+    from core.train import estimate_training_memory
+
+    hook = estimate_training_memory(cfg, batch, crop, half=False)["activations"] / 2**20
+    model = SvcDecoder(cfg).train()
+    x = (torch.randn(batch, crop, cfg.units_dim), torch.rand(batch, crop, 1) * 500, torch.rand(batch, crop, 1),
+         torch.randn(batch, crop, cfg.n_mels) - 6)  # fmt: skip
+    loss = model(*x)  # warm-up: the allocator's own first-use growth is not activations
+    del loss
+    gc.collect()
+    proc = psutil.Process()
+    before = proc.memory_info().rss
+    loss = model(*x)
+    grown = (proc.memory_info().rss - before) / 2**20
+    del loss
+    return hook, grown
+
+
 def budget(step_bytes: float) -> float:
     """GiB on the card: the step's tensors plus 20 % caching-allocator slack plus ~1 GiB of CUDA context/cuDNN workspace."""
     return 1.2 * step_bytes / GIB + 1.0
@@ -114,6 +143,11 @@ def main() -> int:
                      f"{e['weight_copies'] / GIB:.2f} GiB | {e['activations'] / GIB:.2f} GiB | {e['total'] / GIB:.2f} GiB | "
                      f"{budget(e['total']):.2f} GiB | {6 - budget(e['total']):.2f} GiB |")  # fmt: skip
         print(lines[-1], flush=True)
+
+    hook, grown = rss_crosscheck(DEFAULT, 8, d.crop_frames)
+    lines += ["", f"Cross-check (default config, batch 8 x {d.crop_frames}, fp32 on CPU): activations by the saved-tensor "
+              f"hook {hook:.0f} MiB; process RSS growth while one forward graph is alive {grown:.0f} MiB."]  # fmt: skip
+    print(lines[-1], flush=True)
 
     if not a.skip_time_to_loss:
         step, secs, rows = time_to_loss(0.85, 400, a.threads)

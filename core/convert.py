@@ -327,6 +327,9 @@ def decode_piece(
             device=device,
             progress=progress,
         )
+        # The model's mel range is [-1, 1] (= spec_min..spec_max, which covers every real log-mel); a weak or
+        # diverging model can overshoot it by orders of magnitude, which the vocoder turns into a roar.
+        x0 = x0.clamp(-1.0, 1.0)
         mel = dec.denorm_spec(x0)[0, 0].float().cpu().numpy()  # [n_mels, T] natural-log mel
     t1 = time.perf_counter()
     wav = models.vocoder.vocode(mel, f0_shifted, seed=config.seed)

@@ -297,19 +297,29 @@ def _remove_stale_temp_files(exp: Experiment) -> None:
                     p.unlink()
 
 
-def export_model(exp: Experiment, model: SvcDecoder, card: dict[str, Any]) -> Path:
-    """``export/model.safetensors`` (fp16 parameters; schedule buffers are recomputed on load) + ``model_card.json``."""
-    from safetensors.torch import save_file
+def export_model(exp: Experiment, model: SvcDecoder, extra: dict[str, Any]) -> Path:
+    """``export/``: a shareable voice model (core.voicemodel format: fp16 safetensors + model card).
 
-    from core.config import save_json
-    from core.fsutil import atomic_path
+    Only parameters are exported (the diffusion schedule is recomputed on load, fp16 would blur it); the card
+    carries the standard voice-model fields plus ``model_config`` and ``stats`` so the decoder can be rebuilt.
+    """
+    from core.config import AUDIO
+    from core.voicemodel import export_voice_model
 
-    params = {k: v.detach().to("cpu").half().contiguous() for k, v in model.named_parameters()}
-    target = exp.export / "model.safetensors"
-    with atomic_path(target) as tmp:
-        save_file(params, str(tmp), metadata={"format": card["format"]})
-    save_json(exp.export / "model_card.json", card)
-    return target
+    stats = extra.get("stats") or {}
+    encoder = stats.get("encoder")
+    layer = None
+    with contextlib.suppress(ImportError, KeyError):
+        from core.features.extract import ENCODERS
+
+        layer = ENCODERS[encoder].layer
+    card = {
+        "sample_rate": AUDIO.sample_rate, "content_encoder": encoder, "content_layer": layer,
+        "f0_min": stats.get("f0_hz_p5"), "f0_max": stats.get("f0_hz_p95"), "f0_method": stats.get("f0_method"),
+        "vocoder": "nsf_hifigan", **extra,
+    }  # fmt: skip
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    return export_voice_model(params, card, exp.export) / "model.safetensors"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -554,14 +564,24 @@ class _StopRequest:
     def __init__(self, stop_file: Path) -> None:
         self.stop_file = stop_file
         self.signalled = False
+        self.previous: dict[int, Any] = {}
 
     def install(self) -> None:
         def handler(signum: int, frame: Any) -> None:
+            if self.signalled:  # second Ctrl+C: the user does not want to wait for the save
+                raise KeyboardInterrupt
             self.signalled = True
+            log.info("signal %d: saving and stopping after this step (again to quit at once)", signum)
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(ValueError):  # not the main thread (tests calling train in a thread)
-                signal.signal(sig, handler)
+                self.previous[sig] = signal.signal(sig, handler)
+
+    def restore(self) -> None:
+        for sig, old in self.previous.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(sig, old)
+        self.previous.clear()
 
     def requested(self) -> bool:
         return self.signalled or self.stop_file.exists()
@@ -746,10 +766,8 @@ def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None =
 
             save_json(exp.checkpoints / "best.json", {"step": step, "val_loss": val_loss})
         export_model(exp, model, {
-            "format": CHECKPOINT_FORMAT, "version": 1, "experiment": exp.name, "step": step, "val_loss": val_loss,
+            "decoder_format": CHECKPOINT_FORMAT, "name": exp.name, "steps": step, "val_loss": val_loss,
             "best_val_loss": best_val, "model_config": cfg_dict, "stats": stats, "base": base_name,
-            "encoder": stats.get("encoder"), "f0_method": stats.get("f0_method"), "dtype": "float16",
-            "files": {"weights": "model.safetensors"}, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })  # fmt: skip
         return path
 
@@ -791,6 +809,7 @@ def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None =
             diverged = not params_finite()
             log.warning("step %d: loss is %s; step skipped (%d in a row)", step + 1, loss_value, bad_steps)
             if diverged or bad_steps >= cfg.max_bad_steps:
+                stop.restore()
                 if writer is not None:
                     writer.close()
                 if world > 1:
@@ -839,6 +858,7 @@ def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None =
         report(progress, (step - start_step) / max(1, cfg.steps - start_step), f"step {step}/{cfg.steps} loss {loss_value:.4f}")
         if do_save:
             if not params_finite():  # checked on every rank (the weights are the same), so all stop together
+                stop.restore()
                 if world > 1:
                     torch.distributed.destroy_process_group()
                 raise TrainingDivergedError(f"{exp.root}: weights became NaN/inf at step {step}; not saved; "
@@ -860,6 +880,7 @@ def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None =
         if is_main:
             with contextlib.suppress(FileNotFoundError):
                 (exp.root / STOP_FILE_NAME).unlink()
+    stop.restore()
     if writer is not None:
         writer.close()
     if world > 1:

@@ -168,3 +168,35 @@ def training_extractors(f0_method: str = "fcpe"):
 
     real = default_extractors(ExtractConfig(f0_method=f0_method, device="cpu"), "cpu")
     return replace(real, content=lambda: logmel_projection_content(), preflight=lambda groups: None)
+
+
+def sampler_mel_errors(exp, settings: list[tuple[str, int]], seeds: int = 2, ckpt: str = "best.pt",
+                       max_frames: int = 400) -> dict[tuple[str, int], float]:  # fmt: skip
+    """Mean L1 error (natural-log mel) of each (sampler, steps) vs the ground-truth mel of the held-out chunks.
+
+    The held-out chunks are the ones the Train stage validated on (``val_chunks`` of the newest step checkpoint);
+    the sampled mel is clamped to the model's range exactly as conversion does (core.convert.decode_piece).
+    """
+    import torch
+
+    from core.features.extract import load_features
+    from core.model import SvcDecoder
+    from core.model.samplers import sample
+    from core.train import step_checkpoints
+
+    val = torch.load(step_checkpoints(exp)[-1][1], weights_only=True)["val_chunks"]
+    dec = SvcDecoder.from_checkpoint(exp.checkpoints / ckpt)
+    errors: dict[tuple[str, int], list[float]] = {s: [] for s in settings}
+    for name in val:
+        f = load_features(exp, name)
+        t = min(max_frames, f["mel"].shape[1])
+        with torch.inference_mode():
+            cond = dec.condition(torch.from_numpy(f["units"][:t])[None], torch.from_numpy(f["f0_continuous"][:t])[None, :, None],
+                                 torch.from_numpy(f["volume"][:t])[None, :, None])  # fmt: skip
+        for sampler, steps in settings:
+            for seed in range(seeds):
+                x = sample(dec.denoise, cond, (1, 1, dec.config.n_mels, t), sampler=sampler, steps=steps, seed=seed,
+                           betas=dec.betas)  # fmt: skip
+                mel = dec.denorm_spec(x.clamp(-1.0, 1.0))[0, 0].numpy()
+                errors[(sampler, steps)].append(float(np.abs(mel - f["mel"][:, :t]).mean()))
+    return {s: float(np.mean(v)) for s, v in errors.items()}

@@ -222,10 +222,15 @@ def test_killed_run_resumes(small_exp: Experiment) -> None:
     assert len(done) == 2
     assert not list(small_exp.features.rglob(".tmp-*"))
     assert list_feature_chunks("demo") == []  # nothing is complete yet: F0 etc. never ran
+    # A hard kill during a write leaves only a dot-named temp file, which never counts as done.
+    pending = sorted(set(c.stem for c in small_exp.gt_wavs.glob("*.wav")) - set(done))
+    (small_exp.features / pending[0]).mkdir(parents=True, exist_ok=True)
+    (small_exp.features / pending[0] / ".tmp-content.half.npz").write_bytes(b"PK\x03\x04 truncated")
 
     fakes = Fakes()
     rep = run_extract("demo", ExtractConfig(), extractors=fakes.extractors())
     assert rep.computed["content"] == 4 and rep.skipped["content"] == 2
+    assert load_features("demo", pending[0])["units"].shape[1] == 768
     assert fakes.calls["content"] == 4 and rep.computed["f0"] == 6
     assert len(list_feature_chunks("demo")) == 6
 

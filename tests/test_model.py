@@ -18,6 +18,15 @@ SCHEMA = json.loads((REF / "schema.json").read_text())
 CONFIG = json.loads((REF / "config.json").read_text())
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on a shared 2-core machine two spinning OpenMP threads are many times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _true_buffers() -> dict[str, torch.Tensor]:
     """The schedule buffers from the formulas in schema.json (independent of core.model)."""
     b = np.linspace(1e-4, 0.02, 1000, dtype=np.float64)

@@ -42,7 +42,7 @@ def build() -> None:
                                   allow_custom_value=True, scale=4)  # fmt: skip
                 refresh = gr.Button("↻", scale=0, min_width=40, elem_id="train-refresh")
             base = gr.Dropdown(
-                choices=["pretrained", "none"], value="pretrained", allow_custom_value=True, label="Base model",
+                choices=["pretrained", "none"], value=_default_base(), allow_custom_value=True, label="Base model",
                 info="pretrained = Diffusion-SVC base (pretrained/diffusion_svc/model_0.pt; fine-tuning, recommended) · "
                 "none = from scratch · or a path to a model_*.pt", elem_id="train-base",
             )  # fmt: skip
@@ -78,6 +78,18 @@ def build() -> None:
     stop.click(_stop, inputs=exp, outputs=outputs)
     exp.change(snapshot, inputs=exp, outputs=outputs)
     timer.tick(snapshot, inputs=exp, outputs=outputs)
+
+
+def _default_base() -> str:
+    """Fine-tune from the Diffusion-SVC base when it is downloaded, else train from scratch."""
+    from core import pretrained
+    from core.errors import MissingPretrainedError
+
+    try:
+        pretrained.require(pretrained.DIFFUSION_SVC_BASE)
+    except MissingPretrainedError:
+        return "none"
+    return "pretrained"
 
 
 # ------------------------------------------------------------------------------------------ process

@@ -104,7 +104,7 @@ class SvcDecoder(ConditionEncoder):
         """Load a Diffusion-SVC ``model_*.pt`` (config.yaml beside it), our ``step_*.pt``/``best.pt``,
         or our export (``*.safetensors`` with ``model_card.json`` beside it)."""
         path = Path(path)
-        if path.suffix == ".safetensors":
+        if path.suffix.lower() in (".safetensors", ".zip") or path.is_dir():
             model = _from_export(path)
         else:
             from core.checkpoints import safe_load
@@ -134,23 +134,7 @@ def config_from_dict(data: Mapping[str, Any], source: str = "checkpoint") -> Dec
 
 def config_for_state_dict(state: Mapping[str, torch.Tensor], path: Path) -> DecoderConfig:
     """Architecture of a Diffusion-SVC state dict: read from the tensor shapes, cross-checked with config.yaml."""
-    prefix = "decoder.denoise_fn."
-    try:
-        n_chans, n_mels = state[prefix + "input_projection.weight"].shape[:2]
-        n_hidden, units_dim = state["unit_embed.weight"].shape
-    except KeyError as e:
-        raise CheckpointError(f"{path}: missing {e.args[0]!r}: not a Diffusion-SVC 'Diffusion' model") from None
-    n_layers = len({k.split(".")[3] for k in state if k.startswith(prefix + "residual_layers.")})
-    spk = state.get("spk_embed.weight")
-    cfg = DecoderConfig(
-        units_dim=int(units_dim),
-        n_hidden=int(n_hidden),
-        n_chans=int(n_chans),
-        n_layers=n_layers,
-        n_spk=int(spk.shape[0]) if spk is not None else 1,
-        use_pitch_aug="aug_shift_embed.weight" in state,
-        n_mels=int(n_mels),
-    )
+    cfg = _config_from_shapes(state, path)
     yaml_path = path.parent / "config.yaml"
     if yaml_path.is_file():
         import yaml
@@ -169,6 +153,26 @@ def config_for_state_dict(state: Mapping[str, torch.Tensor], path: Path) -> Deco
     else:
         log.warning("%s: no config.yaml beside it; architecture read from the weights", path)
     return cfg
+
+
+def _config_from_shapes(state: Mapping[str, torch.Tensor], path: Path) -> DecoderConfig:
+    prefix = "decoder.denoise_fn."
+    try:
+        n_chans, n_mels = state[prefix + "input_projection.weight"].shape[:2]
+        n_hidden, units_dim = state["unit_embed.weight"].shape
+    except KeyError as e:
+        raise CheckpointError(f"{path}: missing {e.args[0]!r}: not a Diffusion-SVC 'Diffusion' model") from None
+    n_layers = len({k.split(".")[3] for k in state if k.startswith(prefix + "residual_layers.")})
+    spk = state.get("spk_embed.weight")
+    return DecoderConfig(
+        units_dim=int(units_dim),
+        n_hidden=int(n_hidden),
+        n_chans=int(n_chans),
+        n_layers=n_layers,
+        n_spk=int(spk.shape[0]) if spk is not None else 1,
+        use_pitch_aug="aug_shift_embed.weight" in state,
+        n_mels=int(n_mels),
+    )
 
 
 def load_weights(model: SvcDecoder, state: Any, source: str | Path, strict: bool) -> tuple[list[str], list[str]]:
@@ -201,22 +205,16 @@ def load_weights(model: SvcDecoder, state: Any, source: str | Path, strict: bool
 
 
 def _from_export(path: Path) -> SvcDecoder:
-    import json
+    """An exported voice model (folder, .zip or .safetensors + model_card.json; see core.voicemodel)."""
+    from core.voicemodel import import_voice_model
 
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    card_path = path.parent / "model_card.json"
-    if not card_path.is_file():
-        raise CheckpointError(f"{path}: model_card.json is missing beside it")
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{card_path}: not valid JSON ({e})") from None
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError) as e:
-        raise CheckpointError(f"{path}: unreadable safetensors file ({e})") from None
-    model = SvcDecoder(config_from_dict(card.get("model_config") or {}, source=str(card_path)), stats=card.get("stats"))
-    load_weights(model, {k: v.float() for k, v in state.items()}, source=path, strict=True)
+    voice = import_voice_model(path)
+    state = {k: v.float() for k, v in voice.state_dict.items() if k not in _OPTIONAL_KEYS or "embed" in k}
+    card_config = voice.card.get("model_config")
+    if isinstance(card_config, Mapping):
+        cfg = config_from_dict(card_config, source=str(path))
+    else:  # a card without our fields (e.g. imported): read the architecture from the weights
+        cfg = _config_from_shapes(state, path)
+    model = SvcDecoder(cfg, stats=voice.card.get("stats"))
+    load_weights(model, state, source=path, strict=True)
     return model
