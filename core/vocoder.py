@@ -325,10 +325,11 @@ def _build_generator_class():
                 x = F.conv_transpose2d(x, weight, bias, stride=stride, padding=padding)
                 x = x.add_(self._apply(stage["noise"], har4))
                 total = None
+                x_act = F.leaky_relu(x, LRELU_SLOPE)  # the first activation is the same for the parallel blocks
                 for block in stage["blocks"]:
                     y = x
-                    for p1, p2 in block:
-                        t = self._apply(p1, F.leaky_relu(y, LRELU_SLOPE))
+                    for j, (p1, p2) in enumerate(block):
+                        t = self._apply(p1, x_act if j == 0 else F.leaky_relu(y, LRELU_SLOPE))
                         t = self._apply(p2, F.leaky_relu_(t, LRELU_SLOPE))
                         y = t.add_(y)
                     total = y if total is None else total.add_(y)

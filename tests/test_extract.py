@@ -465,3 +465,33 @@ def test_extract_tab_runs_and_plots(tmp_path: Path, small_pretrained: Path) -> N
     assert chunk_value in ("sing", "speech")
     stats = json.loads((exp.root / "stats.json").read_text())
     assert stats["f0_method"] == "parselmouth" and stats["n_chunks"] == 2
+
+
+def test_cli_killed_hard_then_resumed(tmp_logs: Path, small_pretrained: Path, monkeypatch) -> None:
+    """SIGKILL the CLI in the middle of the content stage; the next run computes only what is missing."""
+    import signal
+    import time
+
+    exp = Experiment.open("killme")
+    for i in range(5):
+        write_chunk(exp, f"c{i}", speech(2.0, 1 + i))
+    env = {**os.environ, "SVCOVER_LOGS": str(tmp_logs), "SVCOVER_PRETRAINED": str(small_pretrained)}
+    proc = subprocess.Popen([sys.executable, "-m", "core", "extract", "--exp", "killme", "--f0", "parselmouth",
+                             "--device", "cpu"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while not list(exp.features.rglob("content.*.npz")) and time.monotonic() < deadline:
+            assert proc.poll() is None, "the CLI ended before writing any feature"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    done = {p.parent.name for p in exp.features.rglob("content.*.npz")}
+    assert 1 <= len(done) and not (exp.root / "stats.json").exists()
+    monkeypatch.setenv("SVCOVER_PRETRAINED", str(small_pretrained))
+    rep = run_extract("killme", ExtractConfig(f0_method="parselmouth", device="cpu"))
+    assert rep.skipped["content"] == len(done) and rep.computed["content"] == 5 - len(done)
+    assert list_feature_chunks("killme") == [f"c{i}" for i in range(5)]
+    for i in range(5):
+        assert np.isfinite(load_features("killme", f"c{i}")["units"]).all()

@@ -660,15 +660,27 @@ def _record_config(exp: Experiment, config: ExtractConfig, device: str, digests:
 # --------------------------------------------------------------------------------------------------
 
 
+# config.json path -> (mtime_ns, settings): a training data loader calls load_features per chunk.
+_SETTINGS_CACHE: dict[Path, tuple[tuple[int, int, int], ExtractConfig]] = {}
+
+
 def _config_of(exp: Experiment, config: ExtractConfig | None) -> ExtractConfig:
     if config is not None:
         return config.validate()
-    if not exp.config.is_file():
-        raise SvcoverError(f"{exp.config}: no extract settings: run 'python -m core extract --exp {exp.name}' first")
+    try:
+        st = exp.config.stat()
+    except FileNotFoundError:
+        raise SvcoverError(f"{exp.config}: no extract settings: run 'python -m core extract --exp {exp.name}' first") from None
+    cached = _SETTINGS_CACHE.get(exp.config)
+    stamp = (st.st_mtime_ns, st.st_ino, st.st_size)  # atomic rewrites give a new inode as well
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
     section = load_json(exp.config).get("extract")
     if not isinstance(section, dict):
         raise SvcoverError(f"{exp.config}: no \"extract\" section: run 'python -m core extract --exp {exp.name}' first")
-    return ExtractConfig(f0_method=section.get("f0_method", "rmvpe"), encoder=section.get("encoder", "contentvec768l12"))
+    settings = ExtractConfig(f0_method=section.get("f0_method", "rmvpe"), encoder=section.get("encoder", "contentvec768l12"))
+    _SETTINGS_CACHE[exp.config] = (stamp, settings)
+    return settings
 
 
 def list_feature_chunks(exp: str | Experiment, *, config: ExtractConfig | None = None) -> list[str]:
