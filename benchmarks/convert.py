@@ -193,7 +193,8 @@ def main() -> int:
                        **{f"{k}_s": round(v, 2) for k, v in result.timings.items()}}  # fmt: skip
         r = runs[label]
         print(f"{label:>9} {sampler}-{steps}: {wall:.1f} s wall (RTF {r['rtf']:.2f}), CPU {cpu:.1f} s; "
-              f"features {r['features_s']:.1f} s, sampling {r['sampling_s']:.1f} s, vocoder {r['vocoder_s']:.1f} s",
+              f"features {r['features_s']:.1f} s (CPU {r.get('features_cpu_s', 0):.1f}), sampling {r['sampling_s']:.1f} s "
+              f"(CPU {r.get('sampling_cpu_s', 0):.1f}), vocoder {r['vocoder_s']:.1f} s (CPU {r.get('vocoder_cpu_s', 0):.1f})",
               file=sys.stderr)  # fmt: skip
 
     d, ref = runs["default"], runs["reference"]

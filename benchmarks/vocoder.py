@@ -8,7 +8,7 @@ on the values. Variants:
 
 * ``upstream``: what the reference loaders do at inference: weight norm live (the effective weight is
   recomputed from g and v in every forward), ``torch.no_grad``, plain Conv1d layout, the whole input in one pass.
-* ``folded``: weight norm folded once at load, ``torch.inference_mode``, in-place activations, 1024-frame chunks.
+* ``folded``: weight norm folded once at load, ``torch.inference_mode``, in-place activations, 256-frame chunks.
 * ``fast`` (svcover's default on CPU): ``folded`` + channels-last 2-D convolutions.
 * ``compiled`` (with ``--compile``): ``fast`` through ``torch.compile`` (inductor; needs a C++ compiler).
 
@@ -81,7 +81,7 @@ def main() -> int:
     import numpy as np
     import torch
 
-    from core.vocoder import NsfHifiGan, VocoderConfig
+    from core.vocoder import DEFAULT_CHUNK_FRAMES, NsfHifiGan, VocoderConfig
 
     torch.set_num_threads(args.threads)
     state = stand_in_state()
@@ -106,9 +106,9 @@ def main() -> int:
 
         runs["upstream"] = run_upstream
     if "folded" in variants:
-        runs["folded"] = lambda m, f: folded.vocode_tensor(m, f, deterministic=True, chunk_frames=1024)
+        runs["folded"] = lambda m, f: folded.vocode_tensor(m, f, deterministic=True, chunk_frames=DEFAULT_CHUNK_FRAMES)
     if "fast" in variants:
-        runs["fast"] = lambda m, f: fast.vocode_tensor(m, f, deterministic=True, chunk_frames=1024)
+        runs["fast"] = lambda m, f: fast.vocode_tensor(m, f, deterministic=True, chunk_frames=DEFAULT_CHUNK_FRAMES)
     if args.compile:
         compiled = torch.compile(fast._filter.__call__, dynamic=True)
 

@@ -9,9 +9,9 @@ names are the checkpoint's (``conv_pre``, ``ups.i``, ``resblocks.i.convs1.j``, `
 
 Speed (see benchmarks/results_vocoder.md): besides the folded weights, inference runs under
 ``torch.inference_mode`` with in-place activations; on CPU the filter network runs as channels-last 2-D
-convolutions (oneDNN's fast layout, :class:`ChannelsLastFilter`); the harmonic source is built frame-wise (one
-phase ramp per frame, no interpolation of f0 to the sample rate); and long inputs are cut into overlapping chunks
-whose overlap covers the network's receptive field, so results equal the one-pass output while memory stays bounded.
+convolutions (oneDNN's fast layout, ``ChannelsLastFilter``); the harmonic source is built frame-wise (one phase
+ramp per frame) once for the whole input; and the filter network runs on overlapping chunks whose overlap covers
+its receptive field, so results equal the one-pass output while memory stays bounded.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MODEL_FILE_NAMES = ("model", "model.ckpt")
 CONFIG_FILE_NAME = "config.json"
+# Filter-network chunk (frames, ~3 s): the overlap costs ~13% more convolution work, but the smaller working set
+# is cache- and allocator-friendly, so it is as fast as one pass on CPU and needs ~1/3 of the memory for 30 s.
+DEFAULT_CHUNK_FRAMES = 256
 
 # Slopes fixed by the released network: 0.1 inside, the torch default 0.01 before conv_post.
 LRELU_SLOPE = 0.1
@@ -503,7 +506,7 @@ class NsfHifiGan:
         f0: np.ndarray,
         deterministic: bool = False,
         seed: int | None = None,
-        chunk_frames: int | None = 1024,
+        chunk_frames: int | None = DEFAULT_CHUNK_FRAMES,
     ) -> np.ndarray:
         """Waveform ``[T * hop]`` float32 from a natural-log mel ``[n_mels, T]`` and f0 ``[T]`` in Hz (0 = unvoiced).
 
@@ -540,7 +543,7 @@ class NsfHifiGan:
         f0: torch.Tensor,
         deterministic: bool = False,
         generator: torch.Generator | None = None,
-        chunk_frames: int | None = None,
+        chunk_frames: int | None = DEFAULT_CHUNK_FRAMES,
     ) -> torch.Tensor:
         """Batched: mel ``[B, n_mels, T]``, f0 ``[B, T]`` (same device) -> ``[B, 1, T * hop]``."""
         import torch

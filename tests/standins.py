@@ -200,3 +200,33 @@ def sampler_mel_errors(exp, settings: list[tuple[str, int]], seeds: int = 2, ckp
                 mel = dec.denorm_spec(x.clamp(-1.0, 1.0))[0, 0].numpy()
                 errors[(sampler, steps)].append(float(np.abs(mel - f["mel"][:, :t]).mean()))
     return {s: float(np.mean(v)) for s, v in errors.items()}
+
+
+_SHARED_VOICE: dict[str, Path] = {}
+
+
+def shared_voice_roots(tmp_path_factory) -> tuple[Path, Path]:
+    """(logs root, pretrained root) of one voice model per test process, shared by the convert test modules."""
+    import os
+
+    import torch
+
+    from core.experiment import Experiment
+
+    if not _SHARED_VOICE:
+        root = tmp_path_factory.mktemp("convert_voice")
+        logs, pretrained = root / "logs", build_small_pretrained(root / "pretrained")
+        before = {k: os.environ.get(k) for k in ("SVCOVER_LOGS", "SVCOVER_PRETRAINED")}
+        threads = torch.get_num_threads()
+        os.environ["SVCOVER_LOGS"], os.environ["SVCOVER_PRETRAINED"] = str(logs), str(pretrained)
+        try:
+            build_voice_model(Experiment.open("voice"), steps=300, save_every=100)
+        finally:
+            torch.set_num_threads(threads)  # train(threads=1) changes the process setting
+            for k, v in before.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        _SHARED_VOICE.update(logs=logs, pretrained=pretrained)
+    return _SHARED_VOICE["logs"], _SHARED_VOICE["pretrained"]

@@ -64,17 +64,10 @@ def one_thread():
 @pytest.fixture(scope="session")
 def voice(tmp_path_factory) -> Voice:
     """A voice model trained on 12 LJSpeech chunks (~50 s), plus the small pretrained files conversion needs."""
-    from standins import build_small_pretrained, build_voice_model
+    from standins import shared_voice_roots
 
-    from core.experiment import Experiment
-
-    root = tmp_path_factory.mktemp("convert_voice")
-    v = Voice(logs=root / "logs", pretrained=build_small_pretrained(root / "pretrained"))
-    threads = torch.get_num_threads()
-    with _env(v):
-        build_voice_model(Experiment.open(v.name), steps=300, save_every=100)
-    torch.set_num_threads(threads)  # train(threads=1) changes the process setting
-    return v
+    logs, pretrained = shared_voice_roots(tmp_path_factory)
+    return Voice(logs=logs, pretrained=pretrained)
 
 
 @pytest.fixture
@@ -354,3 +347,18 @@ def test_crossfade_keeps_the_level_of_correlated_and_of_unrelated_pieces() -> No
     assert np.all(np.abs(rms_around_seams(partly) / level - 1) < 0.12)
     unrelated = process_in_pieces(wav, pieces, lambda seg, i: 0.1 * rng.standard_normal(seg.size), fade=4 * HOP)
     assert np.all(np.abs(rms_around_seams(unrelated) / 0.1 - 1) < 0.12)
+
+
+# ------------------------------------------------------------------------------------------ quality evidence
+def test_default_sampler_is_within_5_percent_of_pndm100_on_held_out_chunks(env: Voice) -> None:
+    """Mel L1 vs ground truth on the chunks the Train stage held out (DDPM-1000: benchmarks/results_convert.md)."""
+    from standins import sampler_mel_errors
+
+    from core.convert import DEFAULT_SAMPLER, DEFAULT_STEPS
+    from core.experiment import Experiment
+
+    default = (DEFAULT_SAMPLER, DEFAULT_STEPS)
+    settings = [("pndm", 100), ("ddim", 20), ("dpm-solver++", 20), ("unipc", 10), default]
+    errors = sampler_mel_errors(Experiment.open("voice"), list(dict.fromkeys(settings)), seeds=1, max_frames=300)
+    assert all(np.isfinite(v) and v > 0 for v in errors.values()), errors
+    assert errors[default] <= 1.05 * errors[("pndm", 100)], errors

@@ -7,9 +7,10 @@ from typing import Any
 
 import gradio as gr
 
+from core.convert import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLER_CHOICES  # light: heavy imports are lazy there
 from webui.common import experiment_choices, gradio_progress, user_errors
 
-SAMPLERS = ["dpm-solver++", "unipc", "ddim", "pndm", "ddpm"]
+SAMPLERS = list(SAMPLER_CHOICES)
 
 
 def build() -> None:
@@ -30,8 +31,8 @@ def build() -> None:
                 key = gr.Slider(-24, 24, value=0, step=1, label="Key (semitones)", elem_id="convert-key")
                 auto_key = gr.Checkbox(value=False, label="auto key", elem_id="convert-auto-key")
             with gr.Accordion("Sampler and extras", open=False):
-                sampler = gr.Dropdown(SAMPLERS, value="dpm-solver++", label="Sampler")
-                steps = gr.Slider(2, 100, value=20, step=1, label="Steps")
+                sampler = gr.Dropdown(SAMPLERS, value=DEFAULT_SAMPLER, label="Sampler")
+                steps = gr.Slider(2, 100, value=DEFAULT_STEPS, step=1, label="Steps")
                 index_rate = gr.Slider(0, 1, value=0, step=0.05, label="Retrieval index rate (0 = off)")
                 loudness = gr.Slider(0, 1, value=0, step=0.05, label="Follow the input's loudness (0 = off)")
                 fmt = gr.Radio(["wav", "flac", "mp3"], value="wav", label="Output format")
@@ -40,7 +41,8 @@ def build() -> None:
             summary = gr.Markdown(elem_id="convert-summary")
             result = gr.Audio(label="Converted", type="filepath", interactive=False, elem_id="convert-result")
             download = gr.File(label="Download", interactive=False)
-            f0_plot = gr.LinePlot(x="seconds", y="Hz", color="curve", title="F0: source vs converted", visible=False)
+            f0_plot = gr.LinePlot(x="seconds", y="Hz", color="curve", title="F0: source vs converted", visible=False,
+                                  elem_id="convert-f0-plot")
 
     refresh.click(lambda: gr.Dropdown(choices=experiment_choices()), outputs=exp)
     exp.change(_checkpoint_choices, inputs=exp, outputs=ckpt)
@@ -105,11 +107,12 @@ def _convert(
     plot = gr.LinePlot(visible=False)
     if r.source_f0 is not None and r.converted_f0 is not None:
         hop_s = 512 / 44100
+        every = max(1, len(r.source_f0) // 3000)  # a long song would otherwise send ~20k points per minute
         rows = []
         for name, curve in (("source", r.source_f0), ("converted", r.converted_f0)):
-            for i, hz in enumerate(curve):
-                if hz > 0:
-                    rows.append({"seconds": i * hop_s, "Hz": float(hz), "curve": name})
+            for i in range(0, len(curve), every):
+                if curve[i] > 0:
+                    rows.append({"seconds": i * hop_s, "Hz": float(curve[i]), "curve": name})
         if rows:
             plot = gr.LinePlot(value=pd.DataFrame(rows), visible=True)
     return ["\n\n".join(lines), str(r.output), str(r.output), plot]
