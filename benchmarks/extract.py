@@ -1,6 +1,6 @@
 """Benchmark of the Extract stage on the CPU: × realtime of each extractor and of the whole stage, peak RSS.
 
-    python benchmarks/extract.py [--seconds 60] [--threads 2] [--f0 rmvpe] [--device cpu]
+    python benchmarks/extract.py [--seconds 60] [--threads 2] [--f0 rmvpe] [--device cpu] [--omp-passive]
 
 Weights: ``$SVCOVER_PRETRAINED`` (or ``pretrained/``) is used when it holds ``content/hubert_base.pt``
 and ``rmvpe/rmvpe.pt``; otherwise full-size deterministic stand-ins are built from the shared schemas
@@ -10,6 +10,11 @@ so stand-ins measure the same thing as the released files. Nothing is downloaded
 
 Audio: synthetic singing and LJSpeech clips from ``shared/data`` cut into 8 s chunks (a typical
 dataset chunk length), repeated up to ``--seconds`` of audio.
+
+Threads: on a CPU shared with other busy processes, OpenMP's default spin-waiting makes 2 torch threads
+several times *slower* than 1 (a thread spins through its time slice waiting for a descheduled partner);
+``--omp-passive`` sets ``OMP_WAIT_POLICY=PASSIVE`` before torch loads, which avoids that. Compare CPU
+time per audio second between settings; on an idle machine the default is fine.
 
 The last line printed is one JSON object: ``x_realtime`` (whole stage, models loaded, from nothing
 cached), ``peak_rss_mb`` (this process), and ``x_realtime_<extractor>`` for each extractor.
@@ -98,12 +103,16 @@ def main() -> int:
     parser.add_argument("--f0", default="rmvpe", help="F0 method of the whole-stage run (default rmvpe)")
     parser.add_argument("--device", default="cpu", help="device (default cpu)")
     parser.add_argument("--methods", default="rmvpe,fcpe,parselmouth,harvest", help="F0 methods timed one by one")
+    parser.add_argument("--omp-passive", action="store_true",
+                        help="set OMP_WAIT_POLICY=PASSIVE (sleeping, not spinning, OpenMP threads) before torch loads")
     parser.add_argument("--build-standins", metavar="DIR", help=argparse.SUPPRESS)  # child-process mode
     args = parser.parse_args()
     if args.build_standins:
         build_standins(Path(args.build_standins))
         return 0
 
+    if args.omp_passive:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # read once, when the OpenMP runtime starts (with torch)
     import soundfile as sf
     import soxr
     import torch
@@ -168,11 +177,17 @@ def main() -> int:
     run_extract("bench", ExtractConfig(f0_method=args.f0, device=args.device))
     results["cached_rerun_s"] = round(time.perf_counter() - start, 2)
 
+    start, cpu = time.perf_counter(), time.process_time()
     content = ContentVec.from_pretrained(args.device)
+    results["load_s_contentvec"] = round(time.perf_counter() - start, 2)
+    results["load_cpu_s_contentvec"] = round(time.process_time() - cpu, 2)
     timed("contentvec", lambda w: content.extract(w, layer=12), chunks16)
     for method in [m for m in args.methods.split(",") if m]:
         if method in ("rmvpe", "fcpe"):
+            start, cpu = time.perf_counter(), time.process_time()
             load_model(method, args.device)
+            results[f"load_s_{method}"] = round(time.perf_counter() - start, 2)
+            results[f"load_cpu_s_{method}"] = round(time.process_time() - cpu, 2)
         timed(f"f0_{method}", lambda w, m=method: estimate_f0(w, method=m, device=args.device), chunks)
         clear_model_cache()
     timed("mel", log_mel, chunks)
@@ -181,6 +196,12 @@ def main() -> int:
     results["load_average_1min"] = round((load_before + os.getloadavg()[0]) / 2, 1)
     results["audio_seconds"] = round(audio_s, 1)
     results["threads"] = args.threads
+    results["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "default")
+    # Steady state of the whole stage: the extractors' CPU time without model loading, as × realtime
+    # per thread-second (what a long dataset approaches; × threads on an idle machine at best).
+    steady = sum(results[f"cpu_s_per_audio_s_{n}"] for n in ("contentvec", f"f0_{args.f0}", "mel", "loudness")
+                 if f"cpu_s_per_audio_s_{n}" in results)
+    results["steady_cpu_s_per_audio_s"] = round(steady, 4)
     results["peak_rss_mb_all"] = round(peak_rss_mb(), 1)
     results["weights_built_here"] = not have_real  # full-size stand-ins from the schemas
     print(json.dumps({"x_realtime": results.pop("x_realtime"), "peak_rss_mb": results.pop("peak_rss_mb"), **results}))

@@ -39,6 +39,7 @@ SILENCE_DB = -60.0  # frames quieter than this in the input are silent in the ou
 # used only to size pieces; measured peak on CPU is below this (see benchmarks/BENCHMARKS.md).
 BYTES_PER_AUDIO_SECOND = 80 * 2**20
 MIN_PIECE_SECONDS, MAX_PIECE_SECONDS = 8.0, 60.0
+PIECE_BUCKET_FRAMES = 32  # pieces are zero-padded to a multiple of this many frames (0.37 s)
 
 
 class ConvertError(SvcoverError):
@@ -415,13 +416,19 @@ def convert_waveform(
         warnings.append("no pitched (voiced) frames found in the input: the output will be mostly noise-like")
 
     def run_piece(segment: np.ndarray, i: int) -> np.ndarray:
-        f = feats[i]
         sub = scaled(progress, 0.2 + 0.8 * i / len(pieces), 0.2 + 0.8 * (i + 1) / len(pieces))
+        # Pad to a whole number of buckets: the pieces of a long input then share a few tensor shapes, so the
+        # kernels cached per shape (oneDNN, cuDNN) and the allocator's free lists stay bounded.
+        padded = np.pad(segment, (0, -len(segment) % (PIECE_BUCKET_FRAMES * hop)))
+        n_frames = int(models.extractors.n_frames(len(padded)))
+        f = PieceFeatures(f0=_pad_zero(feats[i].f0, n_frames), volume=_pad_zero(feats[i].volume, n_frames),
+                          n_frames=n_frames)  # fmt: skip
         t0, c0 = time.perf_counter(), time.process_time()
-        f.units = piece_units(segment, models.extractors, models.content_fn(), f.n_frames)
+        f.units = piece_units(padded, models.extractors, models.content_fn(), n_frames)
         _add(timings, "features", time.perf_counter() - t0, time.process_time() - c0)
         wav = decode_piece(models, f, f.f0 * ratio, config, progress=sub, timings=timings)
-        f.units = None  # free it before the next piece
+        del f, padded
+        _release_memory()
         return _silence_gate(wav[: len(segment)], segment)
 
     out = process_in_pieces(wav44k, pieces, run_piece, fade=4 * hop)
@@ -431,6 +438,23 @@ def convert_waveform(
     result = ConvertResult(Path(), Path(), key, suggested, n / sr, time.perf_counter() - start, timings, warnings,
                            source_f0, source_f0 * ratio, pieces=len(pieces))
     return out, result
+
+
+def _pad_zero(x: np.ndarray, n: int) -> np.ndarray:
+    return np.pad(x[:n], (0, max(0, n - len(x))))
+
+
+def _release_memory() -> None:
+    """Give freed heap memory back to the OS between pieces (glibc keeps it otherwise: RSS creeps up per shape)."""
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # musl or another libc: nothing to do
+            pass
 
 
 def _stitch_frames(per_piece: list[np.ndarray], pieces: list, hop: int, n_samples: int) -> np.ndarray:
@@ -621,8 +645,8 @@ def make_convert_fn(args: argparse.Namespace) -> Callable[[Path], Path]:
 
     config = ConvertConfig(
         key=getattr(args, "key", 0.0),
-        sampler=getattr(args, "sampler", "dpm-solver++"),
-        steps=getattr(args, "steps", 20),
+        sampler=getattr(args, "sampler", DEFAULT_SAMPLER),
+        steps=getattr(args, "steps", DEFAULT_STEPS),
         index_rate=getattr(args, "index_rate", 0.0),
         f0_method=getattr(args, "f0_method", None),
         device=getattr(args, "device", "auto"),
@@ -630,6 +654,8 @@ def make_convert_fn(args: argparse.Namespace) -> Callable[[Path], Path]:
         seed=getattr(args, "seed", 0),
     ).validate()
     exp = Experiment.open(args.exp)
+    if not exp.exists():
+        raise ConvertError(f"{exp.root}: no such experiment")
     models = Models.load(exp, config, pick_device(config.device))
     work = exp.outputs / "cover_work"
 

@@ -362,3 +362,17 @@ def test_default_sampler_is_within_5_percent_of_pndm100_on_held_out_chunks(env: 
     errors = sampler_mel_errors(Experiment.open("voice"), list(dict.fromkeys(settings)), seeds=1, max_frames=300)
     assert all(np.isfinite(v) and v > 0 for v in errors.values()), errors
     assert errors[default] <= 1.05 * errors[("pndm", 100)], errors
+
+
+def test_make_convert_fn_for_the_cover_stage(env: Voice, tmp_path: Path) -> None:
+    import argparse
+
+    from core.convert import make_convert_fn
+
+    vocal = tmp_path / "vocals.wav"
+    sf.write(vocal, real_vocal(1.5), SR)
+    convert = make_convert_fn(argparse.Namespace(exp="voice", key=-3.0, ckpt="best", steps=3))  # as webui/cover_tab
+    out = convert(vocal)
+    assert out == env.logs / "voice" / "outputs" / "cover_work" / "vocals_voice_key-3.wav"
+    wav, _ = sf.read(out, dtype="float32")
+    assert abs(wav.size - int(1.5 * SR)) < HOP and np.isfinite(wav).all()

@@ -238,3 +238,21 @@ def test_input_validation(vocoder):
 def test_config_defaults_are_the_release():
     cfg = VocoderConfig.from_dict(json.loads((NSF / "config.json").read_text()))
     assert cfg == VocoderConfig()
+
+
+def test_fast_path_handles_narrow_configs():
+    """Stages narrower than 16 channels keep the plain layout; mixing layouts must not change the result."""
+    from core.vocoder import build_generator
+
+    cfg = VocoderConfig(upsample_initial_channel=64, resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1, 3),))
+    torch.manual_seed(0)
+    state = build_generator(cfg).state_dict()
+    fast = NsfHifiGan.from_state_dict(state, cfg, fast=True)
+    plain = NsfHifiGan.from_state_dict(state, cfg, fast=False)
+    rng = np.random.default_rng(0)
+    mel = rng.standard_normal((128, 50)).astype(np.float32) - 5
+    f0 = np.where(np.arange(50) % 20 < 15, 180.0, 0.0).astype(np.float32)
+    a = fast.vocode(mel, f0, deterministic=True, chunk_frames=16)
+    b = plain.vocode(mel, f0, deterministic=True, chunk_frames=None)
+    assert a.shape == (50 * 512,) and np.abs(a).max() > 0
+    assert np.abs(a - b).max() <= 1e-5

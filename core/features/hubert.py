@@ -98,7 +98,8 @@ class PositionalConv(nn.Module):
         self.weight_g = nn.Parameter(torch.ones(1, 1, kernel))
         self.weight_v = nn.Parameter(torch.empty(dim, dim // groups, kernel))
         self.bias = nn.Parameter(torch.zeros(dim))
-        nn.init.normal_(self.weight_v, std=0.02)
+        if not self.weight_v.is_meta:  # on meta, normal_ would import torch's reference ops (~2 s, once)
+            nn.init.normal_(self.weight_v, std=0.02)
 
     def weight(self) -> torch.Tensor:
         # One norm per kernel tap, over all output and input channels (weight_norm with dim=2).

@@ -88,13 +88,48 @@ def fit_frames(feature: np.ndarray, count: int, axis: int = -1) -> np.ndarray:
 @functools.lru_cache(maxsize=4)
 def mel_basis(sample_rate: int = SAMPLE_RATE, n_fft: int = AUDIO.n_fft, n_mels: int = AUDIO.n_mels,
               fmin: float = AUDIO.fmin, fmax: float = AUDIO.fmax, htk: bool = False) -> np.ndarray:
-    """librosa's Slaney-normalised mel filterbank ``[n_mels, n_fft // 2 + 1]`` (computed once per setting)."""
-    import librosa
+    """librosa's Slaney-normalised mel filterbank ``[n_mels, n_fft // 2 + 1]`` (computed once per setting).
 
-    basis = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk)
-    basis = basis.astype(np.float32)
+    Computed here with numpy, in the same float64/float32 steps as ``librosa.filters.mel`` (equal to it;
+    tests/test_mel_basis.py checks this): importing librosa costs ~1.5 s per process.
+    """
+    bin_hz = np.linspace(0.0, sample_rate / 2.0, 1 + n_fft // 2)
+    # n_mels + 2 band edges evenly spaced on the mel scale; filter i rises from edge i to i+1, falls to i+2.
+    edges_hz = _mel_to_hz(np.linspace(_hz_to_mel(fmin, htk), _hz_to_mel(fmax, htk), n_mels + 2), htk)
+    widths = np.diff(edges_hz)
+    distance = edges_hz[:, None] - bin_hz[None, :]
+    basis = np.zeros((n_mels, bin_hz.size), dtype=np.float32)
+    for i in range(n_mels):
+        rising = -distance[i] / widths[i]
+        falling = distance[i + 2] / widths[i + 1]
+        basis[i] = np.maximum(0.0, np.minimum(rising, falling))
+    basis *= (2.0 / (edges_hz[2 : n_mels + 2] - edges_hz[:n_mels]))[:, None]  # Slaney: equal area per filter
     basis.setflags(write=False)
     return basis
+
+
+# Slaney's mel scale: linear below 1 kHz (200/3 Hz per mel), logarithmic above (27 mels per factor 6.4).
+_SLANEY_HZ_PER_MEL = 200.0 / 3.0
+_SLANEY_BREAK_HZ = 1000.0
+_SLANEY_BREAK_MEL = _SLANEY_BREAK_HZ / _SLANEY_HZ_PER_MEL
+_SLANEY_LOG_STEP = float(np.log(6.4) / 27.0)
+
+
+def _hz_to_mel(hz: float, htk: bool) -> float:
+    if htk:
+        return float(2595.0 * np.log10(1.0 + hz / 700.0))
+    if hz >= _SLANEY_BREAK_HZ:
+        return float(_SLANEY_BREAK_MEL + np.log(hz / _SLANEY_BREAK_HZ) / _SLANEY_LOG_STEP)
+    return hz / _SLANEY_HZ_PER_MEL
+
+
+def _mel_to_hz(mels: np.ndarray, htk: bool) -> np.ndarray:
+    if htk:
+        return 700.0 * (10.0 ** (mels / 2595.0) - 1.0)
+    hz = _SLANEY_HZ_PER_MEL * mels
+    above = mels >= _SLANEY_BREAK_MEL
+    hz[above] = _SLANEY_BREAK_HZ * np.exp(_SLANEY_LOG_STEP * (mels[above] - _SLANEY_BREAK_MEL))
+    return hz
 
 
 @functools.lru_cache(maxsize=8)

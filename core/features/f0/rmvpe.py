@@ -11,6 +11,10 @@ Checkpoint: a plain state dict, stored as float16; it is cast to float32 on load
 Padding: the network needs a multiple of 32 frames. Classic RVC pads the mel at the end by
 reflection, current RVC with zeros; because of the U-Net and the bidirectional GRU the choice changes
 every frame a little. Both are supported (``pad="reflect" | "zero"``), reflect is the default.
+
+Speed: a loaded model is prepared for inference by :func:`fuse_for_inference` (each eval-mode BatchNorm
+folded into the convolution before it, ReLUs in place): ~10 % less CPU time, outputs equal to ~1e-6.
+On the CPU the U-Net runs in channels-last memory format (another ~15 %).
 """
 
 from __future__ import annotations
@@ -265,10 +269,45 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     out = {}
     for key, value in state.items():
         value = value.float() if value.is_floating_point() else value
-        if not torch.isfinite(value).all():
+        # A sum is ~20x cheaper than an element-wise test and is non-finite whenever an element is (it
+        # can also overflow on huge finite values, hence the exact test only then).
+        if value.is_floating_point() and not torch.isfinite(value.sum()) and not torch.isfinite(value).all():
             raise CheckpointError(f"{path}: corrupt RMVPE checkpoint: {key} contains NaN or infinite values")
         out[key] = value
     return out
+
+
+def fuse_for_inference(net: RmvpeNet) -> RmvpeNet:
+    """Fold every BatchNorm that directly follows a (transposed) convolution into that convolution and make
+    the ReLUs in-place; ``net`` is changed in place and returned, in eval mode.
+
+    Inference only: the folded network has no BatchNorm parameters to train and its state dict keys
+    differ from the checkpoint's. BatchNorm in eval mode is ``y = (x - mean) * s + beta`` with
+    ``s = gamma / sqrt(var + eps)``, so it equals the convolution with its output channels scaled by ``s``
+    and the bias ``(b - mean) * s + beta``.
+    """
+    net.eval()
+    with torch.no_grad():
+        for module in net.modules():
+            if not isinstance(module, nn.Sequential):
+                continue
+            for i in range(len(module) - 1):
+                conv, norm = module[i], module[i + 1]
+                if not (isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and isinstance(norm, nn.BatchNorm2d)):
+                    continue
+                scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+                # Output channels are dim 0 of a Conv2d weight, dim 1 of a ConvTranspose2d weight.
+                shape = (1, -1, 1, 1) if isinstance(conv, nn.ConvTranspose2d) else (-1, 1, 1, 1)
+                conv.weight.mul_(scale.reshape(shape))
+                bias = norm.bias - norm.running_mean * scale
+                if conv.bias is not None:
+                    bias = bias + conv.bias * scale
+                conv.bias = nn.Parameter(bias.detach().clone(), requires_grad=False)
+                module[i + 1] = nn.Identity()
+            for i, layer in enumerate(module):
+                if isinstance(layer, nn.ReLU):
+                    module[i] = nn.ReLU(inplace=True)
+    return net
 
 
 class Rmvpe:
@@ -276,6 +315,10 @@ class Rmvpe:
 
     def __init__(self, net: RmvpeNet, device: str = "cpu") -> None:
         self.net = net.to(device).eval()
+        if torch.device(device).type == "cpu":
+            # oneDNN's convolutions are ~15 % faster on channels-last (NHWC) tensors; the convolution
+            # weights being channels-last makes every activation of the U-Net channels-last too.
+            self.net.to(memory_format=torch.channels_last)
         self.device = device
 
     @classmethod
@@ -288,7 +331,7 @@ class Rmvpe:
             if name.endswith("num_batches_tracked"):  # optional in the file, unused at inference
                 buffer.zero_()
         net.load_state_dict(state, strict=False)
-        return cls(net, device)
+        return cls(fuse_for_inference(net), device)
 
     @classmethod
     def from_pretrained(cls, device: str = "cpu") -> Rmvpe:
@@ -299,12 +342,12 @@ class Rmvpe:
 
     def mel(self, wav16k: np.ndarray) -> np.ndarray:
         """The 16 kHz log-mel ``[128, 1 + N // 160]`` the network reads."""
-        with torch.no_grad():
+        with torch.inference_mode():
             return log_mel_16k(wav16k, self.device).cpu().numpy()
 
     def salience_from_mel(self, mel: np.ndarray | torch.Tensor, pad: str = "reflect") -> np.ndarray:
         """Network output ``[T, 360]`` for a log-mel ``[128, T]``."""
-        with torch.no_grad():
+        with torch.inference_mode():
             m = torch.as_tensor(mel, dtype=torch.float32, device=self.device)
             t = m.shape[-1]
             hidden = self.net(pad_frames(m, pad)[None])[0, :t]
@@ -314,7 +357,7 @@ class Rmvpe:
         """Salience ``[1 + N // 160, 360]`` (values in 0..1) of a mono 16 kHz waveform."""
         if pad not in PAD_MODES:
             raise ValueError(f"pad must be one of {PAD_MODES}, not {pad!r}")
-        with torch.no_grad():
+        with torch.inference_mode():
             mel = log_mel_16k(wav16k, self.device)
         return self.salience_from_mel(mel, pad)
 
