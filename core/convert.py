@@ -411,7 +411,7 @@ def convert_waveform(
         warnings.append("the input is silent: the output is silence")
         out = np.zeros(n, dtype=np.float32)
         return out, ConvertResult(Path(), Path(), key, suggested, n / sr, time.perf_counter() - start, timings, warnings,
-                                  source_f0, source_f0 * ratio)
+                                  source_f0, source_f0 * ratio, pieces=len(pieces))
     if not voiced_any:
         warnings.append("no pitched (voiced) frames found in the input: the output will be mostly noise-like")
 

@@ -221,6 +221,11 @@ def test_silent_input_gives_silence_and_says_so(env: Voice, models: Models, tmp_
     out, _ = sf.read(result.output, dtype="float32")
     assert out.size == 2 * SR and not out.any()
     assert any("silent" in w for w in result.warnings)
+    # a single input may be given an output file name: its extension sets the format (mp3 through ffmpeg)
+    [mp3] = convert_files("voice", vocal, tmp_path / "named.mp3", ConvertConfig(**FAST), models=models)
+    from core.audio import load_audio
+
+    assert mp3.output == tmp_path / "named.mp3" and abs(load_audio(mp3.output, SR).size - 2 * SR) < 2 * HOP
 
 
 def test_long_input_is_cut_into_pieces_joined_without_clicks(models: Models) -> None:

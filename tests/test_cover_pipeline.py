@@ -212,10 +212,10 @@ def test_cli_user_stems_with_stand_in_conversion(env, tmp_path, capsys, monkeypa
     assert len(convert.calls) == 1 and sf.info(out).channels == 2
 
 
-def test_cli_without_conversion_stage_says_so(env, tmp_path, capsys, monkeypatch):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "core.convert", None)  # as in a build without the conversion stage
-    Experiment.open("singer").root.mkdir(parents=True)
-    code = main(["cover", "--exp", "singer", "--input", str(SPLEETER_SONG), "--output", str(tmp_path / "c.wav")])
-    assert code == 1 and "core/convert.py" in capsys.readouterr().err
+def test_cli_with_an_untrained_voice_model_says_so(env, tmp_path, capsys):
+    Experiment.open("singer").root.mkdir(parents=True)  # the experiment exists but was never trained
+    out = tmp_path / "c.wav"
+    code = main(["cover", "--exp", "singer", "--input", str(SPLEETER_SONG), "--output", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and "no trained voice model" in err and "python -m core train --exp singer" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()

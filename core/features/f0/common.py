@@ -76,7 +76,12 @@ def _centred_running_median(x: np.ndarray, window: int) -> np.ndarray:
     half = window // 2
     n = x.size
     out = np.empty_like(x)
-    for i in range(n):
+    if n > 2 * half:  # every full window at once (a per-frame python loop was ~10 % of RMVPE's time)
+        out[half:n - half] = np.median(np.lib.stride_tricks.sliding_window_view(x, 2 * half + 1), axis=1)
+        edges = [*range(half), *range(n - half, n)]
+    else:
+        edges = range(n)
+    for i in edges:
         h = min(half, i, n - 1 - i)
         out[i] = np.median(x[i - h:i + h + 1])
     return out
