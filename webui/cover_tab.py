@@ -8,6 +8,7 @@ from typing import Any
 
 import gradio as gr
 
+from core.convert import DEFAULT_STEPS
 from webui.common import experiment_choices, gradio_progress, user_errors
 
 N_STEM_PLAYERS = 4  # vocals, instrumental, backing, converted vocal
@@ -39,7 +40,7 @@ def build() -> None:
                 vocal_gain = gr.Slider(-12, 12, value=0, step=0.5, label="Vocal gain (dB)")
                 inst_gain = gr.Slider(-12, 12, value=0, step=0.5, label="Instrumental gain (dB)")
                 backing_gain = gr.Slider(-12, 12, value=0, step=0.5, label="Backing gain (dB)")
-                steps = gr.Slider(2, 100, value=20, step=1, label="Sampler steps (DPM-Solver++)")
+                steps = gr.Slider(2, 100, value=DEFAULT_STEPS, step=1, label="Sampler steps (DPM-Solver++)")
                 fmt = gr.Radio(["wav", "flac", "mp3"], value="mp3", label="Cover format")
             run = gr.Button("Make cover", variant="primary", elem_id="cover-run")
         with gr.Column():
