@@ -1006,6 +1006,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--f0", default="rmvpe", help="with --prepare: F0 method for extraction (default rmvpe)")
     parser.add_argument("--encoder", default="contentvec768l12", help="with --prepare: content encoder (default contentvec768l12)")
     parser.add_argument("--threads", type=int, default=d.threads, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--warmup-steps", type=int, default=d.warmup_steps,
+                        help=f"steps of linear learning-rate warm-up (default {d.warmup_steps})")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -1013,7 +1015,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(model=args.config, base=args.base, steps=args.steps, save_every=args.save_every, batch_size=batch,
                        device=args.device, lr=args.lr, grad_accum=args.grad_accum, crop_frames=args.crop_frames,
                        precision=args.precision, grad_checkpointing=args.grad_checkpointing, log_every=args.log_every,
-                       val_chunks=args.val_chunks, seed=args.seed, threads=args.threads)  # fmt: skip
+                       val_chunks=args.val_chunks, seed=args.seed, threads=args.threads,
+                       warmup_steps=args.warmup_steps)  # fmt: skip
 
 
 def _int(text: str, flag: str) -> int:

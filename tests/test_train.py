@@ -374,3 +374,34 @@ def test_memory_estimate_counts_state_and_scales_activations() -> None:
     assert 1.8 < big["activations"] / small["activations"] < 2.2  # activations grow with the batch
     assert ckpt["activations"] < 0.75 * big["activations"]  # checkpointing keeps only layer inputs (28 % at 512 x 20)
     assert estimate_training_memory(TINY, 4, 64, half=False)["activations"] == pytest.approx(2 * small["activations"])
+
+
+def test_ddp_matches_a_single_process_run_in_expectation(template: Path, tmp_logs: Path) -> None:
+    """2 ranks x batch 4 and 1 process x batch 8 see the same global batch: their losses must agree.
+
+    Both start from the same seed; the ranks draw different crops, so only the expectation is the same. A
+    gradient summed instead of averaged across ranks (twice the step) or ranks training apart would show up
+    as a clearly different validation loss after the same number of steps.
+    """
+    shutil.copytree(template, tmp_logs / "ddp")
+    shutil.copytree(template, tmp_logs / "one")
+    common = ["--config", "tiny", "--device", "cpu", "--threads", "1", "--crop-frames", "64", "--steps", "150", "--save-every", "75", "--lr", "5e-3",
+              "--warmup-steps", "10", "--log-every", "5"]
+    env = {**os.environ, "SVCOVER_LOGS": str(tmp_logs), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    torchrun = Path(sys.executable).with_name("torchrun")
+    ddp = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29519", "-m", "core", "train",
+                          "--exp", "ddp", "--batch-size", "4", *common], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert ddp.returncode == 0, ddp.stdout[-3000:] + ddp.stderr[-3000:]
+    one = subprocess.run([sys.executable, "-m", "core", "train", "--exp", "one", "--batch-size", "8", *common],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert one.returncode == 0, one.stdout[-3000:] + one.stderr[-3000:]
+    val = {name: [r["val_loss"] for r in read_metrics(Experiment.open(name)) if "val_loss" in r] for name in ("ddp", "one")}
+    train_loss = {name: float(torch.tensor([r["loss"] for r in read_metrics(Experiment.open(name))][-10:]).mean())
+                  for name in ("ddp", "one")}
+    print("val", val, "train (last 10 steps)", train_loss)
+    assert len(val["ddp"]) == len(val["one"]) == 2
+    drop = 1.0 - val["one"][-1]  # an untrained decoder's validation loss is ~1.0
+    assert drop > 0.05, f"the single-process run did not learn ({val['one']})"
+    assert abs(val["ddp"][-1] - val["one"][-1]) < 0.3 * drop, val
+    assert abs(train_loss["ddp"] - train_loss["one"]) < 0.3 * drop, train_loss
