@@ -126,3 +126,9 @@ def chromium_page(timeout_ms: int = 30_000) -> Iterator[Any]:
             yield page
         finally:
             browser.close()
+
+
+def choose_option(page: Any, elem_id: str, option: str) -> None:
+    """Pick ``option`` in the Gradio dropdown whose elem_id is ``elem_id``."""
+    page.locator(f"#{elem_id} input").first.click()
+    page.get_by_role("option", name=option, exact=True).click()

@@ -61,3 +61,11 @@ def make_synthetic_singing(prefix: Path, seed: int = 1, extra_args: list[str] | 
     wav = prefix.with_name(prefix.name + ".wav")
     assert wav.is_file(), f"make_synthetic_singing.py did not write {wav}"
     return wav
+
+
+@pytest.fixture(scope="session")
+def voice_roots(tmp_path_factory) -> tuple[Path, Path]:
+    """(logs root, pretrained root) of one small trained voice model per test session (tests/standins.py)."""
+    from standins import shared_voice_roots
+
+    return shared_voice_roots(tmp_path_factory)

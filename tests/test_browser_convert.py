@@ -10,21 +10,9 @@ import soundfile as sf
 SR = 44100
 
 
-@pytest.fixture(scope="session")
-def voice_roots(tmp_path_factory) -> tuple[Path, Path]:
-    from standins import shared_voice_roots
-
-    return shared_voice_roots(tmp_path_factory)
-
-
-def _choose(page, elem_id: str, option: str) -> None:
-    page.locator(f"#{elem_id} input").first.click()
-    page.get_by_role("option", name=option, exact=True).click()
-
-
 @pytest.mark.browser
 def test_convert_tab_converts_with_auto_key_and_plots_f0(tmp_path: Path, voice_roots: tuple[Path, Path]) -> None:
-    from tests.browser import chromium_page, running_app
+    from tests.browser import choose_option, chromium_page, running_app
     from tests.conftest import REAL
 
     logs, pretrained = voice_roots
@@ -38,7 +26,7 @@ def test_convert_tab_converts_with_auto_key_and_plots_f0(tmp_path: Path, voice_r
         page.get_by_role("tab", name="Convert").click()
         page.get_by_role("tab", name="Vocal").click()
         page.locator("#convert-input input[type=file]").set_input_files(str(vocal))
-        _choose(page, "convert-exp", "voice")
+        choose_option(page, "convert-exp", "voice")
         page.locator("#convert-auto-key input").check()
         page.locator("#convert-run").click()
         summary = page.locator("#convert-summary")

@@ -17,22 +17,10 @@ import soundfile as sf
 SR = 44100
 
 
-@pytest.fixture(scope="session")
-def voice_roots(tmp_path_factory) -> tuple[Path, Path]:
-    from standins import shared_voice_roots
-
-    return shared_voice_roots(tmp_path_factory)
-
-
-def _choose(page, elem_id: str, option: str) -> None:
-    page.locator(f"#{elem_id} input").first.click()
-    page.get_by_role("option", name=option, exact=True).click()
-
-
 @pytest.mark.browser
 def test_song_to_cover_in_one_click(tmp_path: Path, voice_roots: tuple[Path, Path]) -> None:
     from core.separate import DEFAULT_VOCAL_MODEL
-    from tests.browser import chromium_page, running_app
+    from tests.browser import choose_option, chromium_page, running_app
     from tests.conftest import REAL
     from tests.tiny_uvr import install_tiny_uvr
 
@@ -55,7 +43,7 @@ def test_song_to_cover_in_one_click(tmp_path: Path, voice_roots: tuple[Path, Pat
         page.get_by_role("tab", name="Convert").click()
         page.get_by_role("tab", name="Song → cover").click()
         page.locator("#cover-song input[type=file]").set_input_files(str(clip))
-        _choose(page, "cover-exp", "voice")
+        choose_option(page, "cover-exp", "voice")
         page.locator("#cover-run").click()
         summary = page.locator("#cover-summary")
         summary.get_by_text(re.compile(r"mix \d+\.\d s")).first.wait_for(timeout=240_000)  # final line, not progress

@@ -368,33 +368,12 @@ def test_cli_help_and_errors(small_exp: Experiment, tmp_logs: Path, tmp_pretrain
 
 
 # ------------------------------------------------------------------------------------------ real modules
-def _write_small_content_encoder(path: Path) -> None:
-    """A fairseq-style HuBERT checkpoint with the real layout (12 layers, 768-d output) but thin
-    convolutions and feed-forward layers, so it builds and runs in a second. The loader reads the
-    hyperparameters from ``cfg``, so it is loaded exactly like the released file."""
-    import torch
-
-    from core.features.hubert import HubertBase, HubertConfig
-
-    conv = "[(32,10,5)] + [(32,3,2)] * 4 + [(32,2,2)] * 2"
-    cfg = HubertConfig(conv_layers=((32, 10, 5),) + ((32, 3, 2),) * 4 + ((32, 2, 2),) * 2, ffn_dim=64,
-                       pos_conv_kernel=16)  # fmt: skip
-    torch.manual_seed(0)
-    state = {k: v.clone() for k, v in HubertBase(cfg).state_dict().items()}
-    model_cfg = {"_name": "hubert", "extractor_mode": "default", "encoder_layers": 12, "encoder_embed_dim": 768,
-                 "encoder_ffn_embed_dim": 64, "encoder_attention_heads": 12, "conv_feature_layers": conv,
-                 "conv_bias": False, "final_dim": 256, "layer_norm_first": False, "conv_pos": 16,
-                 "conv_pos_groups": 16}  # fmt: skip
-    container = {"args": None, "cfg": {"model": model_cfg, "task": {"normalize": False, "sample_rate": 16000}},
-                 "model": state}  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(container, path)
-
-
 @pytest.fixture(scope="session")
 def small_pretrained(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("pretrained_small")
-    _write_small_content_encoder(root / "content" / "hubert_base.pt")
+    from standins import write_small_content_encoder
+
+    write_small_content_encoder(root / "content" / "hubert_base.pt")
     return root
 
 
@@ -434,14 +413,9 @@ def test_cli_runs_the_stage(small_exp: Experiment, tmp_logs: Path, small_pretrai
 
 
 # ------------------------------------------------------------------------------------------ web UI
-def _choose(page, elem_id: str, option: str) -> None:
-    page.locator(f"#{elem_id} input").first.click()
-    page.get_by_role("option", name=option, exact=True).click()
-
-
 @pytest.mark.browser
 def test_extract_tab_runs_and_plots(tmp_path: Path, small_pretrained: Path) -> None:
-    from tests.browser import chromium_page, running_app
+    from tests.browser import choose_option, chromium_page, running_app
 
     exp = Experiment.open("browser_exp", logs=tmp_path / "app" / "logs")
     write_chunk(exp, "speech", speech(2.0))
@@ -450,10 +424,10 @@ def test_extract_tab_runs_and_plots(tmp_path: Path, small_pretrained: Path) -> N
     with running_app(tmp_path / "app", timeout=60, extra_env=env) as url, chromium_page(timeout_ms=60_000) as page:
         page.goto(url)
         page.get_by_role("tab", name="Extract").click()
-        _choose(page, "extract-exp", "browser_exp")
+        choose_option(page, "extract-exp", "browser_exp")
         page.locator("#extract-summary").get_by_text("No features yet").wait_for()
-        _choose(page, "extract-f0", "parselmouth")
-        _choose(page, "extract-device", "cpu")
+        choose_option(page, "extract-f0", "parselmouth")
+        choose_option(page, "extract-device", "cpu")
         page.locator("#extract-run").click()
         summary = page.locator("#extract-summary")
         summary.get_by_text("computed:").wait_for(timeout=120_000)
