@@ -44,7 +44,10 @@ def test_models_tab_status_doctor_and_import(tmp_path: Path) -> None:
         page.locator("#models-import").click()
         page.locator("#models-import-msg").get_by_text("Imported as").first.wait_for(timeout=90_000)
 
-        page.locator("#models-import-file button[aria-label='Clear']").first.click()
+        # A fresh page instead of the upload's Clear button: under load the cleared input could be replaced
+        # while the next file was being set, and the upload never registered.
+        page.goto(url)
+        page.get_by_role("tab", name="Models").click()
         page.locator("#models-import-file input[type=file]").set_input_files(str(evil))
         page.locator("#models-import-file").get_by_text("evil.pth").first.wait_for()
         page.locator("#models-import-name textarea, #models-import-name input").first.fill("evil")
