@@ -151,7 +151,10 @@ def save_audio(path: str | Path, wav: np.ndarray, sr: int) -> Path:
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in SAVE_FORMATS:
         raise SvcoverError(f"{path}: unsupported output format '{fmt}' (use one of {', '.join(SAVE_FORMATS)})")
-    data = np.clip(np.nan_to_num(np.asarray(wav, dtype=np.float32)), -1.0, 1.0)
+    data = np.asarray(wav, dtype=np.float32)
+    if not np.isfinite(data).all():
+        data = np.nan_to_num(data)
+    data = np.clip(data, -1.0, 1.0)  # the one copy: the caller's array is left as it was
     with atomic_path(path) as tmp:
         if fmt == "mp3":
             _encode_mp3(tmp, data, sr)

@@ -373,12 +373,13 @@ def convert_waveform(
     import time
 
     from core.chunking import plan_pieces, process_in_pieces
-    from core.features.loudness import frame_volume
 
     start = time.perf_counter()
     timings: dict[str, float] = {"features": 0.0, "sampling": 0.0, "vocoder": 0.0}
     warnings: list[str] = []
-    wav44k = np.nan_to_num(np.asarray(wav44k, dtype=np.float32))
+    wav44k = np.asarray(wav44k, dtype=np.float32)
+    if not np.isfinite(wav44k).all():  # load_audio already cleans; don't copy an hour of audio for nothing
+        wav44k = np.nan_to_num(wav44k)
     sr, hop = AUDIO.sample_rate, AUDIO.hop_length
     n = len(wav44k)
     stats = models.voice.stats
@@ -406,8 +407,9 @@ def convert_waveform(
     ratio = 2.0 ** (key / 12.0)
 
     voiced_any = bool((source_f0 > 0).any())
-    loud = 20 * np.log10(np.maximum(frame_volume(wav44k), 1e-10))
-    if not (loud > SILENCE_DB).any():
+    # The pieces' own volumes (pass 1) cover the whole input: no full-length float64 copies of a long file here.
+    loudest_db = max(20 * np.log10(max(float(f.volume.max(initial=0.0)), 1e-10)) for f in feats)
+    if not loudest_db > SILENCE_DB:
         warnings.append("the input is silent: the output is silence")
         out = np.zeros(n, dtype=np.float32)
         return out, ConvertResult(Path(), Path(), key, suggested, n / sr, time.perf_counter() - start, timings, warnings,
