@@ -69,3 +69,15 @@ def voice_roots(tmp_path_factory) -> tuple[Path, Path]:
     from standins import shared_voice_roots
 
     return shared_voice_roots(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module: on a busy shared 2-core machine, OpenMP thread teams spin-wait and run
+    many times slower than one thread (opt in with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

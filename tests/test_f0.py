@@ -34,13 +34,7 @@ from core.features.mel import BadAudioError, frame_times, n_frames
 CPU_METHODS = ("fcpe", "harvest", "parselmouth")  # rmvpe is covered with stand-in weights in test_rmvpe.py
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a busy shared CI machine OpenMP thread teams spin and run many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,7 @@ SCHEMA = json.loads((REF / "schema.json").read_text())
 CONFIG = json.loads((REF / "config.json").read_text())
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine two spinning OpenMP threads are many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _true_buffers() -> dict[str, torch.Tensor]:

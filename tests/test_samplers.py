@@ -36,13 +36,7 @@ class ExactEps:
         return (1 - a).sqrt() * (x - a.sqrt() * MU) / (a * SD**2 + 1 - a)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tensors here are tiny: extra threads only add synchronisation cost on a busy CI machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def stats(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

@@ -39,13 +39,7 @@ TINY_FLAGS = ["--config", "tiny", "--device", "cpu", "--batch-size", "4", "--cro
               "--log-every", "1"]  # fmt: skip
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core machine two spinning OpenMP threads are ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="session")

@@ -18,13 +18,7 @@ NSF = REFERENCE / "nsf_hifigan"
 CASES = ["case_a_voiced", "case_b_unvoiced_gap"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Short inputs: a second thread barely helps, and on a busy shared CI machine its spin-waits cost 10x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def load_case(name: str) -> dict:
