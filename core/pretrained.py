@@ -1,13 +1,24 @@
 """Pretrained weights: where they live, where they come from, and a verified, resumable downloader.
 
 Files live in ``pretrained/`` or ``$SVCOVER_PRETRAINED`` at fixed relative paths (the names the
-publishers use). :data:`REGISTRY` records, for every file the app uses, its download URLs, sha256,
-size, licence and whether those facts were checked against the publisher's page.
+publishers use). :data:`REGISTRY` records, for every file the app uses, its download URLs (plus an
+optional fallback source, e.g. an archive), sha256, size, audio-separator's MD5-of-the-tail key,
+the expected file type, licence and whether those facts were checked against the publisher's page.
+The registry is plain data: a new model is a new :class:`Pretrained` entry, not new code.
 
-Downloads are resumable (HTTP ``Range`` on a ``.part`` file kept beside the target), verified with
-sha256 *before* the file is renamed into place, honour ``HTTP(S)_PROXY``/``NO_PROXY`` (requests'
-``trust_env``) and rewrite Hugging Face URLs to ``$SVCOVER_HF_ENDPOINT`` / ``$HF_ENDPOINT`` when set
-(a mirror). CLI: ``python -m core download [NAME...|--all]`` and
+Guarantees of the downloader (``docs/models-and-security.md``):
+
+* Only ``http``/``https``, checked for the first URL and again at every redirect.
+* The destination and the checksum format are validated before any byte is fetched.
+* Bytes go to a ``.part`` file beside the target (resumable with HTTP ``Range``); the file is renamed
+  into place only after its size, sha256, MD5-of-the-tail and file type (zip/pickle/ONNX/JSON/7z,
+  never an HTML page) check out. Anything else is deleted: nothing is left at the destination.
+* A stall (no byte for ``timeout`` seconds) and a connection failure are reported differently.
+
+``$SVCOVER_MIRROR=http://host:port/prefix`` makes every registry download fetch
+``<prefix>/<original host>/<original path>``; otherwise Hugging Face URLs are rewritten to
+``$SVCOVER_HF_ENDPOINT`` / ``$HF_ENDPOINT`` when set. ``HTTP(S)_PROXY``/``NO_PROXY`` are honoured
+(requests' ``trust_env``). CLI: ``python -m core download [NAME...|--all]`` and
 ``python -m core download --url URL [--sha256 HEX] --to PATH``.
 """
 
@@ -15,17 +26,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fnmatch
 import hashlib
 import json
 import logging
 import os
+import re
 import shutil
-import subprocess
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
+from urllib.parse import urljoin, urlsplit
 
 from core.errors import MissingPretrainedError, SvcoverError
 from core.experiment import PROJECT_ROOT
@@ -40,7 +53,8 @@ CONTENT_ENCODER = "content/hubert_base.pt"
 CONTENT_ENCODER_ALT = "content/checkpoint_best_legacy_500.pt"
 RMVPE = "rmvpe/rmvpe.pt"
 NSF_HIFIGAN_DIR = "nsf_hifigan"
-DIFFUSION_SVC_BASE = "diffusion_svc/model_0.pt"
+DIFFUSION_SVC_DIR = "diffusion_svc"
+DIFFUSION_SVC_BASE = f"{DIFFUSION_SVC_DIR}/model_0.pt"
 UVR_DIR = "uvr"
 UVR_VOCALS_MODEL = "UVR-MDX-NET-Voc_FT.onnx"
 
@@ -49,6 +63,13 @@ NET_CHUNK = 64 << 10  # small network reads: a dropped connection loses at most 
 DEFAULT_TIMEOUT = 30.0  # seconds without a byte before a download is called stalled
 HF_HOST = "https://huggingface.co"
 USER_AGENT = "svcover-downloader"
+ALLOWED_SCHEMES = ("http", "https")
+MAX_REDIRECTS = 10
+UVR_HASH_BYTES = 10000 * 1024  # audio-separator / UVR key a model by the MD5 of its last 10,000 KiB
+MAX_UNPACKED_BYTES = 4 << 30  # an archive that would unpack to more than this is refused (zip bombs)
+MAX_ARCHIVE_MEMBERS = 1000
+FILE_KINDS = ("torch", "onnx", "json", "zip", "7z")
+_SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class DownloadError(SvcoverError):
@@ -60,14 +81,24 @@ class DownloadError(SvcoverError):
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """One object to fetch. ``dest`` is a file path, or for an archive the folder it unpacks into."""
+    """One object to fetch. ``dest`` is a file path, or for an archive the folder it unpacks into.
+
+    ``urls`` are tried in order (each serves the same bytes); when all fail, ``fallback`` (another
+    source for the same model, e.g. an archive instead of a bare file) is tried. Every check that is
+    set must pass before anything is put at ``dest``.
+    """
 
     dest: str
     urls: tuple[str, ...]
     sha256: str | None = None
     size: int | None = None
     archive: str | None = None  # None | "zip" | "7z"
-    anchor: str | None = None  # archives: a file name marking the folder whose files go into dest
+    # archives: a file name or glob marking the folder whose files go into dest (shallowest match)
+    anchor: str | None = None
+    anchor_as: str | None = None  # archives: the name the anchor file gets in dest (e.g. model_0.pt)
+    kind: str | None = None  # expected file type: "torch" | "onnx" | "json" (archives: their own type)
+    md5_tail: str | None = None  # audio-separator's model key: MD5 of the file's last 10,000 KiB
+    fallback: RemoteFile | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +122,9 @@ class Pretrained:
         return first if isinstance(first, str) else first[0]
 
 
+_UVR_RELEASE = "https://github.com/TRvlvr/model_repo/releases/download/all_public_uvr_models"
+_UVR_DATA = "https://raw.githubusercontent.com/TRvlvr/application_data/main"
+
 REGISTRY: tuple[Pretrained, ...] = (
     Pretrained(
         name="contentvec",
@@ -98,17 +132,25 @@ REGISTRY: tuple[Pretrained, ...] = (
         files=(
             RemoteFile(
                 dest=CONTENT_ENCODER,
-                urls=(f"{HF_HOST}/lj1995/VoiceConversionWebUI/resolve/main/hubert_base.pt",),
+                urls=(
+                    f"{HF_HOST}/lj1995/VoiceConversionWebUI/resolve/main/hubert_base.pt",
+                    # the copy the Diffusion-SVC Colab fetches; the pinned sha256 makes any copy safe to use
+                    f"{HF_HOST}/OOPPEENN/encoder_model/resolve/main/hubert_base.pt",
+                ),
                 sha256="f54b40fd2802423a5643779c4861af1e9ee9c1564dc9d32f54f20b5ffba7db96",
                 size=189_507_909,
+                kind="torch",
             ),
         ),
         required=((CONTENT_ENCODER, CONTENT_ENCODER_ALT),),
         licence="MIT (lj1995/VoiceConversionWebUI model repository; ContentVec code and weights are MIT)",
         verified=False,
         notes="sha256 and size as quoted for the Hugging Face LFS object by several independent projects; "
-        "not re-checked against the hub page from here. ContentVec's own checkpoint_best_legacy_500.pt "
-        "(same tensors, different bytes) is accepted at content/checkpoint_best_legacy_500.pt.",
+        "not re-checked against the hub page from here. RVC's own code moved in 2026 to a Transformers "
+        "copy (hubert_base/ folder); the fairseq-format hubert_base.pt is fetched from the repository root "
+        "at revision main (no commit hash could be confirmed from here), so the sha256 is the pin. "
+        "ContentVec's own checkpoint_best_legacy_500.pt (same tensors, different bytes) is accepted at "
+        "content/checkpoint_best_legacy_500.pt.",
         used_by="Extract, Convert",
         aliases=("content", "hubert", "hubert_base"),
     ),
@@ -121,6 +163,7 @@ REGISTRY: tuple[Pretrained, ...] = (
                 urls=(f"{HF_HOST}/lj1995/VoiceConversionWebUI/resolve/main/rmvpe.pt",),
                 sha256="6d62215f4306e3ca278246188607209f09af3dc77ed4232efdd069798c4ec193",
                 size=181_184_272,
+                kind="torch",
             ),
         ),
         required=(RMVPE,),
@@ -149,28 +192,39 @@ REGISTRY: tuple[Pretrained, ...] = (
         licence="CC BY-NC-SA 4.0 (openvpi community vocoder release; non-commercial)",
         verified=False,
         notes="zip archive holding one folder with the weights (model or model.ckpt) and config.json; "
-        "the publisher states no sha256, so only the archive's integrity is checked.",
+        "the publisher states no sha256, so the archive's integrity (every member's CRC) is checked.",
         used_by="Convert",
         aliases=("vocoder", "nsf-hifigan"),
     ),
     Pretrained(
         name="diffusion_svc_base",
-        title="Diffusion-SVC pretrained decoder base (contentvec768l12, 512 x 20)",
+        title="Diffusion-SVC pretrained decoder base (contentvec768l12, full depth, 512 x 20)",
         files=(
             RemoteFile(
-                dest="diffusion_svc",
-                urls=(f"{HF_HOST}/ChiTu/Diffusion-SVC/resolve/main/v0.1/contentvec768l12.7z",),
-                archive="7z",
-                anchor="config.yaml",
+                dest=DIFFUSION_SVC_BASE,
+                # the plain checkpoint the official Diffusion-SVC Colab downloads (no archive program needed)
+                urls=(f"{HF_HOST}/OOPPEENN/pretrained_model/resolve/main/contentvec768l12_full_512x20_model_0.pt",),
+                kind="torch",
+                fallback=RemoteFile(
+                    dest=DIFFUSION_SVC_DIR,
+                    urls=(f"{HF_HOST}/ChiTu/Diffusion-SVC/resolve/main/v0.1/contentvec768l12.7z",),
+                    archive="7z",
+                    # anchored on the checkpoint: the archive's layout and whether it holds a config.yaml
+                    # could not be checked from here; a config.yaml beside the checkpoint comes along
+                    anchor="*.pt",
+                    anchor_as="model_0.pt",
+                ),
             ),
         ),
-        required=(DIFFUSION_SVC_BASE, "diffusion_svc/config.yaml"),
+        required=(DIFFUSION_SVC_BASE,),  # config.yaml is optional: the architecture is read from the weights
         licence="MIT code (CNChTu/Diffusion-SVC); weights trained on VCTK (CC BY 4.0) and M4Singer "
         "(non-commercial research licence)",
         verified=False,
-        notes="7z archive (URL from the Diffusion-SVC README's pretrained table; no sha256 stated). "
-        "Unpacked with a 7z/7za/7zr program when one is on PATH; otherwise open it with 7-Zip and put "
-        "model_0.pt and config.yaml into pretrained/diffusion_svc/.",
+        notes="Plain model_0.pt from OOPPEENN/pretrained_model (the Diffusion-SVC Colab's source) first, "
+        "the 7z from the Diffusion-SVC README's table as fallback (unpacked in Python, py7zr). No sha256 "
+        "is published; the file must be a complete torch zip checkpoint. config.yaml is optional: the "
+        "network size is read from the tensor shapes, and a config.yaml beside model_0.pt, when present, "
+        "supplies k_step_max.",
         used_by="Train (fine-tuning)",
         aliases=("diffusion_svc", "base"),
     ),
@@ -180,26 +234,23 @@ REGISTRY: tuple[Pretrained, ...] = (
         files=(
             RemoteFile(
                 dest=f"{UVR_DIR}/{UVR_VOCALS_MODEL}",
-                urls=(f"https://github.com/TRvlvr/model_repo/releases/download/all_public_uvr_models/{UVR_VOCALS_MODEL}",),
+                urls=(f"{_UVR_RELEASE}/{UVR_VOCALS_MODEL}",),
+                kind="onnx",
+                md5_tail="77d07b2667ddf05b9e3175941b4454a0",
             ),
-            RemoteFile(
-                dest=f"{UVR_DIR}/download_checks.json",
-                urls=("https://raw.githubusercontent.com/TRvlvr/application_data/main/filelists/download_checks.json",),
-            ),
-            RemoteFile(
-                dest=f"{UVR_DIR}/mdx_model_data.json",
-                urls=("https://raw.githubusercontent.com/TRvlvr/application_data/main/mdx_model_data/model_data_new.json",),
-            ),
-            RemoteFile(
-                dest=f"{UVR_DIR}/vr_model_data.json",
-                urls=("https://raw.githubusercontent.com/TRvlvr/application_data/main/vr_model_data/model_data_new.json",),
-            ),
+            RemoteFile(dest=f"{UVR_DIR}/download_checks.json", urls=(f"{_UVR_DATA}/filelists/download_checks.json",),
+                       kind="json"),
+            RemoteFile(dest=f"{UVR_DIR}/mdx_model_data.json", urls=(f"{_UVR_DATA}/mdx_model_data/model_data_new.json",),
+                       kind="json"),
+            RemoteFile(dest=f"{UVR_DIR}/vr_model_data.json", urls=(f"{_UVR_DATA}/vr_model_data/model_data_new.json",),
+                       kind="json"),
         ),
         required=(f"{UVR_DIR}/{UVR_VOCALS_MODEL}", f"{UVR_DIR}/mdx_model_data.json"),
         licence="MIT (Ultimate Vocal Remover model repository)",
         verified=False,
-        notes="URLs follow audio-separator's download locations; the metadata JSON files change upstream, "
-        "so no checksums are pinned.",
+        notes="URLs follow audio-separator's download locations. The model is checked the way "
+        "audio-separator identifies it: the MD5 of its last 10,000 KiB must be its key in UVR's "
+        "model_data_new.json. The metadata JSON files change upstream, so they are only checked to be JSON.",
         used_by="Cover (separation)",
         aliases=("separation",),
     ),
@@ -207,15 +258,13 @@ REGISTRY: tuple[Pretrained, ...] = (
         name="uvr_karaoke",
         title="UVR MDX-Net karaoke model (lead vocal vs. backing vocals)",
         files=(
-            RemoteFile(
-                dest=f"{UVR_DIR}/UVR_MDXNET_KARA_2.onnx",
-                urls=("https://github.com/TRvlvr/model_repo/releases/download/all_public_uvr_models/UVR_MDXNET_KARA_2.onnx",),
-            ),
+            RemoteFile(dest=f"{UVR_DIR}/UVR_MDXNET_KARA_2.onnx", urls=(f"{_UVR_RELEASE}/UVR_MDXNET_KARA_2.onnx",),
+                       kind="onnx", md5_tail="1d64a6d2c30f709b8c9b4ce1366d96ee"),
         ),
         required=(f"{UVR_DIR}/UVR_MDXNET_KARA_2.onnx",),
         licence="MIT (Ultimate Vocal Remover model repository)",
         verified=False,
-        notes="Same release as uvr_vocals; no checksum published.",
+        notes="Same release as uvr_vocals; checked by its key in UVR's MDX model table (MD5 of the tail).",
         used_by="Cover (optional: remove backing vocals)",
         optional=True,
     ),
@@ -223,15 +272,13 @@ REGISTRY: tuple[Pretrained, ...] = (
         name="uvr_dereverb",
         title="UVR MDX-Net de-reverb model (FoxJoy)",
         files=(
-            RemoteFile(
-                dest=f"{UVR_DIR}/Reverb_HQ_By_FoxJoy.onnx",
-                urls=("https://github.com/TRvlvr/model_repo/releases/download/all_public_uvr_models/Reverb_HQ_By_FoxJoy.onnx",),
-            ),
+            RemoteFile(dest=f"{UVR_DIR}/Reverb_HQ_By_FoxJoy.onnx", urls=(f"{_UVR_RELEASE}/Reverb_HQ_By_FoxJoy.onnx",),
+                       kind="onnx", md5_tail="cd5b2989ad863f116c855db1dfe24e39"),
         ),
         required=(f"{UVR_DIR}/Reverb_HQ_By_FoxJoy.onnx",),
         licence="MIT (Ultimate Vocal Remover model repository)",
         verified=False,
-        notes="Same release as uvr_vocals; no checksum published.",
+        notes="Same release as uvr_vocals; checked by its key in UVR's MDX model table (MD5 of the tail).",
         used_by="Cover (optional: remove reverb)",
         optional=True,
     ),
@@ -327,13 +374,20 @@ def status(entry: Pretrained, verify: bool = True) -> Status:
     if missing:
         return Status(entry.name, "incomplete", f"missing {', '.join(missing)}")
     pinned = [f for f in entry.files if f.sha256 and not f.archive and (root / f.dest).is_file()]
+    keyed = [f for f in entry.files if f.md5_tail and not f.archive and (root / f.dest).is_file()]
     if verify:
         for f in pinned:
             digest = cached_sha256(root / f.dest)
             if digest != f.sha256:
                 return Status(entry.name, "wrong checksum", f"{f.dest}: sha256 {digest[:12]}… expected {f.sha256[:12]}…")
-        if pinned:
-            return Status(entry.name, "ok", "present, sha256 verified")
+        for f in keyed:
+            digest = md5_tail(root / f.dest)
+            if digest != f.md5_tail:
+                return Status(entry.name, "wrong checksum",
+                              f"{f.dest}: MD5 of the tail {digest} is not its key {f.md5_tail} in UVR's model table")
+        if pinned or keyed:
+            what = "sha256" if pinned else "MD5 key (audio-separator's model table)"
+            return Status(entry.name, "ok", f"present, {what} verified")
     return Status(entry.name, "present", "present" + ("" if verify else " (checksum not checked)"))
 
 
@@ -350,8 +404,10 @@ def missing_report(verify: bool = False) -> str:
             continue
         lines.append(f"- {entry.name} ({entry.title}): {st.detail}")
         for f in entry.files:
-            kind = f" ({f.archive} archive: unpack into {root / f.dest})" if f.archive else f" -> {root / f.dest}"
-            lines.append(f"    get {f.urls[0]}{kind}")
+            for source in _sources(f):
+                where = (f" ({source.archive} archive: unpack into {root / source.dest})" if source.archive
+                         else f" -> {root / source.dest}")
+                lines.append(f"    get {' or '.join(source.urls)}{where}")
         lines.append(f"    or run: python -m core download {entry.name}")
     return "\n".join(lines)
 
@@ -398,6 +454,23 @@ def _remember_sha256(path: Path, digest: str) -> None:
     _store_cache(cache)
 
 
+def md5_tail(path: Path) -> str:
+    """audio-separator's (and UVR's) model key: MD5 of the last 10,000 KiB (the whole file if smaller)."""
+    with open(path, "rb") as fh:
+        fh.seek(max(0, path.stat().st_size - UVR_HASH_BYTES))
+        return hashlib.md5(fh.read()).hexdigest()
+
+
+def _sources(remote: RemoteFile) -> list[RemoteFile]:
+    """``remote`` and its fallbacks, in the order they are tried."""
+    out = []
+    current: RemoteFile | None = remote
+    while current is not None:
+        out.append(current)
+        current = current.fallback
+    return out
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -410,7 +483,21 @@ def sha256_file(path: Path) -> str:
 
 
 def mirror_url(url: str) -> str:
-    """Rewrite a huggingface.co URL to ``$SVCOVER_HF_ENDPOINT`` (else ``$HF_ENDPOINT``) when set."""
+    """Where a registry URL is fetched from.
+
+    ``$SVCOVER_MIRROR=http://host:port/prefix`` turns ``https://HOST/PATH?Q`` into
+    ``http://host:port/prefix/HOST/PATH?Q`` (every host: one setting for a mirror or proxy cache, and
+    for tests with a local server). Without it, Hugging Face URLs are rewritten to
+    ``$SVCOVER_HF_ENDPOINT`` (else ``$HF_ENDPOINT``) when set.
+    """
+    mirror = os.environ.get("SVCOVER_MIRROR", "").strip()
+    if mirror:
+        parts = urlsplit(mirror)
+        if parts.scheme not in ALLOWED_SCHEMES or not parts.netloc or parts.query or parts.fragment:
+            raise DownloadError(f"SVCOVER_MIRROR={mirror!r}: must look like http://host:port/prefix (http or https)")
+        original = urlsplit(url)
+        query = f"?{original.query}" if original.query else ""
+        return f"{mirror.rstrip('/')}/{original.netloc}{original.path}{query}"
     endpoint = (os.environ.get("SVCOVER_HF_ENDPOINT") or os.environ.get("HF_ENDPOINT") or "").rstrip("/")
     if endpoint and url.startswith(HF_HOST + "/"):
         return endpoint + url[len(HF_HOST):]
@@ -432,6 +519,36 @@ def part_path(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.part")
 
 
+def check_url(url: str, redirected_from: str | None = None) -> None:
+    """Refuse anything but http(s) (``file://``, ``ftp://``, data: …), also as a redirect target."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() in ALLOWED_SCHEMES and parts.netloc:
+        return
+    if redirected_from:
+        raise DownloadError(f"{redirected_from}: refused a redirect to {url!r}: only http and https downloads are allowed")
+    raise DownloadError(f"{url!r}: not an http(s) URL; only http and https downloads are allowed")
+
+
+def check_sha256(sha256: str | None) -> str | None:
+    """The expected sha256 in lower case; a malformed one is refused before anything is fetched."""
+    if sha256 is None:
+        return None
+    if not _SHA256_RE.fullmatch(sha256.strip()):
+        raise DownloadError(f"sha256 {sha256!r} is not a sha256 (64 hexadecimal digits); nothing was downloaded")
+    return sha256.strip().lower()
+
+
+def check_destination(dest: Path) -> None:
+    """The destination must be a file path whose folder can exist; checked before any byte is fetched."""
+    if dest.is_dir():
+        raise DownloadError(f"{dest}: is a folder; give the path of the file to save (e.g. {dest / 'model.pt'})")
+    for parent in dest.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DownloadError(f"{dest}: cannot save there: {parent} is a file, not a folder")
+            break
+
+
 def download_url(
     url: str,
     dest: str | Path,
@@ -441,56 +558,62 @@ def download_url(
     timeout: float = DEFAULT_TIMEOUT,
     retries: int = 2,
     session: requests.Session | None = None,
+    *,
+    kind: str | None = None,
+    md5_key: str | None = None,
 ) -> Path:
     """Download ``url`` to ``dest``: resumable, verified, then renamed into place.
 
-    The bytes go to a ``.part`` file beside ``dest``; an interrupted download is resumed with an
-    HTTP ``Range`` request (by the retries here or by the next call). Only when the size and the
-    sha256 (if given) match is the file renamed to ``dest``; a mismatch deletes the partial file and
-    raises :class:`DownloadError`, so nothing is ever installed at ``dest`` from a bad body.
+    ``url`` is fetched as given (registry downloads pass it through :func:`mirror_url` first). The
+    destination, the sha256 format and the URL scheme are checked before the first request; every
+    redirect target must be http(s) too. The bytes go to a ``.part`` file beside ``dest``; an
+    interrupted download is resumed with an HTTP ``Range`` request (by the retries here or by the
+    next call). Only when the size, sha256, MD5 key (``md5_key``, audio-separator's MD5 of the last
+    10,000 KiB) and the file type (``kind``: never an HTML page) match is the file renamed to
+    ``dest``; a mismatch deletes the partial file and raises :class:`DownloadError`, so nothing is
+    ever installed at ``dest`` from a bad body.
     """
     import requests
 
     dest = Path(dest)
+    check_url(url)
+    sha256 = check_sha256(sha256)
+    check_destination(dest)
+    if kind is not None and kind not in FILE_KINDS:
+        raise DownloadError(f"unknown file kind {kind!r} for {dest.name}: choose from {', '.join(FILE_KINDS)}")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    url = mirror_url(url)
     session = session or make_session()
     part = part_path(dest)
     resumed_from = part.stat().st_size if part.exists() else 0
     attempt = 0
     while True:
         try:
-            _fetch_into(session, url, part, size, progress, timeout)
+            _fetch_into(session, url, part, size, progress, timeout, kind)
             break
         except requests.exceptions.HTTPError as e:
             code = e.response.status_code if e.response is not None else "?"
             raise DownloadError(f"{url}: HTTP {code}; nothing was saved to {dest}") from None
-        except (requests.exceptions.Timeout, requests.exceptions.ConnectionError,
-                requests.exceptions.ChunkedEncodingError, _ShortBody) as e:
+        except DownloadError:
+            part.unlink(missing_ok=True)
+            raise
+        except (requests.exceptions.RequestException, _ShortBody) as e:
             attempt += 1
             kept = part.stat().st_size if part.exists() else 0
             if attempt > retries:
-                kind = "timed out (no data)" if isinstance(e, requests.exceptions.Timeout) else "connection failed"
-                resume = f"; {kept} bytes kept, run again to resume" if kept else ""
-                raise DownloadError(f"{url}: {kind} while downloading {dest.name}{resume}") from None
+                resume = f"; {kept} bytes kept, run again to resume" if kept else "; nothing was saved"
+                raise DownloadError(f"{url}: {_describe_network_error(e, timeout)} while downloading {dest.name}{resume}") from None
             log.info("download of %s interrupted (%s); resuming at byte %d", dest.name, type(e).__name__, kept)
-    got_size = part.stat().st_size
-    if size is not None and got_size != size:
+    try:
+        _verify_part(part, url, dest, sha256, size, kind, md5_key, resumed=resumed_from > 0)
+    except _StalePart:
+        log.info("resumed download of %s failed verification; downloading it again from the start", dest.name)
+        return download_url(url, dest, sha256, size, progress, timeout, retries, session, kind=kind, md5_key=md5_key)
+    except DownloadError:
         part.unlink(missing_ok=True)
-        raise DownloadError(f"{url}: got {got_size} bytes, expected {size}; nothing was installed at {dest}")
-    if sha256:
-        digest = sha256_file(part)
-        if digest.lower() != sha256.lower():
-            part.unlink(missing_ok=True)
-            if resumed_from:  # a stale .part from an older file version: start over once from byte 0
-                log.info("resumed download of %s failed verification; downloading it again from the start", dest.name)
-                return download_url(url, dest, sha256, size, progress, timeout, retries, session)
-            raise DownloadError(
-                f"{url}: sha256 mismatch (got {digest}, expected {sha256.lower()}); nothing was installed at {dest}"
-            )
+        raise
     os.replace(part, dest)
     if sha256:
-        _remember_sha256(dest, sha256.lower())
+        _remember_sha256(dest, sha256)
     report(progress, 1.0, f"{dest.name} done")
     return dest
 
@@ -499,16 +622,56 @@ class _ShortBody(Exception):
     """The server closed the connection before Content-Length bytes arrived."""
 
 
+class _StalePart(Exception):
+    """A resumed .part failed its checksum: it was from an older file version; start over once."""
+
+
+def _describe_network_error(e: Exception, timeout: float) -> str:
+    """One clause telling a stall (the server went quiet) from a connection that failed or dropped."""
+    import requests
+    import urllib3
+
+    if isinstance(e, requests.exceptions.ConnectTimeout):
+        return f"connection failed (no answer from the server within {timeout:g} s)"
+    inner = e.args[0] if e.args else None
+    stalled = isinstance(e, requests.exceptions.ReadTimeout) or isinstance(
+        inner, urllib3.exceptions.ReadTimeoutError | TimeoutError)
+    if stalled:
+        return f"stalled (no data for {timeout:g} s; the server stopped sending)"
+    if isinstance(e, _ShortBody | requests.exceptions.ChunkedEncodingError):
+        return "connection dropped before the end of the file"
+    reason = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(e))
+    return f"connection failed ({reason.group(1).strip() if reason else type(e).__name__})"
+
+
+def _open_following_redirects(session: requests.Session, url: str, headers: dict, timeout: float):
+    """GET ``url``, following at most MAX_REDIRECTS redirects by hand so each target's scheme is checked."""
+    current = url
+    for _ in range(MAX_REDIRECTS + 1):
+        resp = session.get(current, stream=True, timeout=(timeout, timeout), headers=headers, allow_redirects=False)
+        if not resp.is_redirect:
+            return resp
+        target = urljoin(current, resp.headers["Location"])
+        resp.close()
+        check_url(target, redirected_from=url)
+        current = target
+    raise DownloadError(f"{url}: more than {MAX_REDIRECTS} redirects; nothing was saved")
+
+
 def _fetch_into(session: requests.Session, url: str, part: Path, size: int | None,
-                progress: ProgressFn | None, timeout: float) -> None:
+                progress: ProgressFn | None, timeout: float, kind: str | None = None) -> None:
     have = part.stat().st_size if part.exists() else 0
     if size is not None and have == size:
         return  # a previous run got every byte; only verification is left
     headers = {"Range": f"bytes={have}-"} if have else {}
-    with session.get(url, stream=True, timeout=(timeout, timeout), headers=headers, allow_redirects=True) as resp:
+    with _open_following_redirects(session, url, headers, timeout) as resp:
         if resp.status_code == 416 and have:  # range beyond the end: the part file is already complete
             return
         resp.raise_for_status()
+        content_type = resp.headers.get("Content-Type", "").lower()
+        if kind and kind != "json" and content_type.startswith("text/html"):
+            raise DownloadError(f"{url}: the server sent an HTML page (a login, error or consent page?), "
+                                f"not the {_KIND_NAMES[kind]}; nothing was saved")
         if have and resp.status_code != 206:  # server ignored Range: start over
             have = 0
         mode = "ab" if have else "wb"
@@ -520,34 +683,137 @@ def _fetch_into(session: requests.Session, url: str, part: Path, size: int | Non
             for block in resp.iter_content(NET_CHUNK):
                 fh.write(block)
                 done += len(block)
+                if size is not None and done > size:  # never fill the disk for a hostile or wrong server
+                    raise DownloadError(f"{url}: the server sent more than the expected {size} bytes; "
+                                        "refused, nothing was installed")
                 if total:
-                    report(progress, done / total, f"{part.name[1:-5]} {done / 1e6:.1f}/{total / 1e6:.1f} MB")
+                    report(progress, min(done / total, 1.0), f"{part.name[1:-5]} {done / 1e6:.1f}/{total / 1e6:.1f} MB")
         if expected_end is not None and done < expected_end:
             raise _ShortBody()
 
 
+_KIND_NAMES = {"torch": "PyTorch checkpoint", "onnx": "ONNX model", "json": "JSON file", "zip": "zip archive",
+               "7z": "7z archive"}
+
+
+def _verify_part(part: Path, url: str, dest: Path, sha256: str | None, size: int | None, kind: str | None,
+                 md5_key: str | None, resumed: bool = False) -> None:
+    """Raise DownloadError (or _StalePart) unless the downloaded bytes are the expected file."""
+    got = part.stat().st_size if part.exists() else 0
+    head = b""
+    if part.exists():
+        with open(part, "rb") as fh:
+            head = fh.read(512)
+    if kind and kind != "json" and _looks_like_html(head):
+        raise DownloadError(f"{url}: got an HTML page, not the {_KIND_NAMES[kind]}; nothing was installed at {dest}")
+    if size is not None and got != size:
+        raise DownloadError(f"{url}: got {got} bytes, expected {size} (the body was cut short or is another file); "
+                            f"nothing was installed at {dest}")
+    if sha256:
+        digest = sha256_file(part)
+        if digest != sha256:
+            if resumed:
+                part.unlink(missing_ok=True)
+                raise _StalePart()
+            raise DownloadError(f"{url}: sha256 mismatch (got {digest}, expected {sha256}); nothing was installed at {dest}")
+    if md5_key:
+        digest = md5_tail(part)
+        if digest != md5_key:
+            raise DownloadError(f"{url}: not the expected model (MD5 of the last 10,000 KiB is {digest}, audio-separator's "
+                                f"table lists {md5_key}); nothing was installed at {dest}")
+    if kind:
+        problem = file_type_problem(part, kind)
+        if problem:
+            raise DownloadError(f"{url}: {problem}; nothing was installed at {dest}")
+
+
+def _looks_like_html(head: bytes) -> bool:
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return text.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml", b"<!--"))
+
+
+def file_type_problem(path: Path, kind: str) -> str | None:
+    """Why ``path`` is not a complete file of ``kind`` (None if it looks right).
+
+    Cheap structural checks that catch an HTML page, a truncated body (zip-based formats keep their
+    directory at the end) and an unrelated file: torch checkpoints are zip files (or legacy
+    pickles), ONNX models are protobuf starting with the ir_version field, JSON must parse.
+    """
+    name = _KIND_NAMES.get(kind, kind)
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if not head:
+        return f"got an empty file, not a {name}"
+    if kind in ("torch", "zip"):
+        if head.startswith(b"PK\x03\x04"):
+            try:
+                with zipfile.ZipFile(path) as zf:
+                    if not zf.namelist():
+                        return f"got an empty zip archive, not a {name}"
+                    if kind == "zip":
+                        bad = zf.testzip()
+                        if bad:
+                            return f"the zip archive is damaged (member {bad!r} fails its CRC check)"
+            except (zipfile.BadZipFile, OSError, EOFError) as e:
+                return f"the {name} is incomplete or damaged ({e})"
+            return None
+        if kind == "torch" and head[:1] == b"\x80":  # legacy (pre-1.6) torch.save: a pickle stream
+            return None
+        return f"got a file that is not a {name} (starts with {head[:8]!r})"
+    if kind == "onnx":
+        return None if head[:1] == b"\x08" else f"got a file that is not an ONNX model (starts with {head[:8]!r})"
+    if kind == "json":
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            return f"got a file that is not valid JSON ({str(e).splitlines()[0][:80]})"
+        return None
+    if kind == "7z":
+        if not head.startswith(b"7z\xbc\xaf\x27\x1c"):
+            return f"got a file that is not a 7z archive (starts with {head[:8]!r})"
+        import py7zr
+
+        try:
+            with py7zr.SevenZipFile(path, "r") as archive:
+                archive.getnames()
+        except (py7zr.exceptions.ArchiveError, OSError, EOFError, ValueError) as e:
+            return f"the 7z archive is incomplete or damaged ({e})"
+        return None
+    return None
+
+
 def install(name: str, progress: ProgressFn | None = None, force: bool = False,
             timeout: float = DEFAULT_TIMEOUT, retries: int = 2) -> Status:
-    """Download and install the registry entry ``name`` (skipped when already present and valid)."""
+    """Download and install the registry entry ``name`` (skipped when already present and valid).
+
+    Every URL goes through :func:`mirror_url` (``$SVCOVER_MIRROR``). A failure raises
+    :class:`DownloadError` listing each URL that was tried and why it failed.
+    """
     entry = get(name)
     current = status(entry)
     if current.usable and not force:
         report(progress, 1.0, f"{entry.name}: already installed")
         return current
+    if os.environ.get("SVCOVER_MIRROR"):
+        mirror_url(HF_HOST)  # a malformed mirror setting is one clear line before anything is fetched
     root = pretrained_root()
     n = len(entry.files)
     for i, remote in enumerate(entry.files):
         sub = _sub_progress(progress, i / n, (i + 1) / n)
         target = root / remote.dest
-        if not remote.archive and target.is_file() and not force and (
-            not remote.sha256 or cached_sha256(target) == remote.sha256
-        ):
+        if not remote.archive and target.is_file() and not force and _file_still_valid(target, remote):
             continue
         _install_remote(entry, remote, root, sub, timeout, retries)
     final = status(entry)
     if not final.usable:
         raise DownloadError(f"{entry.name}: downloaded, but {final.detail} under {root}")
     return final
+
+
+def _file_still_valid(path: Path, remote: RemoteFile) -> bool:
+    if remote.sha256 and cached_sha256(path) != remote.sha256:
+        return False
+    return not (remote.md5_tail and md5_tail(path) != remote.md5_tail)
 
 
 def _sub_progress(progress: ProgressFn | None, start: float, end: float) -> ProgressFn | None:
@@ -560,70 +826,93 @@ def _sub_progress(progress: ProgressFn | None, start: float, end: float) -> Prog
 
 def _install_remote(entry: Pretrained, remote: RemoteFile, root: Path, progress: ProgressFn | None,
                     timeout: float, retries: int) -> None:
-    errors = []
-    for url in remote.urls:
-        if remote.archive:
-            archive = root / ".downloads" / PurePosixPath(url.split("?")[0]).name
-        else:
-            archive = root / remote.dest
-        try:
-            download_url(url, archive, remote.sha256, remote.size, progress, timeout, retries)
-        except DownloadError as e:
-            errors.append(str(e))
-            continue
-        if remote.archive:
-            extract_archive(archive, root / remote.dest, remote.archive, remote.anchor)
-            archive.unlink(missing_ok=True)
-        return
-    hint = f"offline? download {remote.urls[0]} by hand and put it at {root / remote.dest}"
-    if remote.archive:
-        hint = f"offline? download {remote.urls[0]} by hand and unpack it into {root / remote.dest}"
-    raise DownloadError(f"{entry.name}: {errors[-1]} ({hint})")
+    tried: list[str] = []
+    for source in _sources(remote):
+        for original in source.urls:
+            url = mirror_url(original)
+            if source.archive:
+                archive = root / ".downloads" / PurePosixPath(urlsplit(original).path).name
+            else:
+                archive = root / source.dest
+            try:
+                download_url(url, archive, source.sha256, source.size, progress, timeout, retries,
+                             kind=source.archive or source.kind, md5_key=source.md5_tail)
+                if source.archive:
+                    try:
+                        extract_archive(archive, root / source.dest, source.archive, source.anchor, source.anchor_as)
+                    finally:
+                        archive.unlink(missing_ok=True)
+                        with contextlib.suppress(OSError):
+                            archive.parent.rmdir()  # only when empty
+            except DownloadError as e:
+                tried.append(str(e))
+                continue
+            return
+    hands = []
+    for source in _sources(remote):
+        verb = f"unpack it into {root / source.dest}" if source.archive else f"put it at {root / source.dest}"
+        hands.append(f"download {' or '.join(source.urls)} and {verb}")
+    raise DownloadError(f"{entry.name}: every source failed: " + " | ".join(tried)
+                        + " | offline? by hand: " + "; or ".join(hands))
 
 
 def _safe_members(names: list[str], archive: Path) -> None:
+    if len(names) > MAX_ARCHIVE_MEMBERS:
+        raise DownloadError(f"{archive}: refused to unpack: {len(names)} members (at most {MAX_ARCHIVE_MEMBERS})")
     for name in names:
         p = PurePosixPath(name.replace("\\", "/"))
         if p.is_absolute() or ".." in p.parts or (p.parts and ":" in p.parts[0]):
             raise DownloadError(f"{archive}: refused to unpack: member {name!r} would land outside the folder")
 
 
-def extract_archive(archive: Path, dest_dir: Path, kind: str, anchor: str | None = None) -> Path:
-    """Unpack ``archive`` into ``dest_dir`` (zip always; 7z through a 7z program on PATH).
+def _check_unpacked_size(total: int, archive: Path) -> None:
+    if total > MAX_UNPACKED_BYTES:
+        raise DownloadError(f"{archive}: refused to unpack: it would expand to {total / 2**30:.1f} GiB "
+                            f"(at most {MAX_UNPACKED_BYTES / 2**30:.0f} GiB)")
 
-    The files of the folder that holds ``anchor`` (e.g. ``config.json``) are moved into ``dest_dir``,
-    so an archive with one top-level folder lands flat. Members escaping the folder are refused.
+
+def _pick_anchor(tmp: Path, anchor: str, anchor_as: str | None, archive: Path) -> Path:
+    """The file matching ``anchor`` (a name or glob) in the shallowest folder; ``anchor_as`` wins ties."""
+    hits = [p for p in tmp.rglob("*") if p.is_file() and fnmatch.fnmatch(p.name, anchor)]
+    if not hits:
+        raise DownloadError(f"{archive}: does not contain {anchor}; is it the right archive?")
+    return min(hits, key=lambda p: (len(p.parts), p.name != anchor_as, p.name))
+
+
+def extract_archive(archive: Path, dest_dir: Path, kind: str, anchor: str | None = None,
+                    anchor_as: str | None = None) -> Path:
+    """Unpack ``archive`` (zip or 7z, both in Python) into ``dest_dir``.
+
+    The files of the folder that holds ``anchor`` (a file name or glob, e.g. ``config.json`` or
+    ``*.pt``) are moved into ``dest_dir``, so an archive with one top-level folder lands flat; with
+    ``anchor_as`` the anchor file is renamed (e.g. to ``model_0.pt``). Members escaping the folder,
+    links, more than MAX_ARCHIVE_MEMBERS members or more than MAX_UNPACKED_BYTES are refused. Work
+    happens in a temporary folder beside ``dest_dir``: on any error nothing is left at ``dest_dir``.
     """
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".tmp-unpack-", dir=dest_dir.parent) as tmp_name:
         tmp = Path(tmp_name)
         if kind == "zip":
             try:
                 with zipfile.ZipFile(archive) as zf:
                     _safe_members(zf.namelist(), archive)
+                    _check_unpacked_size(sum(i.file_size for i in zf.infolist()), archive)
                     zf.extractall(tmp)
             except zipfile.BadZipFile as e:
                 raise DownloadError(f"{archive}: not a valid zip archive ({e})") from None
         elif kind == "7z":
-            exe = next((shutil.which(x) for x in ("7z", "7za", "7zr") if shutil.which(x)), None)
-            if exe is None:
-                raise DownloadError(
-                    f"{archive}: is a 7z archive and no 7z program was found; open it with 7-Zip "
-                    f"(7-zip.org) and put its files into {dest_dir}"
-                )
-            listing = subprocess.run([exe, "l", "-slt", str(archive)], capture_output=True, text=True)
-            _safe_members([ln[7:] for ln in listing.stdout.splitlines() if ln.startswith("Path = ")][1:], archive)
-            res = subprocess.run([exe, "x", "-y", f"-o{tmp}", str(archive)], capture_output=True, text=True)
-            if res.returncode != 0:
-                raise DownloadError(f"{archive}: 7z could not unpack it ({res.stderr.strip()[:200]})")
+            _extract_7z(archive, tmp)
         else:
             raise DownloadError(f"{archive}: unknown archive type {kind!r}")
         source = tmp
         if anchor:
-            hits = sorted(tmp.rglob(anchor), key=lambda p: len(p.parts))
-            if not hits:
-                raise DownloadError(f"{archive}: does not contain {anchor}; is it the right archive?")
-            source = hits[0].parent
+            hit = _pick_anchor(tmp, anchor, anchor_as, archive)
+            source = hit.parent
+            if anchor_as and hit.name != anchor_as:
+                os.replace(hit, source / anchor_as)
+        if not dest_dir.exists():
+            os.replace(source, dest_dir)  # one rename: the folder appears complete or not at all
+            return dest_dir
         for item in source.iterdir():
             target = dest_dir / item.name
             if target.is_dir():
@@ -632,13 +921,37 @@ def extract_archive(archive: Path, dest_dir: Path, kind: str, anchor: str | None
     return dest_dir
 
 
+def _extract_7z(archive: Path, tmp: Path) -> None:
+    import py7zr
+
+    try:
+        with py7zr.SevenZipFile(archive, "r") as zf:
+            files = zf.files
+            _safe_members([f.filename for f in files], archive)
+            links = [f.filename for f in files if f.is_symlink]
+            if links:
+                raise DownloadError(f"{archive}: refused to unpack: it contains links ({links[0]!r})")
+            _check_unpacked_size(sum(int(f.uncompressed or 0) for f in files if not f.is_directory), archive)
+            zf.extractall(path=tmp)
+    except py7zr.exceptions.UnsupportedCompressionMethodError as e:
+        raise DownloadError(f"{archive}: uses a 7z compression method py7zr cannot unpack ({e})") from None
+    except py7zr.exceptions.PasswordRequired:
+        raise DownloadError(f"{archive}: is password-protected; svcover cannot unpack it") from None
+    except py7zr.exceptions.AbsolutePathError as e:
+        raise DownloadError(f"{archive}: refused to unpack: a member would land outside the folder ({e})") from None
+    except (py7zr.exceptions.ArchiveError, EOFError, ValueError) as e:
+        raise DownloadError(f"{archive}: not a valid 7z archive ({e})") from None
+
+
 # --------------------------------------------------------------------------------------------- CLI
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "Without NAME or --all: list every pretrained file and its status. "
-        "Mirror: set SVCOVER_HF_ENDPOINT (or HF_ENDPOINT) to replace https://huggingface.co. "
+        "Mirror: SVCOVER_MIRROR=http://host:port/prefix fetches every registry file from "
+        "<prefix>/<original host>/<original path>; SVCOVER_HF_ENDPOINT (or HF_ENDPOINT) replaces "
+        "https://huggingface.co only. "
         "Proxy: the standard HTTPS_PROXY / HTTP_PROXY / NO_PROXY variables are honoured."
     )
     parser.add_argument("names", nargs="*", metavar="NAME",
@@ -649,7 +962,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", metavar="PATH", help="with --url: where to save the file")
     parser.add_argument("--sha256", metavar="HEX", help="with --url: expected sha256; on mismatch nothing is saved")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                        help=f"seconds without data before giving up (default {DEFAULT_TIMEOUT:g})")
+                        help=f"seconds without data before a download counts as stalled (default {DEFAULT_TIMEOUT:g})")
     parser.add_argument("--retries", type=int, default=2, help="resume attempts after a dropped connection (default 2)")
     parser.add_argument("--no-verify", action="store_true", help="when listing: skip the sha256 check of present files")
 
@@ -660,6 +973,10 @@ def run_cli(args: argparse.Namespace) -> int:
     if args.url or args.to:
         if not (args.url and args.to):
             raise SvcoverError("--url and --to go together: python -m core download --url URL --to PATH")
+        # every argument is checked before a byte is fetched
+        check_url(args.url)
+        check_sha256(args.sha256)
+        check_destination(Path(args.to))
         with tqdm_progress(Path(args.to).name) as bar:
             path = download_url(args.url, args.to, args.sha256, None, bar, args.timeout, args.retries)
         print(f"saved {path}" + (" (sha256 verified)" if args.sha256 else ""))
