@@ -985,7 +985,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", default=str(d.batch_size),
                         help=f"crops per step per process, or 'auto' to probe the GPU (default {d.batch_size})")
     parser.add_argument("--base", default=None,
-                        help="fine-tune from this Diffusion-SVC model_*.pt (config.yaml beside it) or svcover checkpoint; "
+                        help="fine-tune from this Diffusion-SVC model_*.pt (config.yaml beside it optional) or svcover checkpoint; "
                         "'pretrained' = pretrained/diffusion_svc/model_0.pt (default: train from scratch)")  # fmt: skip
     parser.add_argument("--config", choices=("tiny", "default"), default=d.model,
                         help="network when training from scratch: default = 512 ch x 20 layers (the public base), tiny = 64 x 4")

@@ -18,7 +18,8 @@ def _status_rows(verify: bool) -> list[list[str]]:
 
     rows = []
     for entry, st in zip(REGISTRY, all_status(verify=verify), strict=True):
-        source = "verified" if entry.verified else ("pinned, unverified" if any(f.sha256 for f in entry.files) else "none published")
+        pinned = any(f.sha256 or f.md5_tail for f in entry.files)
+        source = "verified" if entry.verified else ("pinned, unverified" if pinned else "none published")
         rows.append([entry.name, st.state, st.detail, entry.title, entry.licence, source])
     return rows
 
@@ -104,9 +105,9 @@ def export_model(name: str | None) -> tuple[str | None, str]:
 
 def build() -> None:
     gr.Markdown(
-        "### Pretrained files\nEverything is checked with sha256 before it is put in place. Offline? The table "
-        "and the doctor list each missing file, where it goes and where to get it. Mirror: set "
-        "`SVCOVER_HF_ENDPOINT`; proxies: `HTTPS_PROXY`."
+        "### Pretrained files\nEvery file is checked (sha256, size, model key or file type) before it is put in "
+        "place. Offline? The table and the doctor list each missing file, where it goes and where to get it. "
+        "Mirror: set `SVCOVER_MIRROR`; proxies: `HTTPS_PROXY`."
     )
     table = gr.Dataframe(headers=STATUS_HEADERS, value=lambda: _status_rows(False), interactive=False, wrap=True,
                          label="status", elem_id="models-status")
