@@ -349,7 +349,9 @@ def require(relative: str, *alternatives: str, download_name: str | None = None)
 @dataclass(frozen=True)
 class Status:
     name: str
-    state: str  # "ok" | "present" (no checksum published) | "missing" | "incomplete" | "wrong checksum"
+    # "ok" | "present" (no checksum published) | "missing" | "incomplete" | "wrong checksum" | "damaged"
+    # (no checksum published, but not a complete file of its type, e.g. an HTML page saved by hand)
+    state: str
     detail: str
 
     @property
@@ -385,6 +387,12 @@ def status(entry: Pretrained, verify: bool = True) -> Status:
             if digest != f.md5_tail:
                 return Status(entry.name, "wrong checksum",
                               f"{f.dest}: MD5 of the tail {digest} is not its key {f.md5_tail} in UVR's model table")
+        typed = [f for f in entry.files if f.kind and not f.archive and f not in pinned and f not in keyed
+                 and (root / f.dest).is_file()]
+        for f in typed:  # no hash published: at least the file must be a complete file of its type
+            problem = file_type_problem(root / f.dest, f.kind)
+            if problem:
+                return Status(entry.name, "damaged", f"{f.dest}: {problem}; download it again")
         if pinned or keyed:
             what = "sha256" if pinned else "MD5 key (audio-separator's model table)"
             return Status(entry.name, "ok", f"present, {what} verified")
@@ -573,15 +581,37 @@ def download_url(
     ``dest``; a mismatch deletes the partial file and raises :class:`DownloadError`, so nothing is
     ever installed at ``dest`` from a bad body.
     """
-    import requests
-
     dest = Path(dest)
     check_url(url)
     sha256 = check_sha256(sha256)
     check_destination(dest)
     if kind is not None and kind not in FILE_KINDS:
         raise DownloadError(f"unknown file kind {kind!r} for {dest.name}: choose from {', '.join(FILE_KINDS)}")
+    created = next((d for d in reversed(dest.parents) if not d.exists()), None)  # removed again on failure
     dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return _download(url, dest, sha256, size, progress, timeout, retries, session, kind, md5_key)
+    except DownloadError:
+        _remove_empty_folders(dest.parent, created)
+        raise
+
+
+def _remove_empty_folders(folder: Path, top: Path | None) -> None:
+    """Remove ``folder`` and its parents up to ``top`` (the first folder this download created) if empty."""
+    if top is None:
+        return
+    for d in (folder, *folder.parents):
+        with contextlib.suppress(OSError):
+            d.rmdir()  # fails (and is ignored) when something is inside
+        if d == top:
+            return
+
+
+def _download(url: str, dest: Path, sha256: str | None, size: int | None, progress: ProgressFn | None,
+              timeout: float, retries: int, session: requests.Session | None, kind: str | None,
+              md5_key: str | None) -> Path:
+    import requests
+
     session = session or make_session()
     part = part_path(dest)
     resumed_from = part.stat().st_size if part.exists() else 0
@@ -607,7 +637,7 @@ def download_url(
         _verify_part(part, url, dest, sha256, size, kind, md5_key, resumed=resumed_from > 0)
     except _StalePart:
         log.info("resumed download of %s failed verification; downloading it again from the start", dest.name)
-        return download_url(url, dest, sha256, size, progress, timeout, retries, session, kind=kind, md5_key=md5_key)
+        return _download(url, dest, sha256, size, progress, timeout, retries, session, kind, md5_key)
     except DownloadError:
         part.unlink(missing_ok=True)
         raise
@@ -741,9 +771,12 @@ def file_type_problem(path: Path, kind: str) -> str | None:
     """
     name = _KIND_NAMES.get(kind, kind)
     with open(path, "rb") as fh:
-        head = fh.read(8)
+        head = fh.read(512)
     if not head:
         return f"got an empty file, not a {name}"
+    if kind != "json" and _looks_like_html(head):
+        return f"got an HTML page, not the {name}"
+    head = head[:8]
     if kind in ("torch", "zip"):
         if head.startswith(b"PK\x03\x04"):
             try:
@@ -891,7 +924,8 @@ def extract_archive(archive: Path, dest_dir: Path, kind: str, anchor: str | None
     """
     dest_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".tmp-unpack-", dir=dest_dir.parent) as tmp_name:
-        tmp = Path(tmp_name)
+        tmp = Path(tmp_name) / "unpacked"  # a folder of its own, so it can be renamed into place whole
+        tmp.mkdir()
         if kind == "zip":
             try:
                 with zipfile.ZipFile(archive) as zf:

@@ -211,6 +211,12 @@ def test_html_page_instead_of_checkpoint_is_refused(server, tmp_pretrained: Path
     assert code == 1 and "got an HTML page, not the PyTorch checkpoint" in out
     assert not (tmp_pretrained / pt.DIFFUSION_SVC_BASE).exists()
     assert not any(p.is_file() for p in tmp_pretrained.rglob("*") if p.name != ".sha256-cache.json")
+    # a page saved there by hand (or by an older downloader) is reported, not counted as installed
+    assert leftovers(tmp_pretrained) == []  # not even an empty folder
+    (tmp_pretrained / pt.DIFFUSION_SVC_BASE).parent.mkdir(parents=True)
+    (tmp_pretrained / pt.DIFFUSION_SVC_BASE).write_bytes(HTML)
+    st = pt.status(pt.get("diffusion_svc_base"))
+    assert st.state == "damaged" and not st.usable and "got an HTML page, not the PyTorch checkpoint" in st.detail
 
 
 def test_uvr_model_checked_by_audio_separator_md5_key(server, tmp_pretrained: Path, monkeypatch, capsys) -> None:

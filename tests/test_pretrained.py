@@ -323,3 +323,15 @@ def test_models_tab_download_handler(server: str, tmp_pretrained: Path, monkeypa
     assert (tmp_pretrained / "tiny" / "file.bin").read_bytes() == PAYLOAD
     assert {r[0]: r[1] for r in rows} == {"tiny": "ok", "broken": "missing"}
     assert "sha256 mismatch" in text and "Still missing" in text and str(tmp_pretrained / "broken" / "x.bin") in text
+
+
+def test_archive_without_anchor_lands_whole_and_replaces_files(tmp_path: Path) -> None:
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(_zip_bytes({"a.txt": b"new", "sub/b.txt": b"b"}))
+    out = pt.extract_archive(archive, tmp_path / "dest", "zip")
+    assert (out / "a.txt").read_bytes() == b"new" and (out / "sub" / "b.txt").read_bytes() == b"b"
+    (out / "a.txt").write_bytes(b"old")
+    (out / "keep.txt").write_bytes(b"k")
+    pt.extract_archive(archive, out, "zip")  # into an existing folder: files replaced, others kept
+    assert (out / "a.txt").read_bytes() == b"new" and (out / "keep.txt").read_bytes() == b"k"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-unpack-")] == []
