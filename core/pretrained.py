@@ -66,6 +66,7 @@ USER_AGENT = "svcover-downloader"
 ALLOWED_SCHEMES = ("http", "https")
 MAX_REDIRECTS = 10
 UVR_HASH_BYTES = 10000 * 1024  # audio-separator / UVR key a model by the MD5 of its last 10,000 KiB
+MAX_REGISTRY_BYTES = 2 << 30  # a registry file of unknown size larger than this is refused (disk filling)
 MAX_UNPACKED_BYTES = 4 << 30  # an archive that would unpack to more than this is refused (zip bombs)
 MAX_ARCHIVE_MEMBERS = 1000
 FILE_KINDS = ("torch", "onnx", "json", "zip", "7z")
@@ -569,6 +570,7 @@ def download_url(
     *,
     kind: str | None = None,
     md5_key: str | None = None,
+    max_bytes: int | None = None,
 ) -> Path:
     """Download ``url`` to ``dest``: resumable, verified, then renamed into place.
 
@@ -579,7 +581,8 @@ def download_url(
     next call). Only when the size, sha256, MD5 key (``md5_key``, audio-separator's MD5 of the last
     10,000 KiB) and the file type (``kind``: never an HTML page) match is the file renamed to
     ``dest``; a mismatch deletes the partial file and raises :class:`DownloadError`, so nothing is
-    ever installed at ``dest`` from a bad body.
+    ever installed at ``dest`` from a bad body. A body longer than ``size`` (or ``max_bytes`` when
+    the size is unknown) is cut off and refused.
     """
     dest = Path(dest)
     check_url(url)
@@ -590,7 +593,7 @@ def download_url(
     created = next((d for d in reversed(dest.parents) if not d.exists()), None)  # removed again on failure
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return _download(url, dest, sha256, size, progress, timeout, retries, session, kind, md5_key)
+        return _download(url, dest, sha256, size, progress, timeout, retries, session, kind, md5_key, max_bytes)
     except DownloadError:
         _remove_empty_folders(dest.parent, created)
         raise
@@ -609,7 +612,7 @@ def _remove_empty_folders(folder: Path, top: Path | None) -> None:
 
 def _download(url: str, dest: Path, sha256: str | None, size: int | None, progress: ProgressFn | None,
               timeout: float, retries: int, session: requests.Session | None, kind: str | None,
-              md5_key: str | None) -> Path:
+              md5_key: str | None, max_bytes: int | None = None) -> Path:
     import requests
 
     session = session or make_session()
@@ -618,7 +621,7 @@ def _download(url: str, dest: Path, sha256: str | None, size: int | None, progre
     attempt = 0
     while True:
         try:
-            _fetch_into(session, url, part, size, progress, timeout, kind)
+            _fetch_into(session, url, part, size, progress, timeout, kind, max_bytes)
             break
         except requests.exceptions.HTTPError as e:
             code = e.response.status_code if e.response is not None else "?"
@@ -637,7 +640,7 @@ def _download(url: str, dest: Path, sha256: str | None, size: int | None, progre
         _verify_part(part, url, dest, sha256, size, kind, md5_key, resumed=resumed_from > 0)
     except _StalePart:
         log.info("resumed download of %s failed verification; downloading it again from the start", dest.name)
-        return _download(url, dest, sha256, size, progress, timeout, retries, session, kind, md5_key)
+        return _download(url, dest, sha256, size, progress, timeout, retries, session, kind, md5_key, max_bytes)
     except DownloadError:
         part.unlink(missing_ok=True)
         raise
@@ -689,7 +692,8 @@ def _open_following_redirects(session: requests.Session, url: str, headers: dict
 
 
 def _fetch_into(session: requests.Session, url: str, part: Path, size: int | None,
-                progress: ProgressFn | None, timeout: float, kind: str | None = None) -> None:
+                progress: ProgressFn | None, timeout: float, kind: str | None = None,
+                max_bytes: int | None = None) -> None:
     have = part.stat().st_size if part.exists() else 0
     if size is not None and have == size:
         return  # a previous run got every byte; only verification is left
@@ -713,8 +717,10 @@ def _fetch_into(session: requests.Session, url: str, part: Path, size: int | Non
             for block in resp.iter_content(NET_CHUNK):
                 fh.write(block)
                 done += len(block)
-                if size is not None and done > size:  # never fill the disk for a hostile or wrong server
-                    raise DownloadError(f"{url}: the server sent more than the expected {size} bytes; "
+                limit = size if size is not None else max_bytes
+                if limit is not None and done > limit:  # never fill the disk for a hostile or wrong server
+                    what = "the expected" if size is not None else "the allowed"
+                    raise DownloadError(f"{url}: the server sent more than {what} {limit} bytes; "
                                         "refused, nothing was installed")
                 if total:
                     report(progress, min(done / total, 1.0), f"{part.name[1:-5]} {done / 1e6:.1f}/{total / 1e6:.1f} MB")
@@ -869,7 +875,7 @@ def _install_remote(entry: Pretrained, remote: RemoteFile, root: Path, progress:
                 archive = root / source.dest
             try:
                 download_url(url, archive, source.sha256, source.size, progress, timeout, retries,
-                             kind=source.archive or source.kind, md5_key=source.md5_tail)
+                             kind=source.archive or source.kind, md5_key=source.md5_tail, max_bytes=MAX_REGISTRY_BYTES)
                 if source.archive:
                     try:
                         extract_archive(archive, root / source.dest, source.archive, source.anchor, source.anchor_as)

@@ -186,6 +186,12 @@ def test_wrong_size_is_refused_and_leaves_nothing(server, tmp_pretrained: Path, 
     assert code == 1 and "more than the expected" in out
     assert not any(p.is_file() for p in tmp_pretrained.rglob("*") if p.name != ".sha256-cache.json")
 
+    monkeypatch.setattr(pt, "MAX_REGISTRY_BYTES", 1000)  # no size published: the registry-wide cap applies
+    server.routes[mirrored(BASE_PT_URL)] = ("body", CHECKPOINT, "application/octet-stream")
+    code, out, _ = run_cli(capsys, "diffusion_svc_base")
+    assert code == 1 and "more than the allowed 1000 bytes" in out
+    assert leftovers(tmp_pretrained) == []
+
 
 def test_truncated_body_without_content_length_is_refused(server, tmp_pretrained: Path, monkeypatch, capsys) -> None:
     # a known size catches it
