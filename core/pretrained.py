@@ -69,7 +69,10 @@ UVR_HASH_BYTES = 10000 * 1024  # audio-separator / UVR key a model by the MD5 of
 MAX_REGISTRY_BYTES = 2 << 30  # a registry file of unknown size larger than this is refused (disk filling)
 MAX_UNPACKED_BYTES = 4 << 30  # an archive that would unpack to more than this is refused (zip bombs)
 MAX_ARCHIVE_MEMBERS = 1000
-FILE_KINDS = ("torch", "onnx", "json", "zip", "7z")
+FILE_KINDS = ("torch", "onnx", "json", "yaml", "zip", "7z")
+# the type a registry file is checked against when its entry does not name one
+_KIND_BY_SUFFIX = {".pt": "torch", ".pth": "torch", ".ckpt": "torch", ".th": "torch", ".onnx": "onnx",
+                   ".json": "json", ".yaml": "yaml", ".yml": "yaml"}
 _SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -97,9 +100,15 @@ class RemoteFile:
     # archives: a file name or glob marking the folder whose files go into dest (shallowest match)
     anchor: str | None = None
     anchor_as: str | None = None  # archives: the name the anchor file gets in dest (e.g. model_0.pt)
-    kind: str | None = None  # expected file type: "torch" | "onnx" | "json" (archives: their own type)
+    kind: str | None = None  # file type to check, one of FILE_KINDS; None = implied by the name (.pt, .onnx …)
     md5_tail: str | None = None  # audio-separator's model key: MD5 of the file's last 10,000 KiB
     fallback: RemoteFile | None = None
+
+    def checked_kind(self) -> str | None:
+        """The file type checked after download: the archive type, ``kind``, or one implied by the name."""
+        if self.archive:
+            return self.archive
+        return self.kind or _KIND_BY_SUFFIX.get(PurePosixPath(self.dest).suffix.lower())
 
 
 @dataclass(frozen=True)
@@ -388,10 +397,10 @@ def status(entry: Pretrained, verify: bool = True) -> Status:
             if digest != f.md5_tail:
                 return Status(entry.name, "wrong checksum",
                               f"{f.dest}: MD5 of the tail {digest} is not its key {f.md5_tail} in UVR's model table")
-        typed = [f for f in entry.files if f.kind and not f.archive and f not in pinned and f not in keyed
+        typed = [f for f in entry.files if f.checked_kind() and not f.archive and f not in pinned and f not in keyed
                  and (root / f.dest).is_file()]
         for f in typed:  # no hash published: at least the file must be a complete file of its type
-            problem = file_type_problem(root / f.dest, f.kind)
+            problem = file_type_problem(root / f.dest, f.checked_kind())
             if problem:
                 return Status(entry.name, "damaged", f"{f.dest}: {problem}; download it again")
         if pinned or keyed:
@@ -703,7 +712,7 @@ def _fetch_into(session: requests.Session, url: str, part: Path, size: int | Non
             return
         resp.raise_for_status()
         content_type = resp.headers.get("Content-Type", "").lower()
-        if kind and kind != "json" and content_type.startswith("text/html"):
+        if kind and content_type.startswith("text/html"):
             raise DownloadError(f"{url}: the server sent an HTML page (a login, error or consent page?), "
                                 f"not the {_KIND_NAMES[kind]}; nothing was saved")
         if have and resp.status_code != 206:  # server ignored Range: start over
@@ -728,8 +737,8 @@ def _fetch_into(session: requests.Session, url: str, part: Path, size: int | Non
             raise _ShortBody()
 
 
-_KIND_NAMES = {"torch": "PyTorch checkpoint", "onnx": "ONNX model", "json": "JSON file", "zip": "zip archive",
-               "7z": "7z archive"}
+_KIND_NAMES = {"torch": "PyTorch checkpoint", "onnx": "ONNX model", "json": "JSON file", "yaml": "YAML file",
+               "zip": "zip archive", "7z": "7z archive"}
 
 
 def _verify_part(part: Path, url: str, dest: Path, sha256: str | None, size: int | None, kind: str | None,
@@ -740,7 +749,7 @@ def _verify_part(part: Path, url: str, dest: Path, sha256: str | None, size: int
     if part.exists():
         with open(part, "rb") as fh:
             head = fh.read(512)
-    if kind and kind != "json" and _looks_like_html(head):
+    if kind and _looks_like_html(head):
         raise DownloadError(f"{url}: got an HTML page, not the {_KIND_NAMES[kind]}; nothing was installed at {dest}")
     if size is not None and got != size:
         raise DownloadError(f"{url}: got {got} bytes, expected {size} (the body was cut short or is another file); "
@@ -780,7 +789,7 @@ def file_type_problem(path: Path, kind: str) -> str | None:
         head = fh.read(512)
     if not head:
         return f"got an empty file, not a {name}"
-    if kind != "json" and _looks_like_html(head):
+    if _looks_like_html(head):
         return f"got an HTML page, not the {name}"
     head = head[:8]
     if kind in ("torch", "zip"):
@@ -807,6 +816,14 @@ def file_type_problem(path: Path, kind: str) -> str | None:
         except (ValueError, UnicodeDecodeError) as e:
             return f"got a file that is not valid JSON ({str(e).splitlines()[0][:80]})"
         return None
+    if kind == "yaml":
+        import yaml
+
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            return f"got a file that is not valid YAML ({str(e).splitlines()[0][:80]})"
+        return None if isinstance(data, dict) else "got a YAML file that is not a mapping of settings"
     if kind == "7z":
         if not head.startswith(b"7z\xbc\xaf\x27\x1c"):
             return f"got a file that is not a 7z archive (starts with {head[:8]!r})"
@@ -875,7 +892,7 @@ def _install_remote(entry: Pretrained, remote: RemoteFile, root: Path, progress:
                 archive = root / source.dest
             try:
                 download_url(url, archive, source.sha256, source.size, progress, timeout, retries,
-                             kind=source.archive or source.kind, md5_key=source.md5_tail, max_bytes=MAX_REGISTRY_BYTES)
+                             kind=source.checked_kind(), md5_key=source.md5_tail, max_bytes=MAX_REGISTRY_BYTES)
                 if source.archive:
                     try:
                         extract_archive(archive, root / source.dest, source.archive, source.anchor, source.anchor_as)

@@ -240,6 +240,29 @@ def test_uvr_model_checked_by_audio_separator_md5_key(server, tmp_pretrained: Pa
     assert pt.status(pt.get("uvr_karaoke")).state == "ok"
 
 
+@pytest.mark.parametrize(
+    ("kind", "data", "problem"),
+    [
+        ("torch", CHECKPOINT, None),
+        ("torch", CHECKPOINT[:-100], "incomplete or damaged"),
+        ("torch", b"\x80\x02\x8a\x0alegacy pickle", None),
+        ("torch", b"GIF89a....", "not a PyTorch checkpoint"),
+        ("onnx", b"\x08\x07\x12\x07pytorch", None),
+        ("onnx", b"  <html><body>404</body></html>", "HTML page"),
+        ("json", b'{"a": 1}', None),
+        ("json", b'{"a": 1', "not valid JSON"),
+        ("yaml", b"model:\n  n_layers: 20\n", None),
+        ("yaml", b"just a string", "not a mapping"),
+        ("zip", CHECKPOINT, None),
+        ("7z", b"7z\xbc\xaf\x27\x1c\x00\x04", "incomplete or damaged"),
+        ("torch", b"", "empty file"),
+    ],
+)
+def test_file_type_checks(tmp_path: Path, kind: str, data: bytes, problem: str | None) -> None:
+    found = pt.file_type_problem(_write(tmp_path / "f", data), kind)
+    assert found is None if problem is None else problem in found
+
+
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
@@ -258,7 +281,9 @@ def test_production_entries_carry_the_published_values() -> None:
     assert base.required == (pt.DIFFUSION_SVC_BASE,)  # config.yaml is optional
     for entry in pt.REGISTRY:
         for f in entry.files:
-            assert f.kind or f.archive, f"{f.dest}: every registry file has a type to check"
+            assert f.checked_kind() in pt.FILE_KINDS, f"{f.dest}: every registry file has a type to check"
+    assert pt.RemoteFile(dest="uvr/x.ckpt", urls=()).checked_kind() == "torch"  # new entries are typed by name
+    assert pt.RemoteFile(dest="uvr/x.yaml", urls=()).checked_kind() == "yaml"
 
 
 # ------------------------------------------------------------------------------------------ Diffusion-SVC base
