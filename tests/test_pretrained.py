@@ -175,6 +175,7 @@ def test_mirror_endpoint_rewrites_hugging_face_urls(monkeypatch: pytest.MonkeyPa
     url = "https://huggingface.co/lj1995/VoiceConversionWebUI/resolve/main/rmvpe.pt"
     monkeypatch.delenv("HF_ENDPOINT", raising=False)
     monkeypatch.delenv("SVCOVER_HF_ENDPOINT", raising=False)
+    monkeypatch.delenv("SVCOVER_MIRROR", raising=False)  # the general mirror would take precedence
     assert pt.mirror_url(url) == url
     monkeypatch.setenv("HF_ENDPOINT", "https://hf-mirror.example/")
     assert pt.mirror_url(url) == "https://hf-mirror.example/lj1995/VoiceConversionWebUI/resolve/main/rmvpe.pt"
@@ -292,6 +293,7 @@ def test_anchor_file_is_renamed(tmp_path: Path) -> None:
 def test_offline_download_lists_missing_files(tmp_pretrained: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SVCOVER_PRETRAINED": str(tmp_pretrained),
            "SVCOVER_HF_ENDPOINT": "http://127.0.0.1:9"}  # port 9 (discard): connection refused, like offline
+    env.pop("SVCOVER_MIRROR", None)
     r = subprocess.run([sys.executable, "-m", "core", "download", "rmvpe", "--retries", "0", "--timeout", "2"],
                        capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
     assert r.returncode == 1
