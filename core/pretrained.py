@@ -422,10 +422,10 @@ def missing_report(verify: bool = False) -> str:
             continue
         lines.append(f"- {entry.name} ({entry.title}): {st.detail}")
         for f in entry.files:
-            for source in _sources(f):
+            for k, source in enumerate(_sources(f)):
                 where = (f" ({source.archive} archive: unpack into {root / source.dest})" if source.archive
                          else f" -> {root / source.dest}")
-                lines.append(f"    get {' or '.join(source.urls)}{where}")
+                lines.append(f"    {'or get' if k else 'get'} {' or '.join(source.urls)}{where}")
         lines.append(f"    or run: python -m core download {entry.name}")
     return "\n".join(lines)
 
