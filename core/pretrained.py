@@ -529,6 +529,8 @@ def make_session() -> requests.Session:
     session = requests.Session()
     session.trust_env = True
     session.headers["User-Agent"] = USER_AGENT
+    # the bytes as stored: sizes, Range offsets and hashes then all refer to the same thing
+    session.headers["Accept-Encoding"] = "identity"
     return session
 
 
