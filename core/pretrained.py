@@ -698,6 +698,8 @@ def _open_following_redirects(session: requests.Session, url: str, headers: dict
         target = urljoin(current, resp.headers["Location"])
         resp.close()
         check_url(target, redirected_from=url)
+        if urlsplit(current).scheme.lower() == "https" and urlsplit(target).scheme.lower() == "http":
+            raise DownloadError(f"{url}: refused a redirect from https to plain http ({target!r}); nothing was saved")
         current = target
     raise DownloadError(f"{url}: more than {MAX_REDIRECTS} redirects; nothing was saved")
 
