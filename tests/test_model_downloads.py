@@ -462,3 +462,26 @@ def test_failure_message_lists_every_url_tried(server, tmp_pretrained: Path, cap
     assert server.requests == [mirrored(u) for u in urls]
     first, second = out.index(f"{tried[0]}: HTTP 404"), out.index(f"{tried[1]}: HTTP 404")
     assert first < second
+
+
+def test_redirect_from_https_to_http_is_refused() -> None:
+    """No local https server here: a stand-in session answers the first request with a downgrade redirect."""
+
+    class Redirect:
+        is_redirect = True
+        headers = {"Location": "http://example.org/plain/file.pt"}
+
+        def close(self) -> None:
+            pass
+
+    class Session:
+        calls: list[str] = []
+
+        def get(self, url: str, **kwargs) -> Redirect:
+            self.calls.append(url)
+            return Redirect()
+
+    session = Session()
+    with pytest.raises(pt.DownloadError, match="refused a redirect from https to plain http"):
+        pt._open_following_redirects(session, "https://example.org/file.pt", {}, 1.0)
+    assert session.calls == ["https://example.org/file.pt"]  # the http target was never requested
