@@ -871,9 +871,13 @@ def install(name: str, progress: ProgressFn | None = None, force: bool = False,
 
 
 def _file_still_valid(path: Path, remote: RemoteFile) -> bool:
+    """Whether a file already on disk passes every check its registry entry has (else it is fetched again)."""
     if remote.sha256 and cached_sha256(path) != remote.sha256:
         return False
-    return not (remote.md5_tail and md5_tail(path) != remote.md5_tail)
+    if remote.md5_tail and md5_tail(path) != remote.md5_tail:
+        return False
+    kind = remote.checked_kind()
+    return not (kind and file_type_problem(path, kind))
 
 
 def _sub_progress(progress: ProgressFn | None, start: float, end: float) -> ProgressFn | None:

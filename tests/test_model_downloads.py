@@ -223,6 +223,11 @@ def test_html_page_instead_of_checkpoint_is_refused(server, tmp_pretrained: Path
     (tmp_pretrained / pt.DIFFUSION_SVC_BASE).write_bytes(HTML)
     st = pt.status(pt.get("diffusion_svc_base"))
     assert st.state == "damaged" and not st.usable and "got an HTML page, not the PyTorch checkpoint" in st.detail
+    # ... and downloading again replaces it
+    server.routes[mirrored(BASE_PT_URL)] = ("body", CHECKPOINT, "application/octet-stream")
+    code, out, err = run_cli(capsys, "diffusion_svc_base")
+    assert code == 0, out + err
+    assert (tmp_pretrained / pt.DIFFUSION_SVC_BASE).read_bytes() == CHECKPOINT
 
 
 def test_uvr_model_checked_by_audio_separator_md5_key(server, tmp_pretrained: Path, monkeypatch, capsys) -> None:
