@@ -150,6 +150,13 @@ REGISTRY: tuple[Pretrained, ...] = (
                 sha256="f54b40fd2802423a5643779c4861af1e9ee9c1564dc9d32f54f20b5ffba7db96",
                 size=189_507_909,
                 kind="torch",
+                # if RVC's repository ever drops the legacy file: the trimmed ContentVec the Diffusion-SVC
+                # README links (same network; no hash published, so only its type is checked)
+                fallback=RemoteFile(
+                    dest=CONTENT_ENCODER_ALT,
+                    urls=(f"{HF_HOST}/ChiTu/Diffusion-SVC/resolve/main/checkpoint_best_legacy_500.pt",),
+                    kind="torch",
+                ),
             ),
         ),
         required=((CONTENT_ENCODER, CONTENT_ENCODER_ALT),),
@@ -158,7 +165,9 @@ REGISTRY: tuple[Pretrained, ...] = (
         notes="sha256 and size as quoted for the Hugging Face LFS object by several independent projects; "
         "not re-checked against the hub page from here. RVC's own code moved in 2026 to a Transformers "
         "copy (hubert_base/ folder); the fairseq-format hubert_base.pt is fetched from the repository root "
-        "at revision main (no commit hash could be confirmed from here), so the sha256 is the pin. "
+        "at revision main (no commit hash could be confirmed from here), so the sha256 is the pin; if both "
+        "copies fail, ContentVec's trimmed checkpoint_best_legacy_500.pt from ChiTu/Diffusion-SVC is fetched "
+        "instead (no hash published; type-checked, and opened with the safe loader like every checkpoint). "
         "ContentVec's own checkpoint_best_legacy_500.pt (same tensors, different bytes) is accepted at "
         "content/checkpoint_best_legacy_500.pt.",
         used_by="Extract, Convert",

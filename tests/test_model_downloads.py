@@ -490,3 +490,15 @@ def test_redirect_from_https_to_http_is_refused() -> None:
     with pytest.raises(pt.DownloadError, match="refused a redirect from https to plain http"):
         pt._open_following_redirects(session, "https://example.org/file.pt", {}, 1.0)
     assert session.calls == ["https://example.org/file.pt"]  # the http target was never requested
+
+
+def test_content_encoder_falls_back_to_the_trimmed_contentvec(server, tmp_pretrained: Path, capsys) -> None:
+    """Both pinned hubert_base.pt copies gone: the ContentVec file is saved under its own accepted name."""
+    alt_url = f"{HF}/ChiTu/Diffusion-SVC/resolve/main/checkpoint_best_legacy_500.pt"
+    server.routes[mirrored(alt_url)] = ("body", CHECKPOINT, "application/octet-stream")
+    code, out, err = run_cli(capsys, "contentvec")
+    assert code == 0, out + err
+    assert [p.split("/")[2] for p in server.requests] == ["huggingface.co"] * 3
+    assert [p.split("/")[3] for p in server.requests] == ["lj1995", "OOPPEENN", "ChiTu"]  # pinned copies first
+    assert leftovers(tmp_pretrained) == ["content", "content/checkpoint_best_legacy_500.pt"]
+    assert pt.require(pt.CONTENT_ENCODER, pt.CONTENT_ENCODER_ALT) == tmp_pretrained / pt.CONTENT_ENCODER_ALT
