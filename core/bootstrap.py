@@ -626,7 +626,7 @@ def main(argv: Sequence[str] | None = None, *, root: Path | None = None, runner:
             _say(f"creating .venv with Python {'.'.join(map(str, sys.version_info[:3]))}")
             import venv as venv_module
 
-            venv_module.create(venv, with_pip=True)
+            venv_module.create(venv, with_pip=True, symlinks=os.name != "nt")  # as `python -m venv` does
         return exec_fn([python, "-m", "core.bootstrap", mode, *args])
     runner = runner or subprocess_runner
     stale = stale_files(root, venv, requirement_files(mode))
