@@ -52,9 +52,9 @@ ORT_GPU_CUDA12_VERSION = "1.26.0"
 REPLACED_DISTRIBUTIONS = {"pyworld": "pyworld-prebuilt"}
 
 LONG_PATH_LIMIT = 260  # Windows MAX_PATH without the LongPathsEnabled setting
-# Longest path below site-packages among the pinned packages (measured: torch's C++ headers, 124
-# characters), plus margin for other builds.
-LONGEST_INSTALLED_RELPATH = 150
+# Longest path below site-packages among the installed packages (measured with torch 2.13.0: a licence file
+# in torch's dist-info, 171 characters), plus a small margin for other builds.
+LONGEST_INSTALLED_RELPATH = 175
 
 Runner = Callable[[Sequence[str]], int]
 
@@ -378,7 +378,7 @@ def long_path_warning(root: Path, platform: str, long_paths_enabled: bool | None
     deepest = len(str(root / ".venv" / "Lib" / "site-packages")) + 1 + LONGEST_INSTALLED_RELPATH
     if deepest < LONG_PATH_LIMIT:
         return None
-    room = LONG_PATH_LIMIT - LONGEST_INSTALLED_RELPATH - len("\\.venv\\Lib\\site-packages\\")
+    room = LONG_PATH_LIMIT - 1 - LONGEST_INSTALLED_RELPATH - len("\\.venv\\Lib\\site-packages\\")
     return (f"warning: the folder path {root} is {len(str(root))} characters long and Windows long paths are off: "
             f"installing torch will likely fail. Move svcover to a shorter path (at most {room} characters, "
             "e.g. C:\\svcover) or turn on long paths (as administrator: reg add "

@@ -49,7 +49,7 @@ def make_card(**fields: Any) -> dict[str, Any]:
     card.update({k: None for k in CARD_FIELDS})
     card.update(fields)
     card.setdefault("created_by", f"svcover {__version__}")
-    card.setdefault("created_at", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    card.setdefault("created_at", _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
     return card
 
 

@@ -11,7 +11,7 @@ import sys
 import time
 import types
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 import pytest
 
@@ -359,6 +359,9 @@ def test_long_path_warning_on_windows(tmp_path) -> None:
     assert bs.long_path_warning(long_root, "win32", True) is None
     assert bs.long_path_warning(short, "win32", False) is None
     assert bs.long_path_warning(long_root, "linux", None) is None
+    # The boundary: torch's deepest file (171 characters below site-packages, + margin) must stay < 260.
+    assert bs.long_path_warning(PureWindowsPath("C:\\" + "a" * 56), "win32", False) is None  # 59 characters
+    assert "at most 59 characters" in bs.long_path_warning(PureWindowsPath("C:\\" + "a" * 57), "win32", False)
 
 
 @pytest.mark.parametrize("value, expected", [(1, True), (0, False), (None, False)])
