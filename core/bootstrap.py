@@ -469,7 +469,9 @@ class Installer:
             _say(f"{plan.torch_index} did not work; trying {plan.torch_fallback_index}")
             if self._install_torch_from(plan.torch_fallback_index) == 0:
                 return
-        raise BootstrapError(f"installing torch {plan.torch_spec} failed (see pip's message above)")
+        tried = " and ".join(filter(None, [plan.torch_index, plan.torch_fallback_index]))
+        raise BootstrapError(f"installing {plan.torch_spec} from {tried} failed (see pip's message above); check the "
+                             "internet connection and run the launcher again")
 
     def install_requirements(self, name: str, scratch: Path) -> None:
         path = self.root / name

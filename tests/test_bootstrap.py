@@ -277,6 +277,18 @@ def test_cpu_machine_falls_back_from_the_cpu_index_fast(monkeypatch, tmp_path, r
     assert executed[0][1:] == ["-m", "pytest", "tests", "-k", "dataset"]
 
 
+def test_unreachable_cuda_index_stops_instead_of_a_silent_cpu_build(monkeypatch, tmp_path, repo, capsys) -> None:
+    fake_nvidia_smi(monkeypatch, tmp_path / "smi", GTX1660S.format(driver="560.94"))
+    pip = FakePip(repo / ".venv", fail=["whl/cu126"])
+    rc, executed = run_main(repo, [], pip)
+    assert rc == 1 and executed == []
+    err = capsys.readouterr().err
+    assert "torch==2.13.0+cu126 from https://download.pytorch.org/whl/cu126 failed" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not any(c.startswith("install torch==2.13.0 ") or c == "install torch==2.13.0" for c in pip.pip_calls())
+    assert not list((repo / ".venv").glob(".svcover-installed-*"))
+
+
 def test_failed_install_is_one_clear_error_and_writes_no_stamp(monkeypatch, tmp_path, repo, capsys) -> None:
     fake_nvidia_smi(monkeypatch, tmp_path / "smi", None)
     pip = FakePip(repo / ".venv", fail=["requirements.txt"])
