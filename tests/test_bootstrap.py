@@ -409,3 +409,12 @@ def test_requirement_pins_have_no_source_only_packages() -> None:
     text = (ROOT / "requirements.txt").read_text()
     assert bs.read_requirement_pin(ROOT / "requirements.txt", "pyworld-prebuilt") == "0.3.6.post1"
     assert bs.read_requirement_pin(ROOT / "requirements.txt", "pyworld") is None and "\npyworld==" not in text
+
+
+def test_bootstrap_imports_only_the_standard_library() -> None:
+    """It runs before anything is installed, with the bare interpreter that creates .venv."""
+    code = ("import sys, core.bootstrap; print(sorted(m for m in sys.modules "
+            "if m != '__main__' and m.split('.')[0] not in sys.stdlib_module_names))")
+    r = subprocess.run([sys.executable, "-S", "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "['core', 'core.bootstrap']"
