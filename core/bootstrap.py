@@ -176,6 +176,7 @@ class Plan:
     torch_reinstall: bool = False
     onnxruntime_swap: bool = False
     reasons: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(", ", ": "))
@@ -246,7 +247,7 @@ def read_requirement_pin(requirements: Path, name: str) -> str | None:
 
 
 def decide_plan(probe: GpuProbe, platform: str, env: dict[str, str], root: Path,
-                installed: InstalledState | None = None) -> Plan:
+                installed: InstalledState | None = None, long_paths_enabled: bool | None = None) -> Plan:
     """The install plan for this machine; pure apart from reading ``requirements.txt``."""
     key = _platform_key(platform)
     reasons: list[str] = []
@@ -296,6 +297,9 @@ def decide_plan(probe: GpuProbe, platform: str, env: dict[str, str], root: Path,
                 onnxruntime=ort, onnxruntime_version=ort_version, gpu=gpu.name if gpu else None,
                 compute_capability=gpu.sm if gpu else None, driver=_fmt_driver(gpu.driver) if gpu else None,
                 platform=platform, python=".".join(str(v) for v in sys.version_info[:3]), reasons=reasons)
+    warning = long_path_warning(root, platform, long_paths_enabled)
+    if warning:
+        plan.warnings.append(warning)
     if installed is not None:
         plan.torch_installed = installed.torch
         plan.torch_reinstall = torch_needs_reinstall(plan, installed)
@@ -528,12 +532,9 @@ def install(root: Path, venv: Path, mode: str, stale: Sequence[str], runner: Run
     """Bring ``venv`` up to the plan: torch, the stale requirements files, onnxruntime, then the doctor."""
     python = str(venv_python(venv, platform))
     installed = read_installed(venv)
-    plan = decide_plan(probe_gpus(), platform, env, root, installed)
-    for reason in plan.reasons:
-        _say(reason)
-    warning = long_path_warning(root, platform, long_paths_enabled())
-    if warning:
-        _say(warning)
+    plan = decide_plan(probe_gpus(), platform, env, root, installed, long_paths_enabled())
+    for line in plan.reasons + plan.warnings:
+        _say(line)
     installer = Installer(root, python, plan, runner)
     installer.pip("install", "--upgrade", "--quiet", "pip")  # an old pip is only slower; failure is fine
     installer.ensure_torch(installed)
@@ -612,7 +613,8 @@ def main(argv: Sequence[str] | None = None, *, root: Path | None = None, runner:
             print(f"[svcover] error: {problem}", file=sys.stderr)
         return 1 if problem else 0
     if mode == "plan":
-        print(decide_plan(probe_gpus(), platform, env, root, read_installed(venv)).to_json())
+        plan = decide_plan(probe_gpus(), platform, env, root, read_installed(venv), windows_long_paths_enabled())
+        print(plan.to_json())
         return 0
     if mode not in ("run", "test", "cli"):
         print(USAGE, file=sys.stderr)

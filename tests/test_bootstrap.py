@@ -403,6 +403,8 @@ def test_long_path_warning_is_shown_before_installing(monkeypatch, tmp_path, rep
     bs.install(repo, repo / ".venv", "run", ["requirements.txt"], pip, {}, "win32", lambda: False)
     out = capsys.readouterr().out
     assert out.index("warning: long win32") < out.index("installing requirements.txt")
+    plan = bs.decide_plan(bs.probe_gpus(), "win32", {}, repo, None, False)
+    assert plan.warnings == ["warning: long win32"]  # launch.bat plan shows it too
 
 
 def test_requirement_pins_have_no_source_only_packages() -> None:
