@@ -28,13 +28,12 @@ class Check:
 
 
 def check_python() -> Check:
+    from core.bootstrap import python_problem  # the launcher's own rule: 64-bit CPython 3.11-3.13
+
     v = sys.version_info
     text = f"{v.major}.{v.minor}.{v.micro} ({sys.executable})"
-    if (3, 10) <= (v.major, v.minor) <= (3, 12):
-        return Check("Python", OK, text)
-    if (v.major, v.minor) > (3, 12):
-        return Check("Python", WARN, f"{text}: newer than the tested 3.10-3.12; some wheels may be missing")
-    return Check("Python", FAIL, f"{text}: svcover needs Python 3.10-3.12")
+    problem = python_problem()
+    return Check("Python", FAIL, f"{text}: {problem}") if problem else Check("Python", OK, text)
 
 
 def _nvidia_smi_gpus() -> list[str]:

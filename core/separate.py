@@ -215,7 +215,8 @@ def gpu_warning() -> str | None:
         return None
     return (
         "a CUDA GPU is present but onnxruntime has no CUDAExecutionProvider: separation runs on the CPU "
-        "(slow). Install the GPU build: pip uninstall onnxruntime && pip install onnxruntime-gpu"
+        "(slow). Run the launcher once with SVCOVER_REINSTALL=1: it installs the onnxruntime-gpu build that "
+        "matches torch's CUDA version (docs/install.md)"
     )
 
 

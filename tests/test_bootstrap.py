@@ -420,3 +420,12 @@ def test_bootstrap_imports_only_the_standard_library() -> None:
     r = subprocess.run([sys.executable, "-S", "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "['core', 'core.bootstrap']"
+
+
+def test_doctor_applies_the_launcher_python_rule(monkeypatch) -> None:
+    from core import doctor
+
+    assert doctor.check_python().status == doctor.OK  # the interpreter running the suite is supported
+    monkeypatch.setattr(bs.struct, "calcsize", lambda fmt: 4)
+    check = doctor.check_python()
+    assert check.status == doctor.FAIL and "32-bit" in check.detail
