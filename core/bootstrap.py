@@ -579,7 +579,8 @@ def final_command(python: str, mode: str, args: Sequence[str]) -> list[str]:
     if mode == "run":
         return [python, "app.py", "--inbrowser", *args]
     if mode == "test":
-        return [python, "-m", "pytest", "tests", *args]
+        # No path given: pytest runs pyproject's testpaths (tests/); `test tests/test_x.py` runs only that file.
+        return [python, "-m", "pytest", *args]
     return [python, "-m", "core", *args]
 
 

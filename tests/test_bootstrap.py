@@ -274,7 +274,7 @@ def test_cpu_machine_falls_back_from_the_cpu_index_fast(monkeypatch, tmp_path, r
     assert "install torch==2.13.0" in calls  # the default index, after the CPU index failed
     assert any(c.endswith("requirements-test.txt") for c in calls)
     assert not any("onnxruntime-gpu" in c for c in calls) and not any("cuda" in " ".join(c) for c in pip.calls)
-    assert executed[0][1:] == ["-m", "pytest", "tests", "-k", "dataset"]
+    assert executed[0][1:] == ["-m", "pytest", "-k", "dataset"]
 
 
 def test_unreachable_cuda_index_stops_instead_of_a_silent_cpu_build(monkeypatch, tmp_path, repo, capsys) -> None:
@@ -339,6 +339,13 @@ def test_stamp_skip_in_a_real_process(tmp_path, repo) -> None:
     assert "APP ['--inbrowser', '--share']" in r.stdout
     seconds = float(r.stdout.split("up to date (")[1].split(" s)")[0])
     assert seconds < 0.2, r.stdout
+
+
+def test_test_mode_runs_the_suite_or_the_files_given() -> None:
+    assert bs.final_command("py", "test", ["tests/test_launch.py", "-q"]) == ["py", "-m", "pytest",
+                                                                             "tests/test_launch.py", "-q"]
+    # Without a path pytest falls back to testpaths: the whole suite, as `launch test -k dataset` expects.
+    assert 'testpaths = ["tests"]' in (ROOT / "pyproject.toml").read_text()
 
 
 def test_modes_and_usage(repo) -> None:
