@@ -141,11 +141,12 @@ def test_overrides(monkeypatch, tmp_path, repo) -> None:
     assert (plan.variant, plan.onnxruntime, plan.onnxruntime_version) == ("cu126", "onnxruntime", "1.31.1")
 
 
-def fake_site_packages(venv: Path) -> Path:
-    sp = venv / "lib" / "python3.11" / "site-packages"
+def fake_site_packages(venv: Path, windows: bool = False) -> Path:
+    sp = venv / "Lib" / "site-packages" if windows else venv / "lib" / "python3.11" / "site-packages"
     sp.mkdir(parents=True, exist_ok=True)
-    (venv / "bin").mkdir(exist_ok=True)
-    (venv / "bin" / "python").touch()
+    python = venv / ("Scripts/python.exe" if windows else "bin/python")
+    python.parent.mkdir(exist_ok=True)
+    python.touch()
     return sp
 
 
@@ -180,8 +181,8 @@ class FakePip:
     """Records commands; ``pip install``/``uninstall`` edit the scratch venv's dist-info folders."""
 
     def __init__(self, venv: Path, cuda_available: bool = True, fail: Sequence[str] = (),
-                 torch_build: str | None = None) -> None:
-        self.sp = fake_site_packages(venv)
+                 torch_build: str | None = None, windows: bool = False) -> None:
+        self.sp = fake_site_packages(venv, windows)
         self.calls: list[list[str]] = []
         self.cuda_available, self.fail, self.torch_build = cuda_available, fail, torch_build
 
@@ -291,6 +292,20 @@ def test_unreachable_cuda_index_stops_instead_of_a_silent_cpu_build(monkeypatch,
     assert len(err.strip().splitlines()) == 1
     assert not any(c.startswith("install torch==2.13.0 ") or c == "install torch==2.13.0" for c in pip.pip_calls())
     assert not list((repo / ".venv").glob(".svcover-installed-*"))
+
+
+def test_windows_layout_and_default_index(monkeypatch, tmp_path, repo) -> None:
+    fake_nvidia_smi(monkeypatch, tmp_path / "smi", None)
+    pip = FakePip(repo / ".venv", windows=True)
+    add_dist(pip.sp, "torch", "2.12.0", torch_cuda=None)
+    rc, executed = run_main(repo, ["--share"], pip, platform="win32")
+    assert rc == 0
+    python = str(repo / ".venv" / "Scripts" / "python.exe")
+    assert all(c[0] == python for c in pip.calls)
+    assert "install torch==2.13.0" in pip.pip_calls()  # Windows' default-index torch is the CPU build
+    assert not any("download.pytorch.org" in c for c in pip.pip_calls())
+    assert executed == [[python, "app.py", "--inbrowser", "--share"]]
+    assert bs.read_installed(repo / ".venv").torch == "2.13.0"
 
 
 def test_failed_install_is_one_clear_error_and_writes_no_stamp(monkeypatch, tmp_path, repo, capsys) -> None:
