@@ -631,7 +631,13 @@ def main(argv: Sequence[str] | None = None, *, root: Path | None = None, runner:
             _say(f"creating .venv with Python {'.'.join(map(str, sys.version_info[:3]))}")
             import venv as venv_module
 
-            venv_module.create(venv, with_pip=True, symlinks=os.name != "nt")  # as `python -m venv` does
+            try:
+                venv_module.create(venv, with_pip=True, symlinks=os.name != "nt")  # as `python -m venv` does
+            except (OSError, subprocess.CalledProcessError) as err:
+                shutil.rmtree(venv, ignore_errors=True)  # a half-made .venv would be taken as ready next time
+                print(f"[svcover] error: could not create {venv} ({err}); on Debian/Ubuntu install the "
+                      f"python{sys.version_info[0]}.{sys.version_info[1]}-venv package", file=sys.stderr)
+                return 1
         return exec_fn([python, "-m", "core.bootstrap", mode, *args])
     runner = runner or subprocess_runner
     stale = stale_files(root, venv, requirement_files(mode))

@@ -367,6 +367,34 @@ def test_test_mode_runs_the_suite_or_the_files_given() -> None:
     assert 'testpaths = ["tests"]' in (ROOT / "pyproject.toml").read_text()
 
 
+def test_venv_creation_failure_is_one_line_and_leaves_no_half_venv(monkeypatch, repo, capsys) -> None:
+    import venv
+
+    def broken_create(path, **kw):
+        Path(path, "bin").mkdir(parents=True)
+        raise subprocess.CalledProcessError(1, ["python", "-m", "ensurepip"])
+
+    monkeypatch.setattr(venv, "create", broken_create)
+    executed: list = []
+    rc = bs.main(["--share"], root=repo, env={}, inside_venv=False, exec_fn=executed.append)
+    assert rc == 1 and executed == [] and not (repo / ".venv").exists()
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "could not create" in err and "-venv package" in err
+
+
+def test_base_python_creates_the_venv_and_hands_over(monkeypatch, repo) -> None:
+    import venv
+
+    made: list = []
+    monkeypatch.setattr(venv, "create", lambda path, **kw: made.append((Path(path), kw)))
+    executed: list = []
+    rc = bs.main(["test", "-k", "x"], root=repo, env={}, inside_venv=False,
+                 exec_fn=lambda cmd: executed.append(list(cmd)) or 5)
+    assert rc == 5  # the venv interpreter's exit code is the launcher's
+    assert made == [(repo / ".venv", {"with_pip": True, "symlinks": True})]
+    assert executed == [[str(repo / ".venv" / "bin" / "python"), "-m", "core.bootstrap", "test", "-k", "x"]]
+
+
 def test_modes_and_usage(repo) -> None:
     assert bs.split_mode([]) == ("run", [])
     assert bs.split_mode(["--share"]) == ("run", ["--share"])
