@@ -1,15 +1,28 @@
-"""Audio I/O: decode anything ffmpeg decodes to float32 mono at a target rate; save wav/flac/mp3.
+"""Audio I/O: decode anything FFmpeg decodes to float32 at a target rate; save wav/flac/mp3.
 
-Decoding streams raw float32 PCM out of ffmpeg in blocks, mixes each block down to mono and
-resamples it with a streaming soxr resampler, so peak memory is the output array plus one block,
-whatever the length, rate or channel count of the input.
+Decoding goes through PyAV, whose wheels carry FFmpeg's libraries, so no ffmpeg program is needed.
+Every stage decodes through :func:`decode_audio` (or its wrappers :func:`load_audio`,
+:func:`core.mix.load_stereo`, :func:`core.separate.decode_stereo`), so every stage treats bad input
+the same way:
+
+* the file is opened by Python and handed to FFmpeg as a stream, so a file name is never parsed as
+  an option (``-take1.wav``) or a protocol (``concat:a.wav``, ``file:x.wav``);
+* the length is bounded (:func:`max_audio_seconds`): checked against the container's header before
+  any buffer is allocated, and again while decoding, because headers can lie;
+* damaged or truncated data is refused (or salvaged on request), NaN/inf samples become 0.
+
+Frames are mixed to the output channel count and resampled block by block with a streaming soxr
+resampler, so peak memory is the output array plus one block whatever the input's length and rate.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
+import contextlib
+import os
+import struct
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,133 +30,291 @@ from core.errors import AudioDecodeError, SvcoverError
 from core.fsutil import atomic_path
 
 SAVE_FORMATS = ("wav", "flac", "mp3")
-_BLOCK_FRAMES = 1 << 16  # input frames per block read from ffmpeg
+MAX_AUDIO_MINUTES_ENV = "SVCOVER_MAX_AUDIO_MINUTES"
+DEFAULT_MAX_AUDIO_MINUTES = 180.0  # 3 hours: any song or recording session, far below what fills RAM
+MP3_BITRATE = 320_000
+_IO_BUFFER = 1 << 18  # bytes PyAV reads from the Python file object per call
+
+Sink = Callable[[np.ndarray], None]
 
 
-def ffmpeg_binary() -> str:
-    exe = shutil.which("ffmpeg")
-    if exe is None:
-        raise SvcoverError("ffmpeg is not installed or not on PATH (install it: apt install ffmpeg / winget install ffmpeg)")
-    return exe
+def max_audio_seconds() -> float:
+    """The longest input any stage decodes, in seconds: ``$SVCOVER_MAX_AUDIO_MINUTES`` or 3 hours."""
+    raw = os.environ.get(MAX_AUDIO_MINUTES_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_AUDIO_MINUTES * 60.0
+    try:
+        minutes = float(raw)
+    except ValueError:
+        minutes = -1.0
+    if not 0 < minutes < 1e6:
+        raise SvcoverError(f"{MAX_AUDIO_MINUTES_ENV}={raw!r}: give a positive number of minutes")
+    return minutes * 60.0
 
 
-def probe_audio(path: str | Path) -> dict:
-    """Sample rate, channel count and duration (s, may be None) of the first audio stream.
+def _fmt_length(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    minutes = seconds / 60
+    return f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
 
-    Raises :class:`AudioDecodeError` naming the file for empty, missing or non-audio files.
+
+def _too_long(path: Path, seconds: float, limit: float, how: str) -> AudioDecodeError:
+    return AudioDecodeError(
+        f"{path}: {how} {_fmt_length(seconds)} of audio, over the {_fmt_length(limit)} limit for one file "
+        f"(split it, or raise {MAX_AUDIO_MINUTES_ENV})"
+    )
+
+
+def _av() -> Any:
+    """PyAV, with FFmpeg's error messages routed to Python so decode errors can be captured."""
+    try:
+        import av
+        import av.logging
+    except ImportError as e:  # pragma: no cover - a broken install; requirements.txt pins av
+        raise SvcoverError(f"PyAV is not installed ({e}); run: pip install -r requirements.txt") from None
+    if av.logging.get_level() is None:
+        av.logging.set_level(av.logging.ERROR)
+    return av
+
+
+@contextlib.contextmanager
+def _open_audio(path: Path) -> Iterator[tuple[Any, Any, list]]:
+    """(container, first audio stream, FFmpeg's error lines so far) of ``path``, opened from a Python file object.
+
+    FFmpeg's error log lines of this thread are captured (not printed) until the block ends.
     """
-    import ffmpeg
-
-    path = Path(path)
+    av = _av()
     if not path.is_file():
         raise AudioDecodeError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise AudioDecodeError(f"{path}: file is empty")
-    try:
-        info = ffmpeg.probe(str(path))
-    except ffmpeg.Error as e:
-        raise AudioDecodeError(f"{path}: not a readable audio file ({_last_line(e.stderr)})") from None
-    streams = [s for s in info.get("streams", []) if s.get("codec_type") == "audio"]
-    if not streams:
-        raise AudioDecodeError(f"{path}: no audio stream in this file")
-    stream = streams[0]
-    duration = stream.get("duration") or info.get("format", {}).get("duration")
-    try:
-        sr = int(stream["sample_rate"])
-        channels = int(stream["channels"])
-    except (KeyError, ValueError):
-        raise AudioDecodeError(f"{path}: audio stream has no sample rate / channel count") from None
+    with open(path, "rb") as f, av.logging.Capture() as ffmpeg_errors:
+        try:
+            # A file object, never the name: FFmpeg would read "-x.wav" or "concat:a.wav" as a URL.
+            container = av.open(f, mode="r", metadata_errors="ignore", buffer_size=_IO_BUFFER)
+        except (av.error.FFmpegError, ValueError, OSError, UnicodeDecodeError) as e:
+            raise AudioDecodeError(f"{path}: not a readable audio file ({_ffmpeg_reason(e)})") from None
+        try:
+            streams = container.streams.audio
+            if not streams:
+                raise AudioDecodeError(f"{path}: no audio stream in this file")
+            yield container, streams[0], ffmpeg_errors
+        finally:
+            container.close()
+
+
+def probe_audio(path: str | Path) -> dict:
+    """Sample rate, channel count, duration (s, may be None) and codec of the first audio stream.
+
+    Reads only the container's headers. Raises :class:`AudioDecodeError` naming the file for
+    empty, missing or non-audio files.
+    """
+    path = Path(path)
+    with _open_audio(path) as (container, stream, _errors):
+        return _stream_info(path, container, stream)
+
+
+def _stream_info(path: Path, container: Any, stream: Any) -> dict:
+    ctx = stream.codec_context
+    sr, channels = int(ctx.sample_rate or 0), int(ctx.channels or 0)
     if sr <= 0 or channels <= 0:
         raise AudioDecodeError(f"{path}: audio stream reports {sr} Hz, {channels} channels")
+    duration = None
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / 1_000_000  # AV_TIME_BASE
     return {
         "sample_rate": sr,
         "channels": channels,
-        "duration": float(duration) if duration else None,
-        "codec": stream.get("codec_name"),
+        "duration": duration if duration and duration > 0 else None,
+        "codec": ctx.codec.canonical_name,
     }
 
 
-def load_audio(path: str | Path, sr: int, allow_damaged: bool = False, info: dict | None = None) -> np.ndarray:
-    """Decode ``path`` to a float32 mono array at ``sr`` Hz (channels averaged, soxr resampling).
+def decode_audio(
+    path: str | Path,
+    sr: int,
+    channels: int,
+    sink: Sink,
+    *,
+    allow_damaged: bool = False,
+    info: dict | None = None,
+    max_seconds: float | None = None,
+) -> dict:
+    """Decode ``path`` block by block into ``sink`` as float32 [n, channels] arrays at ``sr`` Hz.
 
-    Raises :class:`AudioDecodeError` for missing, empty, non-audio, corrupt and truncated files.
-    With ``allow_damaged=True`` whatever ffmpeg could decode of a damaged/truncated file is returned.
-    ``info``: the result of :func:`probe_audio` for this file, if the caller already has it.
+    ``channels`` 1: channels averaged; 2: mono copied to both sides at full level, more channels
+    downmixed with FFmpeg's standard matrix. NaN/inf samples become 0.
+
+    Raises :class:`AudioDecodeError` (one line naming the file) for missing, empty, non-audio,
+    corrupt, truncated and too long files (``max_seconds``, default :func:`max_audio_seconds`). With
+    ``allow_damaged=True`` whatever could be decoded of a damaged or truncated file is kept.
+    Returns the probe info (see :func:`probe_audio`) with ``frames``: the number of output frames.
     """
     import soxr
 
+    if channels not in (1, 2):
+        raise ValueError("channels must be 1 or 2")
+    av = _av()
     path = Path(path)
-    info = info or probe_audio(path)
-    if not allow_damaged:
-        _check_riff_complete(path)
-    src_sr, channels = info["sample_rate"], info["channels"]
-    cmd = [
-        ffmpeg_binary(), "-nostdin", "-v", "error", "-i", str(path),
-        "-map", "0:a:0", "-vn", "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1",
-    ]  # fmt: skip
-    # Preallocate from the probed duration so a long file is not held twice while concatenating.
-    expected = int((info["duration"] or 0) * sr) + sr
-    out = np.empty(max(expected, sr), dtype=np.float32)
-    n_out = 0
-    resampler = soxr.ResampleStream(src_sr, sr, 1, dtype="float32", quality="HQ") if src_sr != sr else None
+    limit = max_audio_seconds() if max_seconds is None else max_seconds
+    with _open_audio(path) as (container, stream, ffmpeg_errors):
+        info = {**(info or _stream_info(path, container, stream))}
+        declared = info["duration"]
+        if declared and declared > limit:  # before a single sample is decoded or allocated
+            raise _too_long(path, declared, limit, "the file's header announces")
+        if not allow_damaged:
+            _check_riff_complete(path)
+        src_sr = info["sample_rate"]
+        max_in_frames = int(limit * src_sr) + src_sr  # enforced while decoding: the header may lie
+        resampler = soxr.ResampleStream(src_sr, sr, channels, dtype="float32", quality="HQ") if src_sr != sr else None
+        downmix = av.AudioResampler(format="flt", layout="stereo", rate=src_sr) if channels == 2 else None
+        n_in = n_out = 0
+        damage: str | None = None
 
-    def append(block: np.ndarray) -> None:
-        nonlocal out, n_out
-        if block.size == 0:
-            return
-        if n_out + block.size > out.size:
-            out = np.resize(out, max(out.size * 3 // 2, n_out + block.size))
-        out[n_out : n_out + block.size] = block
-        n_out += block.size
+        def emit(block: np.ndarray) -> None:
+            nonlocal n_out
+            if block.size:
+                sink(block)
+                n_out += len(block)
 
-    bytes_per_block = _BLOCK_FRAMES * channels * 4
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert proc.stdout is not None
-        leftover = b""
-        while True:
-            raw = proc.stdout.read(bytes_per_block)
-            if not raw:
-                break
-            raw = leftover + raw
-            usable = len(raw) - len(raw) % (channels * 4)
-            leftover = raw[usable:]
-            frames = np.frombuffer(raw[:usable], dtype=np.float32).reshape(-1, channels)
-            mono = frames.mean(axis=1, dtype=np.float32) if channels > 1 else frames[:, 0].copy()
-            append(resampler.resample_chunk(mono) if resampler else mono)
+        def take(frame: Any) -> None:
+            nonlocal n_in
+            block = _to_channels(frame, channels, downmix)
+            n_in += len(block)
+            if n_in > max_in_frames:
+                raise _too_long(path, n_in / src_sr, limit, "decoding gave more than")
+            if not np.isfinite(block).all():
+                # Some files (float wavs) and damaged frames hold NaN/inf; never pass them downstream.
+                np.nan_to_num(block, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+            emit(resampler.resample_chunk(block) if resampler is not None else block)
+
+        try:
+            for packet in container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError as e:
+                    damage = _ffmpeg_reason(e)
+                    if not allow_damaged:
+                        break
+                    continue  # salvage: skip the bad packet, keep decoding
+                for frame in frames:
+                    take(frame)
+        except av.error.FFmpegError as e:  # the demuxer hit damaged or missing data
+            damage = damage or _ffmpeg_reason(e)
         if resampler is not None:
-            append(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
-        stderr = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
-        code = proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    if code != 0 and (n_out == 0 or not allow_damaged):
-        raise AudioDecodeError(f"{path}: cannot decode audio ({_last_line(stderr)})")
+            emit(resampler.resample_chunk(np.zeros((0, channels), dtype=np.float32), last=True))
+        if damage is None and ffmpeg_errors:
+            damage = _last_line(ffmpeg_errors[-1][2])
     if n_out == 0:
+        if damage:
+            raise AudioDecodeError(f"{path}: cannot decode audio ({damage})")
         raise AudioDecodeError(f"{path}: contains no audio samples")
     if not allow_damaged:
-        # With "-v error" ffmpeg prints only errors: damaged frames or data cut off mid-packet.
-        if stderr.strip():
-            raise AudioDecodeError(f"{path}: damaged or truncated audio data ({_last_line(stderr)})")
-        declared = info["duration"]
-        decoded = n_out / sr
+        if damage:
+            raise AudioDecodeError(f"{path}: damaged or truncated audio data ({damage})")
+        decoded = n_in / src_sr
         if declared and info.get("codec") in _EXACT_LENGTH_CODECS and decoded < declared - max(0.5, 0.05 * declared):
             raise AudioDecodeError(f"{path}: truncated file (decoded {decoded:.1f} s of {declared:.1f} s)")
-    # Shrink in place: a copy here would double the peak memory of a long file.
-    out.resize(n_out, refcheck=False)
-    wav = out
-    # Some decoders emit NaN/inf on damaged frames; never pass them downstream.
-    if not np.isfinite(wav).all():
-        np.nan_to_num(wav, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-    return wav
+    info["frames"] = n_out
+    return info
+
+
+def _to_channels(frame: Any, channels: int, downmix: Any) -> np.ndarray:
+    """One decoded frame as float32 [n, channels] (see :func:`decode_audio` for the mixing)."""
+    if channels == 2 and frame.layout.nb_channels > 2:
+        parts = [_frame_to_float(f) for f in downmix.resample(frame)]
+        return np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.float32)
+    data = _frame_to_float(frame)
+    if channels == 1:
+        return data.mean(axis=1, dtype=np.float32, keepdims=True) if data.shape[1] > 1 else data
+    return np.repeat(data, 2, axis=1) if data.shape[1] == 1 else data
+
+
+# Sample formats -> scale to [-1, 1); unsigned 8-bit is offset by 128 first.
+_INT_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
+
+
+def _frame_to_float(frame: Any) -> np.ndarray:
+    fmt = frame.format
+    base = fmt.name.rstrip("p")
+    data = frame.to_ndarray()
+    n_ch = frame.layout.nb_channels
+    # Planar frames come as [channels, n], packed ones as [1, n * channels].
+    data = data.T if fmt.is_planar else data.reshape(-1, n_ch)
+    if base in ("flt", "dbl"):
+        return np.ascontiguousarray(data, dtype=np.float32)
+    if base not in _INT_SCALE:
+        raise AudioDecodeError(f"unsupported sample format {fmt.name}")
+    out = data.astype(np.float32)
+    if base == "u8":
+        out -= 128.0
+    out *= np.float32(1.0 / _INT_SCALE[base])
+    return out
+
+
+def load_audio(
+    path: str | Path,
+    sr: int,
+    allow_damaged: bool = False,
+    info: dict | None = None,
+    max_seconds: float | None = None,
+) -> np.ndarray:
+    """Decode ``path`` to a float32 mono array at ``sr`` Hz (channels averaged, soxr resampling).
+
+    Raises :class:`AudioDecodeError` for missing, empty, non-audio, corrupt, truncated and too long
+    files (see :func:`decode_audio`). ``info``: the result of :func:`probe_audio`, if the caller has it.
+    """
+    path = Path(path)
+    info = info or probe_audio(path)
+    limit = max_audio_seconds() if max_seconds is None else max_seconds
+    buffer = _Buffer(info, sr, 1, limit)
+    decode_audio(path, sr, 1, buffer.append, allow_damaged=allow_damaged, info=info, max_seconds=limit)
+    return buffer.result()[:, 0] if buffer.n else np.zeros(0, dtype=np.float32)
+
+
+class _Buffer:
+    """Growing float32 [N, channels] array preallocated from the (bounded) header length.
+
+    Preallocating means a long file is not held twice while blocks are joined; the header's
+    length was already checked against the limit, so a lying header cannot make it huge.
+    """
+
+    def __init__(self, info: dict, sr: int, channels: int, limit: float):
+        seconds = min(info.get("duration") or 0.0, limit)
+        self.data = np.empty((int(seconds * sr) + sr, channels), dtype=np.float32)
+        self.n = 0
+
+    def append(self, block: np.ndarray) -> None:
+        if self.n + len(block) > len(self.data):
+            self.data = np.resize(self.data, (max(len(self.data) * 3 // 2, self.n + len(block)), self.data.shape[1]))
+        self.data[self.n : self.n + len(block)] = block
+        self.n += len(block)
+
+    def result(self) -> np.ndarray:
+        # Shrink in place: a copy here would double the peak memory of a long file.
+        self.data.resize((self.n, self.data.shape[1]), refcheck=False)
+        return self.data
+
+
+def load_channels(
+    path: str | Path, sr: int, channels: int, allow_damaged: bool = False, max_seconds: float | None = None
+) -> np.ndarray:
+    """Decode ``path`` to float32 [N, channels] (1 or 2) at ``sr``; see :func:`decode_audio`."""
+    path = Path(path)
+    info = probe_audio(path)
+    limit = max_audio_seconds() if max_seconds is None else max_seconds
+    buffer = _Buffer(info, sr, channels, limit)
+    decode_audio(path, sr, channels, buffer.append, allow_damaged=allow_damaged, info=info, max_seconds=limit)
+    return buffer.result()
 
 
 def save_audio(path: str | Path, wav: np.ndarray, sr: int) -> Path:
     """Write ``wav`` (mono [N] or [N, channels] float) atomically; the format comes from the extension.
 
-    wav is 16-bit PCM, flac 16-bit, mp3 320 kb/s (through ffmpeg). Values are clipped to [-1, 1].
+    wav is 16-bit PCM, flac 16-bit, mp3 320 kb/s (libmp3lame inside PyAV). Values are clipped to [-1, 1].
     """
     import soundfile as sf
 
@@ -163,20 +334,31 @@ def save_audio(path: str | Path, wav: np.ndarray, sr: int) -> Path:
     return path
 
 
-def _encode_mp3(path: Path, data: np.ndarray, sr: int) -> None:
+def _encode_mp3(path: Path, data: np.ndarray, sr: int, block: int = 1 << 16) -> None:
+    av = _av()
     channels = 1 if data.ndim == 1 else data.shape[1]
-    cmd = [
-        ffmpeg_binary(), "-nostdin", "-v", "error", "-y", "-f", "f32le", "-ar", str(sr), "-ac", str(channels),
-        "-i", "pipe:0", "-codec:a", "libmp3lame", "-b:a", "320k", "-f", "mp3", str(path),
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, input=np.ascontiguousarray(data).tobytes(), capture_output=True)
-    if proc.returncode != 0:
-        raise SvcoverError(f"{path}: mp3 encoding failed ({_last_line(proc.stderr)})")
+    if channels not in (1, 2):
+        raise SvcoverError(f"{path}: mp3 holds mono or stereo, not {channels} channels")
+    layout = "mono" if channels == 1 else "stereo"
+    planar = data.reshape(len(data), channels).T  # fltp frames are [channels, n]
+    try:
+        with open(path, "wb") as f, av.open(f, mode="w", format="mp3") as out:
+            stream = out.add_stream("libmp3lame", rate=sr, layout=layout)
+            stream.bit_rate = MP3_BITRATE
+            for start in range(0, planar.shape[1], block):
+                frame = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(planar[:, start : start + block]), format="fltp", layout=layout
+                )
+                frame.sample_rate = sr
+                out.mux(stream.encode(frame))
+            out.mux(stream.encode(None))
+    except (av.error.FFmpegError, ValueError) as e:
+        raise SvcoverError(f"{path}: mp3 encoding failed ({_ffmpeg_reason(e)})") from None
 
 
 # Codecs whose container states the exact length, so a much shorter decode means a cut-off file.
 # (mp3 only through its Xing/LAME header, which every common encoder writes; the 5 % margin covers
-# the rare VBR file without one, whose length ffmpeg estimates.)
+# the rare VBR file without one, whose length FFmpeg estimates.)
 _EXACT_LENGTH_CODECS = {"flac", "alac", "wavpack", "mp3", "tta", "ape"} | {
     f"pcm_{k}" for k in "u8 s8 s16le s16be s24le s24be s32le s32be f32le f32be f64le alaw mulaw".split()
 }
@@ -185,11 +367,9 @@ _EXACT_LENGTH_CODECS = {"flac", "alac", "wavpack", "mp3", "tta", "ape"} | {
 def _check_riff_complete(path: Path) -> None:
     """Raise if a RIFF/WAVE file's ``data`` chunk claims more bytes than the file holds.
 
-    ffmpeg estimates a wav's length from the file size, so a wav cut at a sample boundary decodes
+    FFmpeg estimates a wav's length from the file size, so a wav cut at a sample boundary decodes
     without any error; only the header still knows how long it was meant to be.
     """
-    import struct
-
     with open(path, "rb") as f:
         head = f.read(12)
         if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
@@ -206,6 +386,15 @@ def _check_riff_complete(path: Path) -> None:
                     raise AudioDecodeError(f"{path}: truncated file (wav data is {have} of {want} bytes)")
                 return
             pos += 8 + chunk_len + (chunk_len & 1)
+
+
+def _ffmpeg_reason(e: BaseException) -> str:
+    """FFmpeg's own words for an error, without PyAV's repetition of the file name."""
+    log = getattr(e, "log", None)  # (level, context, message) of the last FFmpeg error log line
+    if log and len(log) == 3 and log[2]:
+        return _last_line(f"[{log[1]}] {log[2]}" if log[1] else log[2])
+    text = getattr(e, "strerror", None) or str(e)
+    return _last_line(str(text))
 
 
 def _last_line(stderr: bytes | str | None) -> str:

@@ -1,8 +1,8 @@
 """Environment doctor: ``python -m core doctor`` and the panel in the Models tab.
 
 Checks Python, torch and its CUDA/MPS support, the GPU and its free memory, onnxruntime's
-execution providers, ffmpeg, free disk space under ``logs/`` and the pretrained files. Each check
-is ok / warn / fail; only a fail (no torch, no ffmpeg, unsupported Python) makes the CLI exit 1.
+execution providers, the bundled FFmpeg (PyAV + imageio-ffmpeg), free disk space under ``logs/`` and the pretrained files. Each check
+is ok / warn / fail; only a fail (no torch, no bundled FFmpeg, unsupported Python) makes the CLI exit 1.
 """
 
 from __future__ import annotations
@@ -99,15 +99,29 @@ def check_onnxruntime(has_gpu: bool) -> Check:
 
 
 def check_ffmpeg() -> Check:
-    exe = shutil.which("ffmpeg")
-    if not exe:
-        return Check("ffmpeg", FAIL, "ffmpeg not found on PATH: install it (ffmpeg.org; Windows: winget install ffmpeg)")
+    """FFmpeg comes from wheels, never from the system: PyAV's libraries decode and encode every
+    file, and imageio-ffmpeg's binary is exposed as ``ffmpeg`` for audio-separator and pydub."""
+    from core.errors import SvcoverError
+    from core.ffmpeg_tool import default_bin_dir, exe_name, ffmpeg_version, wheel_ffmpeg
+
     try:
-        out = subprocess.run([exe, "-version"], capture_output=True, text=True, timeout=15)
-        first = out.stdout.splitlines()[0] if out.stdout else "unknown version"
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return Check("ffmpeg", FAIL, f"{exe} does not run ({e})")
-    return Check("ffmpeg", OK, first)
+        import av
+    except ImportError as e:
+        return Check("ffmpeg", FAIL, f"PyAV is not installed ({e}): no audio can be decoded; "
+                                     "run: pip install -r requirements.txt")
+    libav = ".".join(str(v) for v in av.library_versions.get("libavcodec", ()))
+    try:
+        import imageio_ffmpeg
+
+        exe = wheel_ffmpeg()
+        version = ffmpeg_version(exe)
+    except SvcoverError as e:
+        return Check("ffmpeg", FAIL, f"PyAV {av.__version__} decodes audio, but the ffmpeg program audio-separator "
+                                     f"needs is missing: {e}")
+    return Check("ffmpeg", OK, f"bundled in wheels, nothing installed by hand: decoding/encoding by PyAV "
+                               f"{av.__version__} (libavcodec {libav}); '{version}' from imageio-ffmpeg "
+                               f"{imageio_ffmpeg.__version__} ({exe}), exposed to audio-separator as "
+                               f"{default_bin_dir() / exe_name()}")
 
 
 def check_disk(path: Path | None = None) -> Check:

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from core.audio import SAVE_FORMATS
-from core.errors import AudioDecodeError, SvcoverError
+from core.errors import SvcoverError
 from core.progress import ProgressFn, report
 
 SAMPLE_RATE = 44100
@@ -73,30 +72,15 @@ def check_output_path(path: str | Path) -> Path:
     return path
 
 
-def stereo_ffmpeg_args(channels: int) -> list[str]:
-    """ffmpeg options making ``channels`` stereo: mono is copied to both sides at full level
-    (``-ac 2`` would put it 3 dB down in each), more channels are downmixed by ffmpeg."""
-    if channels == 1:
-        return ["-af", "pan=stereo|c0=c0|c1=c0"]
-    return ["-ac", "2"]
-
-
 def load_stereo(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode ``path`` to float32 [N, 2] at ``sr`` (mono duplicated, more channels downmixed by ffmpeg)."""
-    from core.audio import _last_line, ffmpeg_binary, probe_audio
+    """Decode ``path`` to float32 [N, 2] at ``sr`` (mono duplicated, more channels downmixed).
 
-    path = Path(path)
-    channels = probe_audio(path)["channels"]
-    cmd = [ffmpeg_binary(), "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-vn",
-           *stereo_ffmpeg_args(channels), "-ar", str(sr), "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True)
-    if proc.returncode != 0:
-        raise AudioDecodeError(f"{path}: cannot decode audio ({_last_line(proc.stderr)})")
-    wav = np.frombuffer(proc.stdout, dtype=np.float32)
-    wav = wav[: wav.size - wav.size % 2].reshape(-1, 2)
-    if wav.size == 0:
-        raise AudioDecodeError(f"{path}: contains no audio samples")
-    return np.nan_to_num(wav)
+    The shared decode path of :mod:`core.audio`: damaged, truncated and too long files are refused
+    with one line, NaN/inf samples become 0.
+    """
+    from core.audio import load_channels
+
+    return load_channels(path, sr, 2)
 
 
 def db_to_gain(db: float) -> float:

@@ -36,7 +36,6 @@ import json
 import logging
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import types
@@ -264,6 +263,10 @@ class _Session:
         model_path = check_model_files(model, model_dir)
         segment_size = mdx_segment_size(model_path)
         _ensure_onnx2torch_importable()
+        # audio-separator runs `ffmpeg -version` in Separator() and pydub looks ffmpeg up on PATH.
+        from core.ffmpeg_tool import expose_ffmpeg
+
+        expose_ffmpeg()
         with _audio_separator_env():
             try:
                 from audio_separator.separator import Separator
@@ -336,18 +339,18 @@ def _first_line(e: BaseException) -> str:
 
 
 def decode_stereo(song: Path, out_wav: Path, sr: int = SAMPLE_RATE) -> None:
-    """Decode any ffmpeg-readable file to a stereo float wav (mono is duplicated, more channels downmixed)."""
-    from core.audio import _last_line, ffmpeg_binary, probe_audio
-    from core.mix import stereo_ffmpeg_args
+    """Decode any audio file to a stereo float wav (mono is duplicated, more channels downmixed).
 
-    channels = probe_audio(song)["channels"]  # clear one-line errors for missing / empty / non-audio files
-    cmd = [ffmpeg_binary(), "-nostdin", "-v", "error", "-y", "-i", str(song), "-map", "0:a:0", "-vn",
-           *stereo_ffmpeg_args(channels), "-ar", str(sr), "-acodec", "pcm_f32le", "-f", "wav", str(out_wav)]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True)
-    if proc.returncode != 0 or not out_wav.is_file():
-        from core.errors import AudioDecodeError
+    Streams block by block through the shared decode path of :mod:`core.audio` (damaged, truncated
+    and too long files are refused with one line; NaN/inf samples become 0, which audio-separator's
+    librosa code would otherwise fail on).
+    """
+    import soundfile as sf
 
-        raise AudioDecodeError(f"{song}: cannot decode audio ({_last_line(proc.stderr)})")
+    from core.audio import decode_audio
+
+    with sf.SoundFile(str(out_wav), "w", sr, 2, subtype="FLOAT", format="WAV") as writer:
+        decode_audio(song, sr, 2, writer.write)
 
 
 def _crossfade_weights(n: int) -> tuple[np.ndarray, np.ndarray]:

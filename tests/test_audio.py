@@ -13,6 +13,7 @@ import soundfile as sf
 from core.audio import load_audio, probe_audio, save_audio
 from core.errors import AudioDecodeError, SvcoverError
 from tests.conftest import REAL, ROOT
+from tests.media import run_ffmpeg
 
 SR = 44100
 DUR = 2.0
@@ -23,8 +24,6 @@ def _tone(freq: float, sr: int, dur: float = DUR, amp: float = 0.5) -> np.ndarra
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
-def _ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
 
 
 def _dominant_hz(wav: np.ndarray, sr: int) -> float:
@@ -60,7 +59,7 @@ def test_load_every_format_to_float32_mono(fmt: str, stereo_source: tuple[Path, 
     src, mono_ref = stereo_source
     path = src if fmt == "wav" else src.with_name(f"encoded.{fmt}")
     if fmt != "wav":
-        _ffmpeg("-i", str(src), *ENCODERS[fmt], str(path))
+        run_ffmpeg("-i", str(src), *ENCODERS[fmt], str(path))
     wav = load_audio(path, SR)
     assert wav.dtype == np.float32 and wav.ndim == 1
     assert np.isfinite(wav).all()
@@ -71,7 +70,7 @@ def test_load_every_format_to_float32_mono(fmt: str, stereo_source: tuple[Path, 
 
 def test_video_container_audio_track(tmp_path: Path) -> None:
     video = tmp_path / "clip with video.mp4"
-    _ffmpeg(
+    run_ffmpeg(
         "-f", "lavfi", "-i", "testsrc=size=64x64:rate=10:duration=2",
         "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=48000:duration=2",
         "-c:v", "mpeg4", "-c:a", "aac", "-shortest", str(video),
@@ -156,7 +155,7 @@ def encoded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = {"wav": src}
     for fmt in ("flac", "mp3", "m4a"):
         out[fmt] = tmp_path / f"ten.{fmt}"
-        _ffmpeg("-i", str(src), *ENCODERS.get(fmt, []), str(out[fmt]))
+        run_ffmpeg("-i", str(src), *ENCODERS.get(fmt, []), str(out[fmt]))
     return out
 
 
@@ -214,7 +213,7 @@ def test_missing_file_and_image_file(tmp_path: Path) -> None:
     with pytest.raises(AudioDecodeError, match="not found"):
         load_audio(tmp_path / "nope.wav", SR)
     image = tmp_path / "cover.png"
-    _ffmpeg("-f", "lavfi", "-i", "color=c=red:size=16x16", "-frames:v", "1", str(image))
+    run_ffmpeg("-f", "lavfi", "-i", "color=c=red:size=16x16", "-frames:v", "1", str(image))
     with pytest.raises(AudioDecodeError, match="no audio stream"):
         load_audio(image, SR)
 
@@ -257,7 +256,7 @@ def test_save_stereo_and_bad_extension(tmp_path: Path) -> None:
 
 def make_hour_file(path: Path, seconds: int = 3600) -> Path:
     """A 1-hour 48 kHz mono wav: a 10 s tone every 10 minutes, silence in between (fast to make)."""
-    _ffmpeg(
+    run_ffmpeg(
         "-f", "lavfi", "-i", f"sine=frequency=220:sample_rate=48000:duration={seconds}",
         "-af", "volume='if(lt(mod(t,600),10),0.5,0)':eval=frame", "-ac", "1", "-c:a", "pcm_s16le", str(path),
     )  # fmt: skip

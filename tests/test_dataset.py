@@ -18,6 +18,7 @@ from core.dataset import DatasetConfig, NoUsableAudioError, build_dataset
 from core.errors import InvalidNameError, NothingToDoError
 from core.slicer import SliceSettings, render_chunk, slice_on_silence
 from tests.conftest import REAL, ROOT, make_synthetic_singing
+from tests.media import run_ffmpeg
 
 SR = 44100
 S = SliceSettings()
@@ -265,8 +266,6 @@ def singing(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_synthetic_singing(tmp_path_factory.mktemp("syn") / "sing", seed=3, extra_args=["--duration", "12"])
 
 
-def _ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True)
 
 
 def _cli(*args: str, logs: Path) -> subprocess.CompletedProcess:
@@ -280,7 +279,7 @@ def test_bad_files_are_skipped_with_one_line_each(tmp_logs: Path, tmp_path: Path
     folder = tmp_path / "mixed bag"
     folder.mkdir()
     shutil.copy(singing, folder / "good.wav")
-    _ffmpeg("-i", str(singing), str(folder / "good.flac"))
+    run_ffmpeg("-i", str(singing), str(folder / "good.flac"))
     data = (folder / "good.flac").read_bytes()
     (folder / "truncated.flac").write_bytes(data[: len(data) // 2])
     (folder / "empty.mp3").write_bytes(b"")
@@ -347,19 +346,19 @@ def test_silence_only_input_says_no_voiced_audio(tmp_logs: Path, tmp_path: Path)
 def test_unusual_formats_and_paths(tmp_logs: Path, tmp_path: Path, singing: Path) -> None:
     folder = tmp_path / "dossier été" / "voix ü 声"
     folder.mkdir(parents=True)
-    _ffmpeg(
+    run_ffmpeg(
         "-i",
         str(singing),
         "-af",
         "pan=7.1|c0=c0|c1=c0|c2=c0|c3=c0|c4=c0|c5=c0|c6=c0|c7=c0",
         str(folder / "eight ch.wav"),
     )
-    _ffmpeg("-i", str(singing), "-af", "volume=0.9", "-c:a", "pcm_u8", str(folder / "eight bit.wav"))
-    _ffmpeg(
+    run_ffmpeg("-i", str(singing), "-af", "volume=0.9", "-c:a", "pcm_u8", str(folder / "eight bit.wav"))
+    run_ffmpeg(
         "-i", str(singing), "-af", "volume=0.8", "-ar", "192000", "-c:a", "pcm_s24le", str(folder / "hires 192k.wav")
     )
-    _ffmpeg("-i", str(singing), "-af", "volume=0.7", "-c:a", "libopus", str(folder / "opus take.opus"))
-    _ffmpeg(
+    run_ffmpeg("-i", str(singing), "-af", "volume=0.7", "-c:a", "libopus", str(folder / "opus take.opus"))
+    run_ffmpeg(
         "-f", "lavfi", "-i", "testsrc=size=64x64:rate=5", "-i", str(singing), "-af", "volume=0.6",
         "-c:v", "mpeg4", "-c:a", "aac", "-shortest", str(folder / "video take.mp4"),
     )  # fmt: skip
@@ -425,9 +424,9 @@ def test_failed_later_run_keeps_earlier_work(tmp_logs: Path, tmp_path: Path, mon
 
 def test_quality_notes_clipping_and_low_rate(tmp_logs: Path, tmp_path: Path, singing: Path) -> None:
     clipped = tmp_path / "too loud.wav"
-    _ffmpeg("-i", str(singing), "-af", "volume=8", "-c:a", "pcm_s16le", str(clipped))  # 16-bit saturates
+    run_ffmpeg("-i", str(singing), "-af", "volume=8", "-c:a", "pcm_s16le", str(clipped))  # 16-bit saturates
     low = tmp_path / "phone.wav"
-    _ffmpeg("-i", str(singing), "-ar", "8000", str(low))
+    run_ffmpeg("-i", str(singing), "-ar", "8000", str(low))
     result = build_dataset("notes", [clipped, low, singing])
     notes = " | ".join(result.notes)
     assert (
