@@ -59,11 +59,23 @@ def _fmt_length(seconds: float) -> str:
     return f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
 
 
-def _too_long(path: Path, seconds: float, limit: float, how: str) -> AudioDecodeError:
+def _too_long(path: Path, limit: float, declared: float | None, decoding: bool) -> AudioDecodeError:
+    if decoding:  # the header said less (or nothing): it lied or was missing
+        said = f"its header said {_fmt_length(declared)}" if declared else "its header gave no length"
+        what = f"holds more than {_fmt_length(limit)} of audio ({said})"
+    else:
+        what = f"is {_fmt_length(declared or 0.0)} long"
     return AudioDecodeError(
-        f"{path}: {how} {_fmt_length(seconds)} of audio, over the {_fmt_length(limit)} limit for one file "
+        f"{path}: {what}, over the {_fmt_length(limit)} limit for one file "
         f"(split it, or raise {MAX_AUDIO_MINUTES_ENV})"
     )
+
+
+def check_length(path: str | Path, info: dict, max_seconds: float | None = None) -> None:
+    """Refuse a file whose header announces more than the limit (see :func:`max_audio_seconds`)."""
+    limit = max_audio_seconds() if max_seconds is None else max_seconds
+    if info.get("duration") and info["duration"] > limit:
+        raise _too_long(Path(path), limit, info["duration"], decoding=False)
 
 
 def _av() -> Any:
@@ -90,6 +102,10 @@ def _open_audio(path: Path) -> Iterator[tuple[Any, Any, list]]:
     if path.stat().st_size == 0:
         raise AudioDecodeError(f"{path}: file is empty")
     with open(path, "rb") as f, av.logging.Capture() as ffmpeg_errors:
+        kind = non_audio_kind(f.read(SNIFF_BYTES))
+        if kind:
+            raise AudioDecodeError(f"{path}: no audio stream in this file (it is {kind})")
+        f.seek(0)
         try:
             # A file object, never the name: FFmpeg would read "-x.wav" or "concat:a.wav" as a URL.
             container = av.open(f, mode="r", metadata_errors="ignore", buffer_size=_IO_BUFFER)
@@ -102,6 +118,36 @@ def _open_audio(path: Path) -> Iterator[tuple[Any, Any, list]]:
             yield container, streams[0], ffmpeg_errors
         finally:
             container.close()
+
+
+SNIFF_BYTES = 512  # how much of a file's start :func:`non_audio_kind` looks at
+
+# File signatures that are certainly not audio (checked before FFmpeg sees the file).
+_NON_AUDIO_MAGIC = (
+    (b"\x89PNG", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"), (b"%PDF", "a PDF document"), (b"PK\x03\x04", "a zip archive"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7z archive"), (b"Rar!", "a RAR archive"), (b"\x1f\x8b", "a gzip archive"),
+    (b"\x7fELF", "a program"), (b"MZ", "a Windows program"), (b"{\\rtf", "an RTF document"),
+)  # fmt: skip
+
+
+def non_audio_kind(head: bytes) -> str | None:
+    """What the first bytes of a file show it to be when that is certainly not audio, else None.
+
+    A cheap first filter (no decoder is started): images, documents, archives, programs and plain
+    text. Every audio container starts with binary header bytes, so text is never audio.
+    """
+    for magic, kind in _NON_AUDIO_MAGIC:
+        if head.startswith(magic):
+            return kind
+    if head and b"\x00" not in head:
+        try:
+            text = head.decode("utf-8")
+        except UnicodeDecodeError as e:  # a multi-byte character cut at the end of the sample is still text
+            text = head[: e.start].decode("utf-8") if e.start >= len(head) - 3 and e.start > 0 else ""
+        if text and all(c.isprintable() or c in "\t\r\n\f" for c in text):
+            return "a text file"
+    return None
 
 
 def probe_audio(path: str | Path) -> dict:
@@ -163,8 +209,7 @@ def decode_audio(
     with _open_audio(path) as (container, stream, ffmpeg_errors):
         info = {**(info or _stream_info(path, container, stream))}
         declared = info["duration"]
-        if declared and declared > limit:  # before a single sample is decoded or allocated
-            raise _too_long(path, declared, limit, "the file's header announces")
+        check_length(path, info, limit)  # before a single sample is decoded
         if not allow_damaged:
             _check_riff_complete(path)
         src_sr = info["sample_rate"]
@@ -185,7 +230,7 @@ def decode_audio(
             block = _to_channels(frame, channels, downmix)
             n_in += len(block)
             if n_in > max_in_frames:
-                raise _too_long(path, n_in / src_sr, limit, "decoding gave more than")
+                raise _too_long(path, limit, declared, decoding=True)
             if not np.isfinite(block).all():
                 # Some files (float wavs) and damaged frames hold NaN/inf; never pass them downstream.
                 np.nan_to_num(block, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
@@ -270,6 +315,7 @@ def load_audio(
     path = Path(path)
     info = info or probe_audio(path)
     limit = max_audio_seconds() if max_seconds is None else max_seconds
+    check_length(path, info, limit)  # before the buffer is sized from the header
     buffer = _Buffer(info, sr, 1, limit)
     decode_audio(path, sr, 1, buffer.append, allow_damaged=allow_damaged, info=info, max_seconds=limit)
     return buffer.result()[:, 0] if buffer.n else np.zeros(0, dtype=np.float32)
@@ -288,8 +334,10 @@ class _Buffer:
         self.n = 0
 
     def append(self, block: np.ndarray) -> None:
-        if self.n + len(block) > len(self.data):
-            self.data = np.resize(self.data, (max(len(self.data) * 3 // 2, self.n + len(block)), self.data.shape[1]))
+        if self.n + len(block) > len(self.data):  # longer than the header said
+            grown = np.empty((max(len(self.data) * 3 // 2, self.n + len(block)), self.data.shape[1]), np.float32)
+            grown[: self.n] = self.data[: self.n]
+            self.data = grown
         self.data[self.n : self.n + len(block)] = block
         self.n += len(block)
 
@@ -306,6 +354,7 @@ def load_channels(
     path = Path(path)
     info = probe_audio(path)
     limit = max_audio_seconds() if max_seconds is None else max_seconds
+    check_length(path, info, limit)  # before the buffer is sized from the header
     buffer = _Buffer(info, sr, channels, limit)
     decode_audio(path, sr, channels, buffer.append, allow_damaged=allow_damaged, info=info, max_seconds=limit)
     return buffer.result()

@@ -44,6 +44,9 @@ AUDIO_EXTENSIONS = frozenset(
     "wav wave flac mp3 ogg oga opus m4a aac wma aif aiff aifc caf wv ape ac3 mka webm mp4 m4v mkv mov avi 3gp".split()
 )
 MAX_ZIP_MEMBER_BYTES = 4 << 30  # refuse zip members that would unpack to more than 4 GiB
+# Refuse a whole archive above these, counted from its directory before anything is unpacked.
+MAX_ZIP_MEMBERS = 20_000  # LJSpeech-sized (13,100 clips) archives still fit
+MAX_ZIP_TOTAL_BYTES = 64 << 30  # uncompressed size of its audio members
 SHORT_DATASET_S = 5 * 60
 RECOMMENDED_DATASET_S = 10 * 60
 CLIP_LEVEL = 0.995
@@ -186,12 +189,13 @@ def build_dataset(
     silence_removed_s = 0.0
 
     report(progress, 0.0, f"{len(sources)} audio files")
+    archives = _OpenArchives()  # one open ZipFile per archive: reopening re-reads its whole directory
     for i, source in enumerate(sources):
         step = scaled(progress, i / max(1, len(sources)), (i + 1) / max(1, len(sources)))
         report(step, 0.0, source.label)
         local: Path | None = None
         try:
-            with _materialise(source) as path:
+            with _materialise(source, archives) as path:
                 local = path
                 content_hash = _file_sha256(path)
                 if content_hash in seen:
@@ -217,6 +221,9 @@ def build_dataset(
         except OSError as e:
             result.skipped.append(SkippedFile(source.label, f"cannot read ({e.strerror or e})"))
             continue
+        except BaseException:
+            archives.close()
+            raise
 
         old = manifest["sources"].get(content_hash)
         manifest["sources"][content_hash] = new_entry
@@ -235,6 +242,7 @@ def build_dataset(
         if new_entry["input_sample_rate"] < 32000:
             low_rate_files.append(f"{source.label} ({new_entry['input_sample_rate'] / 1000:g} kHz)")
 
+    archives.close()
     _fill_totals(result, manifest)
     if clip_files:
         result.notes.append(
@@ -450,13 +458,20 @@ def _collect(inputs: list[Path] | list[str], labels: list[str], result: DatasetR
 
 
 def _collect_zip(path: Path, label: str, sources: list[_Source], result: DatasetReport) -> int:
+    """Add the audio members of one archive; the whole archive is refused when it has too many
+    members or its audio would unpack to too much (both read from its directory, nothing unpacked)."""
     try:
         with zipfile.ZipFile(path) as zf:
             members = [m for m in zf.infolist() if not m.is_dir()]
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
         result.skipped.append(SkippedFile(label, f"not a readable zip archive ({e})"))
         return 0
-    found = 0
+    if len(members) > MAX_ZIP_MEMBERS:
+        result.skipped.append(SkippedFile(label, f"{len(members)} files in the archive, more than the {MAX_ZIP_MEMBERS} "
+                                                 "allowed; unpack it and import the folder instead"))  # fmt: skip
+        return 0
+    found: list[_Source] = []
+    total = 0
     for m in sorted(members, key=lambda m: m.filename):
         parts = m.filename.replace("\\", "/").split("/")
         if ".." in parts or m.filename.startswith(("/", "\\")) or ":" in parts[0]:
@@ -469,34 +484,82 @@ def _collect_zip(path: Path, label: str, sources: list[_Source], result: Dataset
             continue
         member_label = f"{label}/{m.filename}"
         if m.file_size > MAX_ZIP_MEMBER_BYTES:
-            result.skipped.append(SkippedFile(member_label, f"unpacks to {m.file_size >> 20} MiB, more than allowed"))
+            result.skipped.append(SkippedFile(member_label, f"unpacks to {_fmt_bytes(m.file_size)}, more than the "
+                                                            f"{_fmt_bytes(MAX_ZIP_MEMBER_BYTES)} allowed"))  # fmt: skip
             continue
-        sources.append(_Source(member_label, archive=path, member=m.filename))
-        found += 1
+        total += m.file_size
+        found.append(_Source(member_label, archive=path, member=m.filename))
+    if total > MAX_ZIP_TOTAL_BYTES:
+        result.skipped.append(SkippedFile(label, f"its audio unpacks to {_fmt_bytes(total)}, more than the "
+                                                 f"{_fmt_bytes(MAX_ZIP_TOTAL_BYTES)} allowed for one archive"))  # fmt: skip
+        return 0
     if not found:
         result.skipped.append(SkippedFile(label, "archive holds no audio files"))
-    return found
+    sources += found
+    return len(found)
+
+
+def _fmt_bytes(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+class _OpenArchives:
+    """Zip archives opened once each, and one temp folder, while members are unpacked one by one."""
+
+    def __init__(self) -> None:
+        self._open: dict[Path, zipfile.ZipFile] = {}
+        self._tmp: tempfile.TemporaryDirectory | None = None
+
+    def get(self, path: Path) -> zipfile.ZipFile:
+        if path not in self._open:
+            self._open[path] = zipfile.ZipFile(path)
+        return self._open[path]
+
+    def scratch(self) -> Path:
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="svcover-zip-")
+        return Path(self._tmp.name)
+
+    def close(self) -> None:
+        for zf in self._open.values():
+            zf.close()
+        self._open.clear()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
 
 
 @contextlib.contextmanager
-def _materialise(source: _Source) -> Iterator[Path]:
+def _materialise(source: _Source, archives: _OpenArchives) -> Iterator[Path]:
     """The source as a file on disk; zip members are unpacked one at a time into a temp folder.
 
-    Only the member's base name is used on disk, so names like ``../../x`` cannot escape it.
+    Only the member's base name is used on disk, so names like ``../../x`` cannot escape it. A
+    member whose first bytes show it is not audio (text, image, archive ...) is skipped before
+    anything is written.
     """
+    from core.audio import SNIFF_BYTES, non_audio_kind
+
     if source.path is not None:
         yield source.path
         return
     assert source.archive is not None and source.member is not None
-    with tempfile.TemporaryDirectory(prefix="svcover-zip-") as tmp:
-        target = Path(tmp) / ("member" + Path(source.member).suffix.lower())
+    target = archives.scratch() / ("member" + Path(source.member).suffix.lower())
+    try:
         try:
-            with zipfile.ZipFile(source.archive) as zf, zf.open(source.member) as src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst, 1 << 20)
+            with archives.get(source.archive).open(source.member) as src:
+                head = src.read(SNIFF_BYTES)
+                kind = non_audio_kind(head)
+                if kind:
+                    raise _Skip(f"not audio (it is {kind})")
+                with open(target, "wb") as dst:
+                    dst.write(head)
+                    shutil.copyfileobj(src, dst, 1 << 20)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, RuntimeError, ValueError) as e:
             # RuntimeError: encrypted member; BadZipFile: CRC mismatch or damaged data.
             raise _Skip(f"cannot unpack from the archive ({e})") from None
         yield target
+    finally:
+        target.unlink(missing_ok=True)
 
 
 def _reason(err: AudioDecodeError, path: Path | None) -> str:

@@ -39,11 +39,28 @@ def test_present_pretrained_file_is_ok(tmp_pretrained: Path) -> None:
     assert rmvpe.status == doctor.WARN and "sha256" in rmvpe.detail
 
 
-def test_missing_ffmpeg_is_a_failure_and_exit_1(monkeypatch: pytest.MonkeyPatch, capsys, tmp_pretrained: Path) -> None:
-    real_which = doctor.shutil.which
-    monkeypatch.setattr(doctor.shutil, "which", lambda name: None if name == "ffmpeg" else real_which(name))
+def test_ffmpeg_comes_from_the_wheels(tmp_pretrained: Path) -> None:
+    import av
+    import imageio_ffmpeg
+
     check = doctor.check_ffmpeg()
-    assert check.status == doctor.FAIL and "ffmpeg" in check.detail
+    assert check.status == doctor.OK
+    assert f"PyAV {av.__version__}" in check.detail and f"imageio-ffmpeg {imageio_ffmpeg.__version__}" in check.detail
+    assert "ffmpeg version" in check.detail and str(Path(imageio_ffmpeg.__file__).parent) in check.detail
+
+
+def test_missing_bundled_ffmpeg_is_a_failure_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_pretrained: Path
+) -> None:
+    import core.ffmpeg_tool
+    from core.errors import SvcoverError
+
+    def no_wheel():
+        raise SvcoverError("imageio-ffmpeg is not installed (No module named 'imageio_ffmpeg')")
+
+    monkeypatch.setattr(core.ffmpeg_tool, "wheel_ffmpeg", no_wheel)
+    check = doctor.check_ffmpeg()
+    assert check.status == doctor.FAIL and "imageio-ffmpeg is not installed" in check.detail
     import argparse
 
     assert doctor.run_cli(argparse.Namespace(json=False, verify_checksums=False)) == 1
