@@ -540,7 +540,7 @@ def convert_files(
     With one input file, ``output`` may be a file name (its extension sets the format) or a folder;
     default folder: ``logs/<exp>/outputs``.
     """
-    from core.audio import load_audio, save_audio
+    from core.audio import check_length, load_audio, probe_audio, save_audio
     from core.device import pick_device
 
     config.validate()
@@ -552,12 +552,16 @@ def convert_files(
     single_file_target = len(inputs) == 1 and out_arg.suffix.lower().lstrip(".") in FORMATS
     # Before loading models or converting anything: a bad output folder should not cost minutes of work.
     _check_writable(out_arg.parent if single_file_target else out_arg)
+    # Headers only (no decoding): a non-audio or too long input fails before the models load.
+    infos = [probe_audio(path) for path in inputs]
+    for path, info in zip(inputs, infos, strict=True):
+        check_length(path, info)
     device = pick_device(config.device)
     models = models or Models.load(exp, config, device)
     results = []
     for i, path in enumerate(inputs):
         sub = scaled(progress, i / len(inputs), (i + 1) / len(inputs))
-        wav = load_audio(path, AUDIO.sample_rate)
+        wav = load_audio(path, AUDIO.sample_rate, info=infos[i])
         converted, result = convert_waveform(wav, models, config, progress=sub)
         if single_file_target:
             target = out_arg

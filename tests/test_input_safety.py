@@ -298,3 +298,41 @@ def test_cover_refuses_truncated_inputs(uvr_env: Path, tmp_path: Path) -> None:
         make_cover(tmp_path / "cover.wav", _identity_convert(tmp_path), vocals=cut, instrumental=full)
     assert str(err.value).startswith(f"{cut}: truncated file")
     assert not (tmp_path / "cover.wav").exists()
+
+
+@pytest.fixture(scope="module")
+def voice_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(logs, pretrained) of the small voice model the convert tests share (built once per test process)."""
+    from standins import shared_voice_roots
+
+    return shared_voice_roots(tmp_path_factory)
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_convert_zeroes_nan_and_refuses_truncated_inputs(
+    voice_env: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.convert as convert
+    from core.convert import ConvertConfig, convert_files
+
+    logs, pretrained = voice_env
+    monkeypatch.setenv("SVCOVER_LOGS", str(logs))
+    monkeypatch.setenv("SVCOVER_PRETRAINED", str(pretrained))
+    config = ConvertConfig(device="cpu", sampler="dpm-solver++", steps=4)
+    song = _nan_song(tmp_path / "nan vocal.wav", seconds=3.0, channels=1)
+    (result,) = convert_files("voice", song, tmp_path / "out", config)
+    converted, sr = sf.read(result.output, dtype="float32")
+    assert sr == SR and abs(len(converted) - 3 * SR) < 1024 and np.isfinite(converted).all()
+    assert np.abs(converted).max() > 1e-3
+
+    cut = _truncated(song, tmp_path / "cut vocal.wav")
+    loaded: list[bool] = []
+    real_load = convert.Models.load
+    monkeypatch.setattr(convert.Models, "load", lambda *a, **k: loaded.append(True) or real_load(*a, **k))
+    with pytest.raises(AudioDecodeError) as err:
+        convert_files("voice", cut, tmp_path / "out", config)
+    assert str(err.value).startswith(f"{cut}: truncated file") and "\n" not in str(err.value)
+    monkeypatch.setenv(audio.MAX_AUDIO_MINUTES_ENV, str(2 / 60))  # a too long input: refused from its header ...
+    with pytest.raises(AudioDecodeError, match="is 3.0 s long, over the 2.0 s limit"):
+        convert_files("voice", song, tmp_path / "out", config)
+    assert len(loaded) == 1  # ... before any model is loaded
