@@ -10,8 +10,9 @@ Cases (each in a fresh subprocess, so peak RSS belongs to that case alone):
 - hour-song: the whole dataset stage on 1 hour of real music (the song looped, flac): voiced
   throughout, so ~250 chunks are filtered, normalised and written (needs ~1 GB of temp disk)
 
-Reported: wall seconds, CPU seconds (this process + ffmpeg children), wall seconds per minute of
-input, and peak RSS (ru_maxrss of the Python process; ffmpeg's own few MB are not included).
+Reported: wall seconds, CPU seconds (this process + any children; decoding is PyAV in-process since
+2026-12, so there are none), wall seconds per minute of input, and peak RSS (ru_maxrss). The 1-hour
+inputs are generated with the ffmpeg program of the imageio-ffmpeg wheel (no system ffmpeg).
 """
 
 from __future__ import annotations
@@ -51,19 +52,17 @@ print(json.dumps({"wall": wall, "cpu": self_cpu + child.ru_utime + child.ru_stim
 
 
 def _duration(paths: list[Path]) -> float:
-    import soundfile as sf
+    sys.path.insert(0, str(ROOT))
+    from core.audio import probe_audio
 
-    total = 0.0
-    for p in paths:
-        try:
-            total += sf.info(p).duration
-        except Exception:  # ogg/mp3 that libsndfile cannot read: ask ffprobe
-            out = subprocess.run(
-                ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(p)],
-                capture_output=True, text=True, check=True,
-            )  # fmt: skip
-            total += float(out.stdout.strip())
-    return total
+    return sum(probe_audio(p)["duration"] or 0.0 for p in paths)
+
+
+def _ffmpeg(*args: str) -> None:
+    sys.path.insert(0, str(ROOT))
+    from core.ffmpeg_tool import wheel_ffmpeg
+
+    subprocess.run([str(wheel_ffmpeg()), "-nostdin", "-v", "error", "-y", *args], check=True)
 
 
 def run_case(kind: str, inputs: list[Path], logs: Path) -> dict:
@@ -76,21 +75,13 @@ def run_case(kind: str, inputs: list[Path], logs: Path) -> dict:
 
 
 def make_hour(path: Path) -> Path:
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi",
-         "-i", "sine=frequency=220:sample_rate=48000:duration=3600",
-         "-af", "volume='if(lt(mod(t,600),10),0.5,0)':eval=frame", "-ac", "1", "-c:a", "pcm_s16le", str(path)],
-        check=True,
-    )  # fmt: skip
+    _ffmpeg("-f", "lavfi", "-i", "sine=frequency=220:sample_rate=48000:duration=3600",
+            "-af", "volume='if(lt(mod(t,600),10),0.5,0)':eval=frame", "-ac", "1", "-c:a", "pcm_s16le", str(path))  # fmt: skip
     return path
 
 
 def make_song_hour(song: Path, path: Path) -> Path:
-    subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-y", "-stream_loop", "-1", "-i", str(song), "-t", "3600",
-         "-c:a", "flac", str(path)],
-        check=True,
-    )  # fmt: skip
+    _ffmpeg("-stream_loop", "-1", "-i", str(song), "-t", "3600", "-c:a", "flac", str(path))
     return path
 
 
