@@ -4,8 +4,14 @@ svcover itself decodes and encodes through PyAV (:mod:`core.audio`) and runs no 
 audio-separator does: creating a ``Separator`` runs ``ffmpeg -version`` and fails without one, and
 pydub (which audio-separator imports) looks ``ffmpeg`` up on PATH. The imageio-ffmpeg wheel ships a
 static ffmpeg binary under a versioned file name; :func:`expose_ffmpeg` makes it available under
-the plain name (``ffmpeg``, ``ffmpeg.exe`` on Windows) in a folder of its own and puts that folder
-first on this process's PATH. Nobody has to install ffmpeg by hand on any platform.
+the plain name (``ffmpeg``, ``ffmpeg.exe`` on Windows) in a folder of its own, and
+:func:`ffmpeg_on_path` puts that folder first on this process's PATH while audio-separator is set
+up. Nobody has to install ffmpeg by hand on any platform.
+
+Why only while audio-separator is set up: the wheel has no ``ffprobe``, and Gradio's Audio component
+runs ``ffprobe`` on every output file whenever it finds ``ffmpeg`` on PATH (and fails when ffprobe is
+missing). The web UI runs covers in its own process, so a permanent PATH entry would break every
+audio player after the first cover.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ import contextlib
 import os
 import shutil
 import sys
+import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from core.errors import SvcoverError
@@ -79,11 +87,11 @@ def _install(source: Path, target: Path) -> None:
 
 
 def expose_ffmpeg(bin_dir: Path | None = None, source: Path | None = None) -> Path:
-    """Make the wheel's ffmpeg runnable as plain ``ffmpeg`` in this process; returns its path.
+    """Put the wheel's ffmpeg as plain ``ffmpeg`` (``ffmpeg.exe``) in a folder; returns its path.
 
     Idempotent (an up-to-date link or copy is left alone) and atomic (a half-copied binary is
     never visible under the plain name). ``bin_dir`` defaults to :func:`default_bin_dir`, or a
-    per-user cache folder when that is not writable.
+    per-user cache folder when that is not writable. PATH is not changed (see :func:`ffmpeg_on_path`).
     """
     source = source or wheel_ffmpeg()
     if not source.is_file():
@@ -98,16 +106,43 @@ def expose_ffmpeg(bin_dir: Path | None = None, source: Path | None = None) -> Pa
         except OSError as e:
             error = e
             continue
-        _put_first_on_path(folder)
         return target
     assert error is not None
     raise SvcoverError(f"{folders[-1]}: cannot provide the bundled ffmpeg there ({error.strerror or error})")
 
 
-def _put_first_on_path(folder: Path) -> None:
-    entries = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p]
-    entries = [p for p in entries if Path(p) != folder]
-    os.environ["PATH"] = os.pathsep.join([str(folder), *entries])
+_path_lock = threading.Lock()
+_path_users: dict[Path, int] = {}  # folder -> callers inside ffmpeg_on_path (threads of the web UI)
+
+
+@contextlib.contextmanager
+def ffmpeg_on_path(bin_dir: Path | None = None, source: Path | None = None) -> Iterator[Path]:
+    """Within the block, plain ``ffmpeg`` runs the wheel's binary (its folder is first on PATH).
+
+    Safe for concurrent callers: the folder leaves PATH when the last one exits; other PATH changes
+    made meanwhile are kept.
+    """
+    exe = expose_ffmpeg(bin_dir, source)
+    folder = exe.parent
+    with _path_lock:
+        _path_users[folder] = _path_users.get(folder, 0) + 1
+        _set_path([str(folder), *(p for p in _path_entries() if Path(p) != folder)])
+    try:
+        yield exe
+    finally:
+        with _path_lock:
+            _path_users[folder] -= 1
+            if not _path_users[folder]:
+                del _path_users[folder]
+                _set_path([p for p in _path_entries() if Path(p) != folder])
+
+
+def _path_entries() -> list[str]:
+    return [p for p in os.environ.get("PATH", "").split(os.pathsep) if p]
+
+
+def _set_path(entries: list[str]) -> None:
+    os.environ["PATH"] = os.pathsep.join(entries)
 
 
 def ffmpeg_version(exe: Path) -> str:

@@ -263,11 +263,11 @@ class _Session:
         model_path = check_model_files(model, model_dir)
         segment_size = mdx_segment_size(model_path)
         _ensure_onnx2torch_importable()
-        # audio-separator runs `ffmpeg -version` in Separator() and pydub looks ffmpeg up on PATH.
-        from core.ffmpeg_tool import expose_ffmpeg
+        # audio-separator runs `ffmpeg -version` in Separator() and pydub looks ffmpeg up when imported;
+        # nothing runs it afterwards (stems are written with soundfile).
+        from core.ffmpeg_tool import ffmpeg_on_path
 
-        expose_ffmpeg()
-        with _audio_separator_env():
+        with _audio_separator_env(), ffmpeg_on_path():
             try:
                 from audio_separator.separator import Separator
             except ImportError as e:

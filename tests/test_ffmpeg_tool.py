@@ -1,4 +1,5 @@
-"""core.ffmpeg_tool: the wheel's ffmpeg exposed as plain `ffmpeg` (`ffmpeg.exe` on Windows) first on PATH.
+"""core.ffmpeg_tool: the wheel's ffmpeg exposed as plain `ffmpeg` (`ffmpeg.exe` on Windows), first on PATH
+while audio-separator is set up, and off PATH again afterwards (Gradio would then look for an ffprobe).
 
 No system ffmpeg is installed on this machine or in CI, so audio-separator (tests/test_separate.py,
 tests/test_cover_pipeline.py) only works through this. Windows cannot run here: its branch is
@@ -37,27 +38,43 @@ def clean_path(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_real_wheel_binary_runs_as_plain_ffmpeg(clean_path: None) -> None:
     # Here and in CI there is no system ffmpeg (.ci/run does not install one), so this is the only one.
-    exe = tool.expose_ffmpeg()  # the real default: a folder inside the venv
-    assert exe == tool.default_bin_dir() / "ffmpeg"
-    assert os.environ["PATH"].split(os.pathsep)[0] == str(exe.parent)
-    assert Path(shutil.which("ffmpeg")) == exe
-    # what audio-separator's Separator() runs
-    out = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, check=True)
-    assert out.stdout.startswith("ffmpeg version")
+    path_before = os.environ["PATH"]
+    with tool.ffmpeg_on_path() as exe:  # the real default: a folder inside the venv
+        assert exe == tool.default_bin_dir() / "ffmpeg"
+        assert os.environ["PATH"].split(os.pathsep)[0] == str(exe.parent)
+        assert Path(shutil.which("ffmpeg")) == exe
+        # what audio-separator's Separator() runs
+        out = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, check=True)
+        assert out.stdout.startswith("ffmpeg version")
+    assert os.environ["PATH"] == path_before  # Gradio must not find an ffmpeg without its ffprobe
     wheel = tool.wheel_ffmpeg()
     if exe.stat().st_dev == wheel.stat().st_dev:
         assert os.path.samefile(exe, wheel)  # a hard link: no second 170 MB copy
+
+
+def test_separation_leaves_path_as_it_was(clean_path: None, tmp_pretrained: Path, tmp_path: Path) -> None:
+    from core.separate import _Session
+    from tests.tiny_uvr import TINY_MODEL, install_tiny_uvr
+
+    install_tiny_uvr(tmp_pretrained / "uvr")
+    path_before = os.environ["PATH"]
+    session = _Session(TINY_MODEL, tmp_pretrained / "uvr", tmp_path)  # runs `ffmpeg -version` inside
+    assert session.primary and os.environ["PATH"] == path_before
 
 
 def test_idempotent_and_path_not_growing(fake_wheel_binary: Path, tmp_path: Path, clean_path: None) -> None:
     bin_dir = tmp_path / "bin"
     first = tool.expose_ffmpeg(bin_dir, source=fake_wheel_binary)
     inode = first.stat().st_ino
-    path_after_first = os.environ["PATH"]
     second = tool.expose_ffmpeg(bin_dir, source=fake_wheel_binary)
     assert second == first and second.stat().st_ino == inode  # left alone, not replaced
-    assert os.environ["PATH"] == path_after_first
     assert sorted(p.name for p in bin_dir.iterdir()) == ["ffmpeg"]  # no temp files left
+    path_before = os.environ["PATH"]
+    with tool.ffmpeg_on_path(bin_dir, source=fake_wheel_binary):
+        with tool.ffmpeg_on_path(bin_dir, source=fake_wheel_binary):  # nested: still one entry
+            assert os.environ["PATH"].split(os.pathsep).count(str(bin_dir)) == 1
+        assert os.environ["PATH"].split(os.pathsep)[0] == str(bin_dir)  # the outer caller still has it
+    assert os.environ["PATH"] == path_before
 
 
 def test_updated_wheel_replaces_the_exposed_binary(fake_wheel_binary: Path, tmp_path: Path, clean_path: None) -> None:
@@ -107,23 +124,29 @@ def test_falls_back_to_a_user_folder_when_the_venv_is_read_only(
 
 
 def test_concurrent_callers_all_get_a_whole_binary(fake_wheel_binary: Path, tmp_path: Path, clean_path: None) -> None:
-    results: list[Path] = []
+    path_before = os.environ["PATH"]
+    inside = threading.Barrier(8, timeout=30)
+    results: list[tuple[Path, bool]] = []
     errors: list[BaseException] = []
 
-    def expose() -> None:
+    def use() -> None:
         try:
-            results.append(tool.expose_ffmpeg(tmp_path / "bin", source=fake_wheel_binary))
-        except BaseException as e:  # noqa: BLE001 - reported below
+            with tool.ffmpeg_on_path(tmp_path / "bin", source=fake_wheel_binary) as exe:
+                inside.wait()  # all 8 are inside at once
+                results.append((exe, shutil.which("ffmpeg") == str(exe)))
+                inside.wait()
+        except BaseException as e:
             errors.append(e)
 
-    threads = [threading.Thread(target=expose) for _ in range(8)]
+    threads = [threading.Thread(target=use) for _ in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert errors == [] and len(set(results)) == 1
-    assert results[0].read_bytes() == fake_wheel_binary.read_bytes()
+    assert errors == [] and len(results) == 8 and all(found for _, found in results)
+    assert results[0][0].read_bytes() == fake_wheel_binary.read_bytes()
     assert sorted(p.name for p in (tmp_path / "bin").iterdir()) == ["ffmpeg"]
+    assert os.environ["PATH"] == path_before
 
 
 def test_missing_wheel_binary_is_one_line(tmp_path: Path) -> None:
