@@ -34,6 +34,7 @@ MAX_AUDIO_MINUTES_ENV = "SVCOVER_MAX_AUDIO_MINUTES"
 DEFAULT_MAX_AUDIO_MINUTES = 180.0  # 3 hours: any song or recording session, far below what fills RAM
 MP3_BITRATE = 320_000
 _IO_BUFFER = 1 << 18  # bytes PyAV reads from the Python file object per call
+_BLOCK_FRAMES = 1 << 16  # input frames converted, mixed and resampled at a time
 
 Sink = Callable[[np.ndarray], None]
 
@@ -218,23 +219,47 @@ def decode_audio(
         downmix = av.AudioResampler(format="flt", layout="stereo", rate=src_sr) if channels == 2 else None
         n_in = n_out = 0
         damage: str | None = None
+        # Frames are small (a few hundred samples for some codecs): they are gathered in their own
+        # sample format and converted, mixed and resampled ~64k frames at a time.
+        pending: list[np.ndarray] = []
+        pending_frames = 0
+        pending_kind: tuple[str, int] | None = None
 
-        def emit(block: np.ndarray) -> None:
-            nonlocal n_out
-            if block.size:
-                sink(block)
-                n_out += len(block)
-
-        def take(frame: Any) -> None:
-            nonlocal n_in
-            block = _to_channels(frame, channels, downmix)
+        def flush() -> None:
+            nonlocal n_in, n_out, pending_frames
+            if not pending:
+                return
+            block = _to_float(np.concatenate(pending) if len(pending) > 1 else pending[0], pending_kind[0])
+            pending.clear()
+            pending_frames = 0
+            block = _mix(block, channels)
             n_in += len(block)
             if n_in > max_in_frames:
                 raise _too_long(path, limit, declared, decoding=True)
             if not np.isfinite(block).all():
                 # Some files (float wavs) and damaged frames hold NaN/inf; never pass them downstream.
                 np.nan_to_num(block, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-            emit(resampler.resample_chunk(block) if resampler is not None else block)
+            out = resampler.resample_chunk(block) if resampler is not None else block
+            if out.size:
+                sink(out)
+                n_out += len(out)
+
+        def take(frame: Any) -> None:
+            nonlocal pending_frames, pending_kind
+            if channels == 2 and frame.layout.nb_channels > 2:  # FFmpeg's downmix matrix, as `-ac 2` did
+                frames = downmix.resample(frame)
+            else:
+                frames = [frame]
+            for f in frames:
+                samples, base = _frame_samples(f)
+                kind = (base, samples.shape[1])
+                if kind != pending_kind:
+                    flush()
+                    pending_kind = kind
+                pending.append(samples)
+                pending_frames += len(samples)
+                if pending_frames >= _BLOCK_FRAMES:
+                    flush()
 
         try:
             for packet in container.demux(stream):
@@ -249,8 +274,12 @@ def decode_audio(
                     take(frame)
         except av.error.FFmpegError as e:  # the demuxer hit damaged or missing data
             damage = damage or _ffmpeg_reason(e)
+        flush()
         if resampler is not None:
-            emit(resampler.resample_chunk(np.zeros((0, channels), dtype=np.float32), last=True))
+            tail = resampler.resample_chunk(np.zeros((0, channels), dtype=np.float32), last=True)
+            if tail.size:
+                sink(tail)
+                n_out += len(tail)
         if damage is None and ffmpeg_errors:
             damage = _last_line(ffmpeg_errors[-1][2])
     if n_out == 0:
@@ -267,32 +296,42 @@ def decode_audio(
     return info
 
 
-def _to_channels(frame: Any, channels: int, downmix: Any) -> np.ndarray:
-    """One decoded frame as float32 [n, channels] (see :func:`decode_audio` for the mixing)."""
-    if channels == 2 and frame.layout.nb_channels > 2:
-        parts = [_frame_to_float(f) for f in downmix.resample(frame)]
-        return np.concatenate(parts) if parts else np.zeros((0, 2), dtype=np.float32)
-    data = _frame_to_float(frame)
+def _mix(data: np.ndarray, channels: int) -> np.ndarray:
+    """float32 [n, c] to [n, channels]: averaged to mono, or mono copied to both sides at full level."""
     if channels == 1:
-        return data.mean(axis=1, dtype=np.float32, keepdims=True) if data.shape[1] > 1 else data
+        if data.shape[1] == 1:
+            return data
+        mono = data[:, 0].copy()  # a column loop: numpy's mean over a short last axis is ~10x slower
+        for k in range(1, data.shape[1]):
+            mono += data[:, k]
+        mono *= np.float32(1.0 / data.shape[1])
+        return mono[:, None]
     return np.repeat(data, 2, axis=1) if data.shape[1] == 1 else data
 
 
-# Sample formats -> scale to [-1, 1); unsigned 8-bit is offset by 128 first.
+_SAMPLE_DTYPES = {"u8": np.uint8, "s16": np.int16, "s32": np.int32, "s64": np.int64, "flt": np.float32,
+                  "dbl": np.float64}  # fmt: skip
+# Integer sample formats -> scale to [-1, 1); unsigned 8-bit is offset by 128 first.
 _INT_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
 
 
-def _frame_to_float(frame: Any) -> np.ndarray:
+def _frame_samples(frame: Any) -> tuple[np.ndarray, str]:
+    """One frame's samples as [n, channels] in its own sample format (no conversion yet), and that format."""
     fmt = frame.format
     base = fmt.name.rstrip("p")
-    data = frame.to_ndarray()
-    n_ch = frame.layout.nb_channels
-    # Planar frames come as [channels, n], packed ones as [1, n * channels].
-    data = data.T if fmt.is_planar else data.reshape(-1, n_ch)
-    if base in ("flt", "dbl"):
-        return np.ascontiguousarray(data, dtype=np.float32)
-    if base not in _INT_SCALE:
+    dtype = _SAMPLE_DTYPES.get(base)
+    if dtype is None:
         raise AudioDecodeError(f"unsupported sample format {fmt.name}")
+    n, n_ch = frame.samples, frame.layout.nb_channels
+    if fmt.is_planar:  # one buffer per channel (padded past n)
+        planes = [np.frombuffer(plane, dtype=dtype, count=n) for plane in frame.planes[:n_ch]]
+        return (planes[0][:, None] if n_ch == 1 else np.stack(planes, axis=1)), base
+    return np.frombuffer(frame.planes[0], dtype=dtype, count=n * n_ch).reshape(n, n_ch), base
+
+
+def _to_float(data: np.ndarray, base: str) -> np.ndarray:
+    if base in ("flt", "dbl"):
+        return np.array(data, dtype=np.float32)  # a copy: the frame's buffer is not ours to change
     out = data.astype(np.float32)
     if base == "u8":
         out -= 128.0
