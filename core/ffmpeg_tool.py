@@ -137,6 +137,13 @@ def ffmpeg_on_path(bin_dir: Path | None = None, source: Path | None = None) -> I
                 _set_path([p for p in _path_entries() if Path(p) != folder])
 
 
+def point_pydub_at(exe: Path) -> None:
+    """Make pydub (imported by audio-separator) run ``exe`` by full path, whatever PATH holds later."""
+    pydub = sys.modules.get("pydub")
+    if pydub is not None:
+        pydub.AudioSegment.converter = str(exe)
+
+
 def _path_entries() -> list[str]:
     return [p for p in os.environ.get("PATH", "").split(os.pathsep) if p]
 

@@ -265,9 +265,9 @@ class _Session:
         _ensure_onnx2torch_importable()
         # audio-separator runs `ffmpeg -version` in Separator() and pydub looks ffmpeg up when imported;
         # nothing runs it afterwards (stems are written with soundfile).
-        from core.ffmpeg_tool import ffmpeg_on_path
+        from core.ffmpeg_tool import ffmpeg_on_path, point_pydub_at
 
-        with _audio_separator_env(), ffmpeg_on_path():
+        with _audio_separator_env(), ffmpeg_on_path() as ffmpeg_exe:
             try:
                 from audio_separator.separator import Separator
             except ImportError as e:
@@ -298,6 +298,7 @@ class _Session:
                 ) from None
             except Exception as e:  # a damaged or foreign model file: the user re-downloads it
                 raise SeparationError(f"{model_path}: audio-separator cannot load it ({_first_line(e)})") from None
+            point_pydub_at(ffmpeg_exe)  # imported by now (its separator modules use it)
         instance = self.separator.model_instance
         self.primary: str = instance.primary_stem_name
         self.secondary: str = instance.secondary_stem_name

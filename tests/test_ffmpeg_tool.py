@@ -60,6 +60,9 @@ def test_separation_leaves_path_as_it_was(clean_path: None, tmp_pretrained: Path
     path_before = os.environ["PATH"]
     session = _Session(TINY_MODEL, tmp_pretrained / "uvr", tmp_path)  # runs `ffmpeg -version` inside
     assert session.primary and os.environ["PATH"] == path_before
+    from pydub import AudioSegment  # imported by audio-separator; finds the binary without PATH
+
+    assert AudioSegment.converter == str(tool.default_bin_dir() / tool.exe_name())
 
 
 def test_idempotent_and_path_not_growing(fake_wheel_binary: Path, tmp_path: Path, clean_path: None) -> None:
