@@ -155,3 +155,13 @@ def test_concurrent_callers_all_get_a_whole_binary(fake_wheel_binary: Path, tmp_
 def test_missing_wheel_binary_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(SvcoverError, match="bundled ffmpeg binary is missing; reinstall imageio-ffmpeg"):
         tool.expose_ffmpeg(tmp_path / "bin", source=tmp_path / "gone")
+
+
+def test_pyav_wheel_carries_the_codecs_svcover_needs() -> None:
+    """requirements.txt pins PyAV because its wheels bundle these; a build without them would break saving/decoding."""
+    import av
+
+    for name in ("libmp3lame", "aac", "flac", "libopus", "pcm_s16le"):
+        assert av.codec.Codec(name, "w").type == "audio", name
+    for name in ("mp3float", "aac", "flac", "libopus", "vorbis", "alac", "pcm_u8", "pcm_f32le", "wmav2"):
+        assert av.codec.Codec(name, "r").type == "audio", name
