@@ -150,7 +150,7 @@ def test_junk_members_are_skipped_without_starting_a_decoder(
     png = b"\x89PNG\r\n\x1a\n" + bytes(200)
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.write(singing, "real take.wav")
-        for i in range(1500):
+        for i in range(500):
             zf.writestr(f"junk/lyrics{i}.wav", f"verse {i}: la la la\n" * 20)
             zf.writestr(f"junk/cover{i}.mp3", png)
     opened: list[Path] = []
@@ -167,9 +167,9 @@ def test_junk_members_are_skipped_without_starting_a_decoder(
     assert report.new_files == 1 and report.chunks > 0
     reasons = {s.reason for s in report.skipped}
     assert reasons == {"not audio (it is a text file)", "not audio (it is a PNG image)"}
-    assert len(report.skipped) == 3000
+    assert len(report.skipped) == 1000
     assert len(opened) <= 3  # the real take only (probe + decode), never a junk member
-    assert seconds < 30, f"{seconds:.1f} s for 3000 junk members"
+    assert seconds < 30, f"{seconds:.1f} s for 1000 junk members"
 
 
 # ------------------------------------------------------------------------------------ file names
