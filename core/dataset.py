@@ -1,7 +1,7 @@
 """Dataset stage: audio files, folders and zip archives -> 4-15 s training chunks in logs/<exp>/.
 
-Per source file: decode (any FFmpeg format, through PyAV; bounded, see :mod:`core.audio`) -> 44.1 kHz
-mono -> zero-phase Butterworth high-pass -> silence slicing (:mod:`core.slicer`) -> per-chunk loudness normalisation that never clips ->
+Per source file: decode (any FFmpeg format, via PyAV) -> 44.1 kHz mono -> zero-phase Butterworth high-pass
+-> silence slicing (:mod:`core.slicer`) -> per-chunk loudness normalisation that never clips ->
 ``0_gt_wavs/<key>_<i>.wav`` (44.1 kHz) and ``1_16k_wavs/<key>_<i>.wav`` (16 kHz).
 
 ``key`` is a hash of the file's *content* and the settings, so re-running on the same inputs
