@@ -71,13 +71,17 @@ class CoverResult:
 
 def _user_stems(vocals: Path, instrumental: Path) -> Stems:
     """Stems object for user-supplied files (no separation, nothing cached)."""
-    from core.mix import load_stereo, rms_db
+    from core.audio import decode_audio
+    from core.mix import SAMPLE_RATE, load_stereo, rms_db
     from core.separate import NO_VOCALS_DB, file_sha256
 
     for path in (vocals, instrumental):
         if not Path(path).is_file():
             raise AudioDecodeError(f"{path}: file not found")
     level = rms_db(load_stereo(vocals))  # the same measure separate_song uses for its vocal stem
+    # Validate the instrumental now (damaged, truncated, too long) rather than after the conversion;
+    # decoded without keeping the samples, the mix decodes it again.
+    decode_audio(instrumental, SAMPLE_RATE, 2, lambda _block: None)
     stems = Stems(song=vocals, song_sha256=file_sha256(vocals), vocals=vocals, instrumental=instrumental,
                   full_vocals=vocals, vocals_rms_db=level, cached=False)  # fmt: skip
     if level <= NO_VOCALS_DB:

@@ -297,6 +297,13 @@ def test_cover_refuses_truncated_inputs(uvr_env: Path, tmp_path: Path) -> None:
     with pytest.raises(AudioDecodeError) as err:  # user stems go through the same path
         make_cover(tmp_path / "cover.wav", _identity_convert(tmp_path), vocals=cut, instrumental=full)
     assert str(err.value).startswith(f"{cut}: truncated file")
+
+    def no_conversion(vocals: Path) -> Path:
+        raise AssertionError("converted before the instrumental was checked")
+
+    with pytest.raises(AudioDecodeError) as err:  # a bad instrumental is found before the conversion
+        make_cover(tmp_path / "cover.wav", no_conversion, vocals=full, instrumental=cut)
+    assert str(err.value).startswith(f"{cut}: truncated file")
     assert not (tmp_path / "cover.wav").exists()
 
 
