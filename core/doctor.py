@@ -1,8 +1,10 @@
 """Environment doctor: ``python -m core doctor`` and the panel in the Models tab.
 
 Checks Python, torch and its CUDA/MPS support, the GPU and its free memory, onnxruntime's
-execution providers, the bundled FFmpeg (PyAV + imageio-ffmpeg), free disk space under ``logs/`` and the pretrained files. Each check
-is ok / warn / fail; only a fail (no torch, no bundled FFmpeg, unsupported Python) makes the CLI exit 1.
+execution providers, the bundled FFmpeg (PyAV + imageio-ffmpeg), free disk space under ``logs/`` and the
+pretrained files. Each check is ok / warn / fail; a fail (no torch, no bundled FFmpeg, unsupported Python,
+a required model missing) makes the CLI exit 1. ``--self-test`` also runs every installed model on a known
+input (core/selftest.py).
 """
 
 from __future__ import annotations
@@ -141,6 +143,8 @@ def check_disk(path: Path | None = None) -> Check:
 
 
 def check_pretrained(verify: bool = False) -> list[Check]:
+    """One check per registry entry. A required model that is missing (or broken) is a problem: on a fresh
+    install nothing past the Dataset tab can run, and the report must say so."""
     from core.pretrained import REGISTRY, all_status, pretrained_root
 
     checks = []
@@ -151,7 +155,7 @@ def check_pretrained(verify: bool = False) -> list[Check]:
             checks.append(Check(f"pretrained {entry.name}", OK,
                                 f"optional, not installed ({entry.used_by}): 'python -m core download {entry.name}'"))
         else:
-            checks.append(Check(f"pretrained {entry.name}", WARN,
+            checks.append(Check(f"pretrained {entry.name}", FAIL,
                                 f"{st.detail} in {pretrained_root()}: run 'python -m core download {entry.name}' "
                                 f"(needed by {entry.used_by})"))
     return checks
@@ -182,12 +186,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
     parser.add_argument("--verify-checksums", action="store_true",
                         help="also check the sha256 of present pretrained files (reads every file once, then cached)")
+    parser.add_argument("--self-test", nargs="*", metavar="MODEL", default=None,
+                        help="also run every installed model (or only the MODELs named) on a known input and check "
+                        "its output; exit 1 if one fails (models: contentvec, rmvpe, fcpe, nsf_hifigan, "
+                        "diffusion_svc_base, uvr_vocals)")
+    parser.add_argument("--device", default="cpu", help="device for --self-test (cpu, cuda, auto; default cpu)")
 
 
 def run_cli(args: argparse.Namespace) -> int:
     checks = run_doctor(verify_checksums=args.verify_checksums)
+    self_test = getattr(args, "self_test", None)
+    results = []
+    if self_test is not None:
+        from core import selftest
+        from core.progress import tqdm_progress
+
+        with tqdm_progress("self-test") as bar:
+            results = selftest.run_self_test(self_test or None, bar, device=args.device)
     if args.json:
-        print(json.dumps([asdict(c) for c in checks], indent=1))
+        out = [asdict(c) for c in checks]
+        print(json.dumps({"checks": out, "self_test": [asdict(r) for r in results]} if self_test is not None else out,
+                         indent=1))  # fmt: skip
     else:
         print(format_report(checks))
-    return 1 if any(c.status == FAIL for c in checks) else 0
+        if self_test is not None:
+            from core.selftest import format_results
+
+            print(format_results(results))
+    failed = any(c.status == FAIL for c in checks) or any(r.failed for r in results)
+    return 1 if failed else 0
