@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core.config import AUDIO
-from core.errors import NothingToDoError, SvcoverError
+from core.errors import NothingToDoError, Remedy, SvcoverError
 from core.experiment import Experiment, visible_files
 from core.progress import ProgressFn, report, scaled
 
@@ -120,8 +120,7 @@ def resolve_checkpoint(exp: Experiment, ckpt: str) -> Path:
     if exported:
         return exported[-1]
     raise ConvertError(
-        f"{exp.root}: no trained voice model (no checkpoints/best.pt or step_*.pt): train it first with "
-        f"'python -m core train --exp {exp.name}'"
+        f"{exp.root}: no trained voice model (no checkpoints/best.pt or step_*.pt)", remedy=Remedy("train", exp.name)
     )
 
 
@@ -205,7 +204,7 @@ class Models:
             if int(index.dim) != units_dim:
                 raise ConvertError(
                     f"{exp.index}: the retrieval index holds {index.dim}-d features but the voice model takes "
-                    f"{units_dim}-d: rebuild it with 'python -m core index --exp {exp.name}'"
+                    f"{units_dim}-d", remedy=Remedy("index", exp.name),
                 )
         return cls(voice=voice, extractors=extractors, vocoder=vocoder, index=index)
 

@@ -17,6 +17,8 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from core.errors import Remedy
+
 OK, WARN, FAIL = "ok", "warn", "fail"
 MIN_FREE_GB_WARN = 10.0
 MIN_FREE_GB_FAIL = 1.0
@@ -27,6 +29,15 @@ class Check:
     name: str
     status: str  # "ok" | "warn" | "fail"
     detail: str
+    remedy: Remedy | None = None  # the step that fixes it, said per surface (CLI command / UI action)
+
+    @property
+    def cli_detail(self) -> str:
+        return f"{self.detail}: {self.remedy.cli()}" if self.remedy else self.detail
+
+    @property
+    def ui_detail(self) -> str:
+        return f"{self.detail}: {self.remedy.ui()}" if self.remedy else self.detail
 
 
 def check_python() -> Check:
@@ -152,12 +163,12 @@ def check_pretrained(verify: bool = False) -> list[Check]:
         if st.usable:
             checks.append(Check(f"pretrained {entry.name}", OK, st.detail))
         elif entry.optional and st.state == "missing":
-            checks.append(Check(f"pretrained {entry.name}", OK,
-                                f"optional, not installed ({entry.used_by}): 'python -m core download {entry.name}'"))
+            checks.append(Check(f"pretrained {entry.name}", OK, f"optional, not installed ({entry.used_by})",
+                                Remedy("download", entry.name)))  # fmt: skip
         else:
             checks.append(Check(f"pretrained {entry.name}", FAIL,
-                                f"{st.detail} in {pretrained_root()}: run 'python -m core download {entry.name}' "
-                                f"(needed by {entry.used_by})"))
+                                f"{st.detail} in {pretrained_root()} (needed by {entry.used_by})",
+                                Remedy("download", entry.name)))  # fmt: skip
     return checks
 
 
@@ -175,7 +186,7 @@ def run_doctor(verify_checksums: bool = False) -> list[Check]:
 
 def format_report(checks: list[Check]) -> str:
     marks = {OK: "[ ok ]", WARN: "[warn]", FAIL: "[FAIL]"}
-    lines = [f"{marks[c.status]} {c.name:<30} {c.detail}" for c in checks]
+    lines = [f"{marks[c.status]} {c.name:<30} {c.cli_detail}" for c in checks]
     fails = sum(c.status == FAIL for c in checks)
     warns = sum(c.status == WARN for c in checks)
     lines.append(f"{fails} problem(s), {warns} warning(s)")
@@ -204,7 +215,7 @@ def run_cli(args: argparse.Namespace) -> int:
         with tqdm_progress("self-test") as bar:
             results = selftest.run_self_test(self_test or None, bar, device=args.device)
     if args.json:
-        out = [asdict(c) for c in checks]
+        out = [{**asdict(c), "detail": c.cli_detail} for c in checks]
         print(json.dumps({"checks": out, "self_test": [asdict(r) for r in results]} if self_test is not None else out,
                          indent=1))  # fmt: skip
     else:

@@ -3,11 +3,67 @@
 Every stage raises a subclass of :class:`SvcoverError` for problems the user can fix
 (bad file, missing model, bad name). The CLI prints ``str(err)`` and exits non-zero; the
 web UI shows it in a red box. Anything else is a bug and keeps its traceback.
+
+When the fix is another step (download a model, build the dataset, extract, train), the error carries
+it as a :class:`Remedy` instead of baking one surface's wording into the text: ``str(err)`` says the
+CLI command, :meth:`SvcoverError.for_ui` says the UI action (Models tab → Download, Train tab).
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# The UI's name for each step, as the browser user sees it (tab → button).
+_UI_ACTIONS = {
+    "dataset": "build it in the Dataset tab (Build dataset) for '{target}'",
+    "extract": "run the Extract tab (Extract features) for '{target}'",
+    "train": "train '{target}' in the Train tab first",
+    "index": "run the Extract tab (Extract features) for '{target}' again; it rebuilds the retrieval index",
+}
+_CLI_ACTIONS = {
+    "dataset": "python -m core dataset --exp {target}",
+    "extract": "python -m core extract --exp {target}",
+    "train": "python -m core train --exp {target}",
+    "index": "python -m core index --exp {target}",
+}
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """What fixes a problem: ``action`` ("download", "dataset", "extract", "train", "index") on ``target``
+    (a pretrained model name for downloads, else an experiment name). ``by_hand`` is the offline alternative."""
+
+    action: str
+    target: str
+    by_hand: str = ""
+
+    def cli(self) -> str:
+        if self.action == "download":
+            return f"fetch it with 'python -m core download {self.target}'" + (f" {self.by_hand}" if self.by_hand else "")
+        return f"run '{_CLI_ACTIONS[self.action].format(target=self.target)}'"
+
+    def ui(self) -> str:
+        if self.action == "download":
+            text = (f"open the Models tab, tick '{self.target}' and click Download selected "
+                    "(or Download everything needed in the first-run panel)")  # fmt: skip
+            return text + (f"; offline: {self.by_hand}" if self.by_hand else "")
+        return _UI_ACTIONS[self.action].format(target=self.target)
 
 
 class SvcoverError(Exception):
-    """A problem the user can act on; ``str(err)`` is one line naming the file and the problem."""
+    """A problem the user can act on; ``str(err)`` is one line naming the file and the problem.
+
+    ``remedy`` (keyword only) names the step that fixes it; ``str(err)`` then ends with its CLI form.
+    """
+
+    def __init__(self, message: str = "", *, remedy: Remedy | None = None) -> None:
+        self.problem = message
+        self.remedy = remedy
+        super().__init__(f"{message}: {remedy.cli()}" if remedy else message)
+
+    def for_ui(self) -> str:
+        """The message for the web UI: the same problem, with the fix said as a UI action."""
+        return f"{self.problem}: {self.remedy.ui()}" if self.remedy else str(self)
 
 
 class InvalidNameError(SvcoverError, ValueError):
@@ -19,7 +75,12 @@ class AudioDecodeError(SvcoverError):
 
 
 class MissingPretrainedError(SvcoverError, FileNotFoundError):
-    """A pretrained weight file is not on disk; the message names the command that fetches it."""
+    """A pretrained weight file is not on disk; ``remedy`` names the model that provides it."""
+
+    @property
+    def model(self) -> str | None:
+        """The pretrained model (registry name) to download, if known."""
+        return self.remedy.target if self.remedy and self.remedy.action == "download" else None
 
 
 class CheckpointError(SvcoverError):

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from core.config import load_json, save_json
-from core.errors import NothingToDoError, SvcoverError
+from core.errors import NothingToDoError, Remedy, SvcoverError
 from core.experiment import Experiment
 from core.fsutil import atomic_path
 from core.progress import ProgressFn, report
@@ -53,8 +53,8 @@ class RetrievalIndex:
             return units
         if units.shape[1] != self.dim:
             raise RetrievalIndexError(
-                f"retrieval index holds {self.dim}-d features but the input has {units.shape[1]}-d: "
-                f"rebuild it with 'python -m core index --exp {self.meta.get('experiment', 'NAME')}'"
+                f"retrieval index holds {self.dim}-d features but the input has {units.shape[1]}-d",
+                remedy=Remedy("index", str(self.meta.get("experiment", "NAME"))),
             )
         k = max(1, min(k, len(self.vectors)))
         dist, idx = self.index.search(units, k)
@@ -97,7 +97,7 @@ def build_index(exp_name: str, progress: ProgressFn | None = None, seed: int = 0
         raise RetrievalIndexError(f"{exp.root}: no such experiment")
     chunks = list_feature_chunks(exp)
     if not chunks:
-        raise NothingToDoError(f"{exp.root}: no extracted features: run 'python -m core extract --exp {exp.name}' first")
+        raise NothingToDoError(f"{exp.root}: no extracted features", remedy=Remedy("extract", exp.name))
     parts = []
     for i, chunk in enumerate(chunks):
         parts.append(load_features(exp, chunk)["units"])
@@ -133,14 +133,14 @@ def load_index(exp: Experiment | str) -> RetrievalIndex:
     paths = [folder / INDEX_FILE, folder / VECTORS_FILE, folder / META_FILE]
     missing = [p for p in paths if not p.is_file()]
     if missing:
-        raise RetrievalIndexError(f"{missing[0]}: retrieval index not built: run 'python -m core index --exp {exp.name}'")
+        raise RetrievalIndexError(f"{missing[0]}: retrieval index not built", remedy=Remedy("index", exp.name))
     try:
         index = faiss.read_index(str(paths[0]))
         vectors = np.load(paths[1], allow_pickle=False).astype(np.float32)
     except (RuntimeError, ValueError, OSError) as e:
         raise RetrievalIndexError(f"{folder}: unreadable retrieval index ({str(e).splitlines()[0][:120]}); rebuild it") from None
     if index.ntotal != len(vectors) or index.d != vectors.shape[1]:
-        raise RetrievalIndexError(f"{folder}: index and vectors disagree; rebuild with 'python -m core index --exp {exp.name}'")
+        raise RetrievalIndexError(f"{folder}: index and vectors disagree", remedy=Remedy("index", exp.name))
     return RetrievalIndex(index=index, vectors=vectors, meta=load_json(paths[2]))
 
 

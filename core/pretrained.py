@@ -40,7 +40,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
-from core.errors import MissingPretrainedError, SvcoverError
+from core.errors import MissingPretrainedError, Remedy, SvcoverError
 from core.experiment import PROJECT_ROOT
 from core.progress import ProgressFn, report
 
@@ -303,7 +303,7 @@ REGISTRY: tuple[Pretrained, ...] = (
     ),
 )
 
-# Names that fetch several entries at once (messages elsewhere say `python -m core download uvr`).
+# Names that fetch several entries at once (a shortcut for the CLI; messages name the single entry).
 GROUPS: dict[str, tuple[str, ...]] = {"uvr": ("uvr_vocals", "uvr_karaoke", "uvr_dereverb")}
 
 
@@ -346,7 +346,7 @@ def entry_for_path(relative: str) -> Pretrained | None:
 def require(relative: str, *alternatives: str, download_name: str | None = None) -> Path:
     """Path of a pretrained file (first of ``relative`` and ``alternatives`` that exists).
 
-    Raises :class:`MissingPretrainedError` naming the expected path and the fetch command.
+    Raises :class:`MissingPretrainedError` naming the expected path, with the model to download as its remedy.
     """
     root = pretrained_root()
     for rel in (relative, *alternatives):
@@ -357,8 +357,7 @@ def require(relative: str, *alternatives: str, download_name: str | None = None)
     name = download_name or (entry.name if entry else relative.split("/")[0])
     source = f" (source: {entry.files[0].urls[0]})" if entry and entry.files[0].urls else ""
     raise MissingPretrainedError(
-        f"missing pretrained file {root / relative}: fetch it with 'python -m core download {name}' "
-        f"or copy it there by hand{source}"
+        f"missing pretrained file {root / relative}", remedy=Remedy("download", name, f"or copy it there by hand{source}")
     )
 
 
@@ -422,8 +421,11 @@ def all_status(verify: bool = True) -> list[Status]:
     return [status(e, verify=verify) for e in REGISTRY]
 
 
-def missing_report(verify: bool = False) -> str:
-    """Exactly which files are missing, where they go and where to get them (for offline users)."""
+def missing_report(verify: bool = False, for_ui: bool = False) -> str:
+    """Exactly which files are missing, where they go and where to get them (for offline users).
+
+    ``for_ui``: the last line of each entry names the Models tab action instead of the CLI command.
+    """
     root = pretrained_root()
     lines = []
     for entry, st in zip(REGISTRY, all_status(verify=verify), strict=True):
@@ -435,7 +437,8 @@ def missing_report(verify: bool = False) -> str:
                 where = (f" ({source.archive} archive: unpack into {root / source.dest})" if source.archive
                          else f" -> {root / source.dest}")
                 lines.append(f"    {'or get' if k else 'get'} {' or '.join(source.urls)}{where}")
-        lines.append(f"    or run: python -m core download {entry.name}")
+        remedy = Remedy("download", entry.name)
+        lines.append(f"    or {remedy.ui() if for_ui else remedy.cli()}")
     return "\n".join(lines)
 
 

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import MissingPretrainedError, SvcoverError
+from core.errors import MissingPretrainedError, Remedy, SvcoverError
 from core.experiment import logs_root
 from core.progress import ProgressFn, report, scaled
 
@@ -60,7 +60,7 @@ DEFAULT_VOCAL_MODEL = "UVR-MDX-NET-Voc_FT.onnx"
 DEFAULT_KARAOKE_MODEL = "UVR_MDXNET_KARA_2.onnx"  # lead vocal vs. backing vocals
 DEFAULT_DEREVERB_MODEL = "Reverb_HQ_By_FoxJoy.onnx"  # dry vocal vs. reverb tail
 METADATA_FILES = ("download_checks.json", "mdx_model_data.json", "vr_model_data.json")
-DOWNLOAD_NAME = "uvr"  # `python -m core download uvr`
+DOWNLOAD_NAME = "uvr_vocals"  # the registry entry with the vocal model and the metadata files
 CACHE_DIRNAME = ".stems"
 STEM_FORMAT = "wav"  # 32-bit float: stems may pass 1.0 (mp3 songs do), which 16/24-bit files would clip
 _CACHE_VERSION = 1
@@ -150,9 +150,15 @@ def model_md5(path: Path) -> str:
 
 
 def _missing(path: Path) -> MissingPretrainedError:
+    """The error for a missing model or metadata file, naming the registry entry that provides it (the name
+    the Models tab shows); a model svcover's registry does not know falls back to the vocal model's entry."""
+    from core.pretrained import UVR_DIR, entry_for_path
+
+    entry = entry_for_path(f"{UVR_DIR}/{path.name}")
     return MissingPretrainedError(
-        f"missing separation file {path}: fetch it with 'python -m core download {DOWNLOAD_NAME}' or copy it there by hand"
-    )
+        f"missing separation file {path}", remedy=Remedy("download", entry.name if entry else DOWNLOAD_NAME,
+                                                          "or copy it there by hand"),
+    )  # fmt: skip
 
 
 def check_model_files(model: str, model_dir: Path | None = None) -> Path:

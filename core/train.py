@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import CheckpointError, NothingToDoError, SvcoverError
+from core.errors import CheckpointError, NothingToDoError, Remedy, SvcoverError
 from core.experiment import Experiment, visible_files
 from core.progress import ProgressFn, report
 
@@ -140,7 +140,7 @@ def load_clips(exp: Experiment, names: list[str], units_dim: int | None = None) 
         where = exp.features / name
         missing = [k for k in ("units", "f0_continuous", "volume", "mel") if k not in feats]
         if missing:
-            raise SvcoverError(f"{where}: features lack {', '.join(missing)}; re-run 'python -m core extract --exp {exp.name}'")
+            raise SvcoverError(f"{where}: features lack {', '.join(missing)}", remedy=Remedy("extract", exp.name))
         units, mel = feats["units"], feats["mel"]
         if units.ndim != 2 or mel.ndim != 2:
             raise SvcoverError(f"{where}: units must be [T, C] and mel [M, T] (got {units.shape} and {mel.shape})")
@@ -616,7 +616,7 @@ def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None =
     cfg.validate()
     exp = exp if isinstance(exp, Experiment) else Experiment.open(exp)
     if not exp.exists():
-        raise SvcoverError(f"{exp.root}: experiment not found: build it with 'python -m core dataset --exp {exp.name}'")
+        raise SvcoverError(f"{exp.root}: experiment not found", remedy=Remedy("dataset", exp.name))
     rank, world, local_rank = _distributed()
     is_main = rank == 0
 
@@ -639,7 +639,7 @@ def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None =
 
     names = list_feature_chunks(exp)
     if not names:
-        raise NothingToDoError(f"{exp.features}: no extracted features: run 'python -m core extract --exp {exp.name}' first")
+        raise NothingToDoError(f"{exp.features}: no extracted features", remedy=Remedy("extract", exp.name))
     stats = load_stats(exp)
 
     # ---- model: resume > base > scratch -------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.errors import CheckpointError, MissingPretrainedError
+from core.errors import CheckpointError, MissingPretrainedError, Remedy
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -493,8 +493,8 @@ class NsfHifiGan:
         config_path = model_path.parent / CONFIG_FILE_NAME
         if not config_path.is_file():
             raise MissingPretrainedError(
-                f"missing pretrained file {config_path}: fetch it with 'python -m core download nsf_hifigan' "
-                "or copy the config.json of the vocoder release there"
+                f"missing pretrained file {config_path}",
+                remedy=Remedy("download", "nsf_hifigan", "or copy the config.json of the vocoder release there"),
             )
         return cls.from_checkpoint(model_path, device=device, fast=fast)
 

@@ -26,7 +26,48 @@ def test_run_doctor_covers_every_area(tmp_pretrained: Path, tmp_logs: Path) -> N
     assert optional.status == doctor.OK and "optional" in optional.detail
     assert all(c.status in (doctor.OK, doctor.WARN, doctor.FAIL) and c.detail for c in checks)
     missing = [c for c in checks if c.name == "pretrained rmvpe"][0]
-    assert missing.status == doctor.WARN and "python -m core download rmvpe" in missing.detail
+    # A required model missing is a problem (a fresh install must not report "0 problem(s)"), said per surface.
+    assert missing.status == doctor.FAIL and "python -m core download rmvpe" in missing.cli_detail
+    assert "Models tab" in missing.ui_detail and "python -m core" not in missing.ui_detail
+    report = doctor.format_report(checks)
+    assert "0 problem(s)" not in report and "python -m core download contentvec" in report
+
+
+def test_missing_model_messages_name_the_surface_action(tmp_pretrained: Path, tmp_logs: Path) -> None:
+    """One error, two renderings: the CLI command in str(), the UI action in for_ui() (and in the UI's red box)."""
+    import gradio as gr
+
+    from core import pretrained
+    from core.errors import MissingPretrainedError
+    from core.separate import check_model_files
+    from webui.common import user_errors
+
+    with pytest.raises(MissingPretrainedError) as err:
+        pretrained.require(pretrained.RMVPE, download_name="rmvpe")
+    assert err.value.model == "rmvpe" and "python -m core download rmvpe" in str(err.value)
+    ui = err.value.for_ui()
+    assert str(tmp_pretrained / "rmvpe" / "rmvpe.pt") in ui and "Models tab" in ui and "'rmvpe'" in ui
+    assert "python -m core" not in ui and len(ui.splitlines()) == 1
+
+    with pytest.raises(MissingPretrainedError) as err:  # Cover asks for the name the Models tab offers
+        check_model_files("UVR-MDX-NET-Voc_FT.onnx", tmp_pretrained / "uvr")
+    assert err.value.model == "uvr_vocals" and "download uvr_vocals" in str(err.value)
+    with pytest.raises(MissingPretrainedError) as err:
+        check_model_files("UVR_MDXNET_KARA_2.onnx", tmp_pretrained / "uvr")
+    assert err.value.model == "uvr_karaoke"
+
+    @user_errors
+    def handler() -> None:  # the real "nothing trained yet" path of the Convert tab
+        from core.convert import resolve_checkpoint
+        from core.experiment import Experiment
+
+        exp = Experiment.open("singer")
+        exp.root.mkdir(parents=True)
+        resolve_checkpoint(exp, "best")
+
+    with pytest.raises(gr.Error) as box:
+        handler()
+    assert "Train tab" in box.value.message and "python -m core" not in box.value.message
 
 
 def test_present_pretrained_file_is_ok(tmp_pretrained: Path) -> None:
@@ -36,7 +77,7 @@ def test_present_pretrained_file_is_ok(tmp_pretrained: Path) -> None:
     rmvpe = [c for c in doctor.check_pretrained() if c.name == "pretrained rmvpe"][0]
     assert rmvpe.status == doctor.OK
     rmvpe = [c for c in doctor.check_pretrained(verify=True) if c.name == "pretrained rmvpe"][0]
-    assert rmvpe.status == doctor.WARN and "sha256" in rmvpe.detail
+    assert rmvpe.status == doctor.FAIL and "sha256" in rmvpe.detail
 
 
 def test_ffmpeg_comes_from_the_wheels(tmp_pretrained: Path) -> None:

@@ -31,8 +31,8 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except SvcoverError as e:
-            raise gr.Error(str(e), print_exception=False) from None
+        except SvcoverError as e:  # the UI wording: "Models tab → Download ...", not a CLI command
+            raise gr.Error(e.for_ui(), print_exception=False) from None
         except Exception as e:  # a bug: keep the traceback in the console, one line in the page
             log.exception("unexpected error in %s", fn.__name__)
             raise gr.Error(f"unexpected error: {type(e).__name__}: {e}", print_exception=False) from None

@@ -104,7 +104,7 @@ def _run(
         result = build_dataset(exp.strip(), inputs, config, gradio_progress(progress), labels=labels)
     except NoUsableAudioError as e:
         skipped = "\n".join(f"- skipped **{s.file}**: {s.reason}" for s in e.report.skipped)
-        return [f"### Nothing usable\n{e}\n\n{skipped}", gr.update(visible=False)] + [
+        return [f"### Nothing usable\n{e.for_ui()}\n\n{skipped}", gr.update(visible=False)] + [
             gr.update(visible=False, value=None) for _ in range(N_PLAYERS)
         ]
     return [_summary_markdown(result), _histogram(result.durations), *_players(result)]

@@ -57,7 +57,7 @@ def download(names: list[str] | None, progress: gr.Progress = gr.Progress()) -> 
             messages.append(f"- **{entry.name}**: failed: {e}")
     text = "\n".join(messages)
     if failed:
-        text += "\n\nStill missing (download by hand if you are offline):\n```\n" + missing_report() + "\n```"
+        text += "\n\nStill missing (download by hand if you are offline):\n```\n" + missing_report(for_ui=True) + "\n```"
     return _status_rows(True), text  # cheap: freshly verified downloads are in the checksum cache
 
 
@@ -67,7 +67,7 @@ def run_doctor() -> tuple[list[list[str]], str]:
     from core.doctor import run_doctor as doctor
 
     checks = doctor()
-    rows = [[c.status, c.name, c.detail] for c in checks]
+    rows = [[c.status, c.name, c.ui_detail] for c in checks]
     fails = sum(c.status == FAIL for c in checks)
     warns = sum(c.status == WARN for c in checks)
     return rows, f"{fails} problem(s), {warns} warning(s)"

@@ -193,7 +193,7 @@ def snapshot(exp_name: str | None) -> list[Any]:
     try:
         exp = Experiment.open(exp_name)
     except SvcoverError as e:
-        return [f"**{e}**", empty_curve, [], ""]
+        return [f"**{e.for_ui()}**", empty_curve, [], ""]
     rows = read_metrics(exp)
     proc = running_process(exp)
     points = [{"step": r["step"], "loss": r["loss"], "series": "train"} for r in rows]

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from core.config import AUDIO, load_json, save_json
-from core.errors import NothingToDoError, SvcoverError
+from core.errors import NothingToDoError, Remedy, SvcoverError
 from core.experiment import Experiment, visible_files
 from core.progress import ProgressFn, report
 
@@ -334,11 +334,11 @@ def _as_experiment(exp: str | Experiment) -> Experiment:
 
 def _list_chunks(exp: Experiment) -> list[_Chunk]:
     if not exp.exists():
-        raise SvcoverError(f"{exp.root}: experiment not found: build it first with 'python -m core dataset --exp {exp.name}'")
+        raise SvcoverError(f"{exp.root}: experiment not found", remedy=Remedy("dataset", exp.name))
     wavs = visible_files(exp.gt_wavs, "*.wav")
     if not wavs:
         raise NothingToDoError(
-            f"{exp.gt_wavs}: no chunks to extract: build the dataset first with 'python -m core dataset --exp {exp.name}'"
+            f"{exp.gt_wavs}: no chunks to extract: the dataset is not built yet", remedy=Remedy("dataset", exp.name)
         )
     chunks = []
     for wav in wavs:
@@ -670,14 +670,14 @@ def _config_of(exp: Experiment, config: ExtractConfig | None) -> ExtractConfig:
     try:
         st = exp.config.stat()
     except FileNotFoundError:
-        raise SvcoverError(f"{exp.config}: no extract settings: run 'python -m core extract --exp {exp.name}' first") from None
+        raise SvcoverError(f"{exp.config}: no extract settings", remedy=Remedy("extract", exp.name)) from None
     cached = _SETTINGS_CACHE.get(exp.config)
     stamp = (st.st_mtime_ns, st.st_ino, st.st_size)  # atomic rewrites give a new inode as well
     if cached is not None and cached[0] == stamp:
         return cached[1]
     section = load_json(exp.config).get("extract")
     if not isinstance(section, dict):
-        raise SvcoverError(f"{exp.config}: no \"extract\" section: run 'python -m core extract --exp {exp.name}' first")
+        raise SvcoverError(f"{exp.config}: no \"extract\" section", remedy=Remedy("extract", exp.name))
     settings = ExtractConfig(f0_method=section.get("f0_method", "rmvpe"), encoder=section.get("encoder", "contentvec768l12"))
     _SETTINGS_CACHE[exp.config] = (stamp, settings)
     return settings
@@ -713,7 +713,7 @@ def load_features(exp: str | Experiment, chunk: str, *, config: ExtractConfig | 
         path = _find_group_file(exp, chunk, group, digests[group])
         if path is None:
             raise SvcoverError(
-                f"{exp.features / chunk}: no {group} features for chunk {chunk!r}: run 'python -m core extract --exp {exp.name}'"
+                f"{exp.features / chunk}: no {group} features for chunk {chunk!r}", remedy=Remedy("extract", exp.name)
             )
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -732,7 +732,7 @@ def load_stats(exp: str | Experiment) -> dict:
     """The dataset statistics written by the last extract run (``stats.json``)."""
     exp = _as_experiment(exp)
     if not exp.stats.is_file():
-        raise SvcoverError(f"{exp.stats}: not found: run 'python -m core extract --exp {exp.name}' first")
+        raise SvcoverError(f"{exp.stats}: not found", remedy=Remedy("extract", exp.name))
     return load_json(exp.stats)
 
 
