@@ -207,12 +207,18 @@ def test_registry_entries_are_complete() -> None:
     assert pt.get("content").name == "contentvec" and pt.get("diffusion_svc").name == "diffusion_svc_base"
     assert pt.resolve_names(["uvr", "uvr_vocals", "hubert"]) == ["uvr_vocals", "uvr_karaoke", "uvr_dereverb",
                                                                   "contentvec"]
-    from core.separate import DEFAULT_DEREVERB_MODEL, DEFAULT_KARAOKE_MODEL, DEFAULT_VOCAL_MODEL, DOWNLOAD_NAME
+    from core.separate import (
+        DEFAULT_DEREVERB_MODEL,
+        DEFAULT_KARAOKE_MODEL,
+        DEFAULT_VOCAL_MODEL,
+        METADATA_FILES,
+        _missing,
+    )
 
-    # every file the separation stage asks for is fetched by the name its error message gives
-    dests = {f.dest for n in pt.resolve_names([DOWNLOAD_NAME]) for f in pt.get(n).files}
-    for model in (DEFAULT_VOCAL_MODEL, DEFAULT_KARAOKE_MODEL, DEFAULT_DEREVERB_MODEL):
-        assert f"uvr/{model}" in dests
+    # every file the separation stage asks for is fetched by the name its error message gives (the Models tab's)
+    for name in (DEFAULT_VOCAL_MODEL, DEFAULT_KARAOKE_MODEL, DEFAULT_DEREVERB_MODEL, *METADATA_FILES):
+        named = _missing(pt.pretrained_root() / "uvr" / name).model
+        assert f"uvr/{name}" in {f.dest for f in pt.get(named).files}, (name, named)
 
 
 def test_require_names_file_and_download_command(tmp_pretrained: Path) -> None:

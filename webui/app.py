@@ -21,6 +21,9 @@ TABS: list[tuple[str, str, str]] = [
 def build_app() -> gr.Blocks:
     with gr.Blocks(title="svcover") as demo:
         gr.Markdown(f"# svcover {__version__}\nSinging voice conversion studio — Dataset → Extract → Train → Convert")
+        from webui import first_run
+
+        first_run.build(demo)  # hidden unless a stage still lacks a pretrained model
         for label, module_name, todo in TABS:
             with gr.Tab(label, id=label.lower()):
                 try:

@@ -40,6 +40,22 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def selftest_markdown(results: list) -> str:
+    """Self-test results (core.selftest.ModelCheck list) as a Markdown list: a failing model is named first."""
+    from core.selftest import FAIL, PASS
+
+    marks = {PASS: "pass", FAIL: "**FAIL**"}
+    tested = [r for r in results if r.status in marks]
+    if not tested:
+        return "#### Self-test\nNo installed model to test."
+    failed = [r.model for r in tested if r.status == FAIL]
+    head = (f"#### Self-test: {len(failed)} of {len(tested)} model(s) FAILED: {', '.join(failed)}\n"
+            "A failing model is the wrong file or a damaged download: download it again in the Models tab "
+            "(tick it, Download selected) or replace the file by hand."
+            if failed else f"#### Self-test: all {len(tested)} model(s) passed")  # fmt: skip
+    return head + "\n" + "\n".join(f"- {marks[r.status]} **{r.model}**: {r.detail}" for r in tested)
+
+
 def experiment_choices() -> list[str]:
     return list_experiments()
 

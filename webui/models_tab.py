@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from webui.common import experiment_choices, gradio_progress, user_errors
+from webui.common import experiment_choices, gradio_progress, selftest_markdown, user_errors
 
 STATUS_HEADERS = ["name", "state", "detail", "what", "licence", "checksum source"]
 
@@ -38,27 +38,39 @@ def refresh_status(verify: bool = False) -> list[list[str]]:
 @user_errors
 def download(names: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[list[list[str]], str]:
     from core.pretrained import get, install, missing_report
+    from core.progress import scaled
+    from core.selftest import TESTED_MODELS, run_self_test
 
     if not names:
         raise gr.Error("choose at least one model to download", print_exception=False)
     cb = gradio_progress(progress)
-    messages, failed = [], []
+    download_share = 0.8  # of the bar; the self-test of what was downloaded gets the rest
+    messages, failed, installed = [], [], []
     for i, name in enumerate(names):
         entry = get(name)  # validates: only registry names reach the downloader
-
-        def sub(frac: float, msg: str = "", i: int = i) -> None:
-            cb((i + frac) / len(names), msg)
-
+        sub = scaled(cb, download_share * i / len(names), download_share * (i + 1) / len(names))
         try:
             st = install(entry.name, sub)
+            installed.append(entry.name)
             messages.append(f"- **{entry.name}**: {st.state} ({st.detail})")
         except Exception as e:  # one failure must not stop the others
             failed.append(entry.name)
-            messages.append(f"- **{entry.name}**: failed: {e}")
+            messages.append(f"- **{entry.name}**: failed: {e.for_ui() if hasattr(e, 'for_ui') else e}")
     text = "\n".join(messages)
     if failed:
         text += "\n\nStill missing (download by hand if you are offline):\n```\n" + missing_report(for_ui=True) + "\n```"
+    tested = [n for n in installed if n in TESTED_MODELS]
+    if tested:  # every download is checked by running it, not only by its checksum
+        text += "\n\n" + selftest_markdown(run_self_test(tested, scaled(cb, download_share, 1.0)))
     return _status_rows(True), text  # cheap: freshly verified downloads are in the checksum cache
+
+
+@user_errors
+def self_test(progress: gr.Progress = gr.Progress()) -> str:
+    """Run every installed model on a known input (core.selftest) and list the results."""
+    from core.selftest import run_self_test
+
+    return selftest_markdown(run_self_test(None, gradio_progress(progress)))
 
 
 @user_errors
@@ -118,6 +130,12 @@ def build() -> None:
         choose = gr.CheckboxGroup(choices=_names(), label="download", scale=3)
         download_btn = gr.Button("Download selected", variant="primary", scale=1)
     download_log = gr.Markdown(elem_id="models-download-log")
+    with gr.Row():
+        selftest_btn = gr.Button("Self-test installed models", elem_id="models-selftest", scale=1)
+        gr.Markdown("Runs each installed model on a known input and checks its output (about a minute on a CPU); "
+                    "runs by itself after every download. Command line: `python -m core doctor --self-test`.")  # fmt: skip
+    selftest_msg = gr.Markdown(elem_id="models-selftest-msg")
+    selftest_btn.click(self_test, outputs=selftest_msg, api_name="selftest")
     refresh_btn.click(lambda: refresh_status(False), outputs=table, api_name="pretrained_status")
     verify_btn.click(lambda: refresh_status(True), outputs=table, api_name="pretrained_verify")
     download_btn.click(download, inputs=choose, outputs=[table, download_log], api_name="pretrained_download")

@@ -1,0 +1,111 @@
+"""Guided first run (webui/first_run.py) and the Models tab's self-test, through their handlers.
+
+Downloads come from a local HTTP server through ``SVCOVER_MIRROR`` (``<mirror>/<original host>/<path>``): it
+serves a stand-in vocoder (random weights, shaped like the release zip) and answers 404 for everything else,
+so the panel must show one model installed and failing its self-test, and the others failing to download with
+the UI's wording.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import io
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.pretrained import get
+
+
+def vocoder_zip(tmp: Path) -> bytes:
+    """The small random-weight vocoder packed like the release: one folder holding ``model`` + ``config.json``."""
+    from standins import write_small_vocoder
+
+    folder = write_small_vocoder(tmp / "voc")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for f in folder.iterdir():
+            zf.write(f, f"nsf_hifigan_44.1k_hop512_128bin_2024.02/{f.name}")
+    return buf.getvalue()
+
+
+def mirror_path(name: str) -> str:
+    """Where a mirror serves the first URL of registry entry ``name``: ``/<host>/<path>``."""
+    return "/" + get(name).files[0].urls[0].split("://", 1)[1]
+
+
+@contextlib.contextmanager
+def serve_files(files: dict[str, bytes], bytes_per_second: float | None = None) -> Iterator[str]:
+    """A local HTTP server answering ``files`` (path -> body) and 404 for the rest; yields its base URL.
+    ``bytes_per_second`` throttles bodies so a progress bar has time to show."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            body = files.get(self.path.removeprefix("/mirror"))
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            step = 64 << 10
+            for i in range(0, len(body), step):
+                self.wfile.write(body[i : i + step])
+                if bytes_per_second:
+                    time.sleep(step / bytes_per_second)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/mirror"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_panel_lists_what_each_stage_needs(tmp_pretrained: Path) -> None:
+    from webui import first_run
+
+    assert first_run.missing_names() == ["contentvec", "rmvpe", "diffusion_svc_base", "nsf_hifigan", "uvr_vocals"]
+    panel, text, button = first_run.on_load()
+    assert panel["visible"] and button["visible"]
+    assert "| Dataset | nothing | ready |" in text
+    assert "| Convert | vocoder (`nsf_hifigan`) | missing: `nsf_hifigan` |" in text
+    assert "| Cover | vocal separation model (`uvr_vocals`) | missing: `uvr_vocals` |" in text
+    assert "Download everything needed" in text and "Models** tab" in text and "python -m core" not in text
+    for name in first_run.required_names():  # every name the panel uses is a registry entry
+        assert get(name).name == name
+
+
+def test_download_everything_installs_what_it_can_then_self_tests(tmp_pretrained: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from webui import first_run
+
+    with serve_files({mirror_path("nsf_hifigan"): vocoder_zip(tmp_path)}) as mirror:
+        monkeypatch.setenv("SVCOVER_MIRROR", mirror)
+        seen: list[tuple[float, str]] = []
+        table, text = first_run.download_everything(progress=lambda f, desc=None: seen.append((f, desc)))
+    assert (tmp_pretrained / "nsf_hifigan" / "model").is_file()
+    assert "- **nsf_hifigan**: present" in text
+    assert "- **contentvec**: download failed:" in text and "HTTP 404" in text
+    assert "Self-test: 1 of 1 model(s) FAILED: nsf_hifigan" in text and "log-mel distance" in text
+    assert "python -m core" not in text  # the UI speaks UI
+    assert "| Convert | vocoder (`nsf_hifigan`) | ready |" in table and "missing: `contentvec`" in table
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and any("self-test" in (d or "") for _, d in seen)
+
+
+def test_models_tab_self_test_button(tmp_pretrained: Path) -> None:
+    from webui import models_tab
+
+    text = models_tab.self_test(progress=lambda f, desc=None: None)
+    assert "Self-test: all 1 model(s) passed" in text and "**fcpe**" in text  # FCPE ships with the app
