@@ -46,7 +46,7 @@ class Remedy:
         if self.action == "download":
             text = (f"open the Models tab, tick '{self.target}' and click Download selected "
                     "(or Download everything needed in the first-run panel)")  # fmt: skip
-            return text + (f"; offline: {self.by_hand}" if self.by_hand else "")
+            return text + (f"; offline, {self.by_hand.removeprefix('or ')}" if self.by_hand else "")
         return _UI_ACTIONS[self.action].format(target=self.target)
 
 
