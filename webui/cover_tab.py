@@ -16,7 +16,7 @@ N_STEM_PLAYERS = 4  # vocals, instrumental, backing, converted vocal
 
 def build() -> None:
     gr.Markdown(
-        "Drop a **song**: the vocal is separated (UVR model via audio-separator), converted with your voice "
+        "Drop a **song**: the vocal is separated (UVR model via audio-separator; Models tab → download uvr_vocals), converted with your voice "
         "model and remixed with the instrumental, pitch-shifted by the same key. Already have stems? Open "
         "*Use my own stems* and separation is skipped."
     )

@@ -29,7 +29,7 @@ def build() -> None:
                 refresh = gr.Button("↻", scale=0, min_width=40, elem_id="extract-refresh")
             f0_method = gr.Dropdown(
                 choices=list(F0_CHOICES), value="rmvpe", label="F0 method", elem_id="extract-f0",
-                info="rmvpe: best (needs rmvpe.pt) · fcpe: fast, no download · harvest/parselmouth: CPU classics",
+                info="rmvpe: best (Models tab → download rmvpe) · fcpe: fast, no download · harvest/parselmouth: CPU classics",
             )  # fmt: skip
             encoder = gr.Dropdown(
                 choices=list(ENCODERS), value="contentvec768l12", label="Content encoder", elem_id="extract-encoder",

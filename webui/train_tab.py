@@ -43,7 +43,7 @@ def build() -> None:
                 refresh = gr.Button("↻", scale=0, min_width=40, elem_id="train-refresh")
             base = gr.Dropdown(
                 choices=["pretrained", "none"], value=_default_base(), allow_custom_value=True, label="Base model",
-                info="pretrained = Diffusion-SVC base (pretrained/diffusion_svc/model_0.pt; fine-tuning, recommended) · "
+                info="pretrained = Diffusion-SVC base (Models tab → download diffusion_svc_base; fine-tuning, recommended) · "
                 "none = from scratch · or a path to a model_*.pt", elem_id="train-base",
             )  # fmt: skip
             with gr.Row():
