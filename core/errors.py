@@ -18,7 +18,9 @@ _UI_ACTIONS = {
     "dataset": "build it in the Dataset tab (Build dataset) for '{target}'",
     "extract": "run the Extract tab (Extract features) for '{target}'",
     "train": "train '{target}' in the Train tab first",
-    "index": "run the Extract tab (Extract features) for '{target}' again; it rebuilds the retrieval index",
+    # The UI has no index button: say how to go on without it, and the one place the index is built.
+    "index": "set Retrieval index rate to 0 (off), or build the index of '{target}' on the command line: "
+    "python -m core index --exp {target}",
 }
 _CLI_ACTIONS = {
     "dataset": "python -m core dataset --exp {target}",

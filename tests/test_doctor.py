@@ -182,3 +182,17 @@ def test_models_tab_handlers(tmp_logs: Path, tmp_pretrained: Path, tmp_path: Pat
     msg = models_tab.import_model(str(evil), "evil")
     assert msg.startswith("**Not imported.**") and "refused to load" in msg
     assert not (tmp_logs / "evil").exists()
+
+
+@pytest.mark.parametrize(("action", "cli", "ui"), [
+    ("download", "python -m core download x", "Models tab"),
+    ("dataset", "python -m core dataset --exp x", "Dataset tab"),
+    ("extract", "python -m core extract --exp x", "Extract tab"),
+    ("train", "python -m core train --exp x", "Train tab"),
+])  # fmt: skip
+def test_remedy_rendered_per_surface(action: str, cli: str, ui: str) -> None:
+    from core.errors import NothingToDoError, Remedy
+
+    err = NothingToDoError("logs/x: nothing here", remedy=Remedy(action, "x"))
+    assert str(err).startswith("logs/x: nothing here: ") and cli in str(err)
+    assert err.for_ui().startswith("logs/x: nothing here: ") and ui in err.for_ui() and "python -m" not in err.for_ui()
