@@ -44,6 +44,7 @@ def test_first_run_panel_downloads_then_self_tests(tmp_path: Path) -> None:
         expect(result).to_contain_text("log-mel distance")
         expect(result).to_contain_text("download failed")
         assert "python -m core" not in result.inner_text()
-        expect(needs).to_contain_text("ready")  # Convert's vocoder is now on disk (it failed its self-test)
+        expect(needs).not_to_contain_text("missing: nsf_hifigan")  # on disk now (it failed its self-test)
+        expect(needs).to_contain_text("missing: contentvec")
         _shot(page, tmp_path, "3_done")
     assert (tmp_path / "app" / "pretrained" / "nsf_hifigan" / "config.json").is_file()
