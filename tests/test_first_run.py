@@ -123,3 +123,17 @@ def test_models_tab_self_test_button(tmp_pretrained: Path) -> None:
 
     text = models_tab.self_test(progress=lambda f, desc=None: None)
     assert "Self-test: all 1 model(s) passed" in text and "**fcpe**" in text  # FCPE ships with the app
+
+
+def test_train_tab_names_the_missing_model_before_starting(tmp_pretrained: Path, tmp_logs: Path) -> None:
+    """Train would run Extract first: without the content encoder it says so with the Models tab action, and
+    starts nothing (instead of a command-line error in the background run's console)."""
+    import gradio as gr
+
+    from webui import train_tab
+
+    with pytest.raises(gr.Error) as box:
+        train_tab._start("singer", 10, 5, "4", "none", "tiny", "cpu", False, "", "fcpe")
+    assert "Models tab" in box.value.message and "'contentvec'" in box.value.message
+    assert "python -m core" not in box.value.message
+    assert not (tmp_logs / "singer" / train_tab.PID_FILE).exists()

@@ -157,12 +157,26 @@ def _start(exp_name: str | None, steps: float, save_every: float, batch: str, ba
         raise SvcoverError(f"{exp.root}: a training of {exp.name} is already running; press Stop first")
     if not steps or steps < 1 or not save_every or save_every < 1:
         raise SvcoverError("'Train until step' and 'Save every' must be positive")
+    _require_models(exp, base, f0)
     paths = [line.strip() for line in (sources or "").splitlines() if line.strip()]
     cmd = build_command(exp.name, int(steps), int(save_every), batch, base, config, device, grad_ckpt, paths, f0)
     with contextlib.suppress(FileNotFoundError):
         (exp.root / "stop").unlink()  # a stale request would stop the new run at once
     launch(exp, cmd)
     return snapshot(exp.name)
+
+
+def _require_models(exp: Experiment, base: str, f0: str) -> None:
+    """Check the pretrained files this run will need before starting it, so that a missing one is reported here
+    with the Models tab action rather than as a command-line error in the background run's console."""
+    from core import pretrained
+
+    if not exp.stats.is_file():  # features not extracted yet: --prepare will run Extract first
+        pretrained.require(pretrained.CONTENT_ENCODER, pretrained.CONTENT_ENCODER_ALT, download_name="contentvec")
+        if f0 == "rmvpe":
+            pretrained.require(pretrained.RMVPE, download_name="rmvpe")
+    if (base or "").strip() == "pretrained":
+        pretrained.require(pretrained.DIFFUSION_SVC_BASE, download_name="diffusion_svc_base")
 
 
 @user_errors
