@@ -118,6 +118,18 @@ def test_download_everything_installs_what_it_can_then_self_tests(tmp_pretrained
     assert fractions == sorted(fractions) and any("self-test" in (d or "") for _, d in seen)
 
 
+def test_models_tab_download_runs_the_self_test(tmp_pretrained: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    from webui import models_tab
+
+    with serve_files({mirror_path("nsf_hifigan"): vocoder_zip(tmp_path)}) as mirror:
+        monkeypatch.setenv("SVCOVER_MIRROR", mirror)
+        rows, text = models_tab.download(["nsf_hifigan", "rmvpe"], progress=lambda f, desc=None: None)
+    assert "Self-test: 1 of 1 model(s) FAILED: nsf_hifigan" in text  # rmvpe failed to download: not tested
+    assert "- **rmvpe**: failed:" in text and "Models tab" in text and "python -m core" not in text
+    assert {r[0]: r[1] for r in rows}["nsf_hifigan"] in ("present", "ok")
+
+
 def test_models_tab_self_test_button(tmp_pretrained: Path) -> None:
     from webui import models_tab
 
