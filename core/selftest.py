@@ -417,7 +417,7 @@ def check_separation(model: str | None = None, model_dir: str | Path | None = No
     """The vocal model separating a synthetic mix with a known vocal part (one model call, nothing cached)."""
     import soundfile as sf
 
-    from core.separate import _VOCAL_NAMES, DEFAULT_VOCAL_MODEL, _Session, uvr_dir
+    from core.separate import DEFAULT_VOCAL_MODEL, separate_file
 
     vocal, acc = synthetic_mix()
     mix = vocal + acc
@@ -426,9 +426,8 @@ def check_separation(model: str | None = None, model_dir: str | Path | None = No
     with tempfile.TemporaryDirectory(prefix="svcover-selftest-") as tmp:
         song = Path(tmp) / "selftest_mix.wav"
         sf.write(song, np.stack([mix, mix], axis=1), SR, subtype="FLOAT")
-        session = _Session(model or DEFAULT_VOCAL_MODEL, Path(model_dir) if model_dir else uvr_dir(), Path(tmp))
-        primary, secondary = session.separate(song)
-    sep = (primary if session.primary.lower() in _VOCAL_NAMES else secondary).mean(axis=1)
+        vocal_stem, _ = separate_file(song, model or DEFAULT_VOCAL_MODEL, Path(model_dir) if model_dir else None)
+    sep = vocal_stem.mean(axis=1)
     if not np.all(np.isfinite(sep)):
         return ModelCheck("uvr_vocals", FAIL, "vocal stem has NaN/inf values")
     before = si_sdr(vocal, mix)

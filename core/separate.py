@@ -544,6 +544,19 @@ def _cached_pass(
     return target, other, rms_db, False
 
 
+def separate_file(wav_path: Path, model: str = DEFAULT_VOCAL_MODEL,
+                  model_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """One uncached pass of ``model`` over a short 44.1 kHz stereo wav: (vocal stem, other stem), float32 [N, 2].
+
+    For short known inputs (the model self-test, core/selftest.py); songs go through :func:`separate_song`,
+    which decodes any format, works in bounded-memory windows and caches the stems.
+    """
+    with tempfile.TemporaryDirectory(prefix="svcover-sep-") as tmp:
+        session = _Session(model, model_dir or uvr_dir(), Path(tmp))
+        primary, secondary = session.separate(Path(wav_path))
+    return (primary, secondary) if session.primary.lower() in _VOCAL_NAMES else (secondary, primary)
+
+
 def separate_song(
     song: str | Path,
     settings: SeparationSettings | None = None,
