@@ -167,6 +167,13 @@ def test_unloadable_file_fails_with_the_loader_message(tmp_pretrained: Path) -> 
     assert len(result.detail.splitlines()) == 1
     skipped = {r.model: r.status for r in selftest.run_self_test(["contentvec", "nsf_hifigan"])}
     assert skipped == {"contentvec": selftest.SKIP, "nsf_hifigan": selftest.SKIP}
+    from core.pretrained import DIFFUSION_SVC_BASE
+
+    base = tmp_pretrained / DIFFUSION_SVC_BASE  # present, but its input (content units) cannot be made
+    base.parent.mkdir(parents=True)
+    base.write_bytes(b"x")
+    (result,) = selftest.run_self_test(["diffusion_svc_base"])
+    assert result.status == selftest.SKIP and "content encoder" in result.detail
     from core.errors import SvcoverError
 
     with pytest.raises(SvcoverError, match="no self-test for nope"):
