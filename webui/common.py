@@ -5,12 +5,15 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
 from core.errors import SvcoverError
 from core.experiment import list_experiments
+
+if TYPE_CHECKING:
+    from core.selftest import ModelCheck
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def selftest_markdown(results: list) -> str:
+def selftest_markdown(results: list[ModelCheck]) -> str:
     """Self-test results (core.selftest.ModelCheck list) as a Markdown list: a failing model is named first."""
     from core.selftest import FAIL, PASS
 

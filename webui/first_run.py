@@ -79,6 +79,7 @@ def on_load() -> tuple[dict, str, dict]:
 @user_errors
 def download_everything(progress: gr.Progress = gr.Progress()) -> tuple[str, str]:
     """Install every missing required model (one failure does not stop the others), then self-test them."""
+    from core.errors import SvcoverError
     from core.pretrained import install, missing_report
     from core.progress import scaled
     from core.selftest import TESTED_MODELS, run_self_test
@@ -97,7 +98,7 @@ def download_everything(progress: gr.Progress = gr.Progress()) -> tuple[str, str
             installed.append(name)
             lines.append(f"- **{name}**: {st.state} ({st.detail})")
         except Exception as e:  # shown per model; the others still download
-            text = e.for_ui() if hasattr(e, "for_ui") else f"{type(e).__name__}: {e}"
+            text = e.for_ui() if isinstance(e, SvcoverError) else f"{type(e).__name__}: {e}"
             lines.append(f"- **{name}**: download failed: {text}")
     text = "#### Downloads\n" + "\n".join(lines)
     still = missing_names()

@@ -37,6 +37,7 @@ def refresh_status(verify: bool = False) -> list[list[str]]:
 
 @user_errors
 def download(names: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[list[list[str]], str]:
+    from core.errors import SvcoverError
     from core.pretrained import get, install, missing_report
     from core.progress import scaled
     from core.selftest import TESTED_MODELS, run_self_test
@@ -55,7 +56,7 @@ def download(names: list[str] | None, progress: gr.Progress = gr.Progress()) -> 
             messages.append(f"- **{entry.name}**: {st.state} ({st.detail})")
         except Exception as e:  # one failure must not stop the others
             failed.append(entry.name)
-            messages.append(f"- **{entry.name}**: failed: {e.for_ui() if hasattr(e, 'for_ui') else e}")
+            messages.append(f"- **{entry.name}**: failed: {e.for_ui() if isinstance(e, SvcoverError) else e}")
     text = "\n".join(messages)
     if failed:
         text += "\n\nStill missing (download by hand if you are offline):\n```\n" + missing_report(for_ui=True) + "\n```"
