@@ -47,4 +47,10 @@ def test_first_run_panel_downloads_then_self_tests(tmp_path: Path) -> None:
         expect(needs).not_to_contain_text("missing: nsf_hifigan")  # on disk now (it failed its self-test)
         expect(needs).to_contain_text("missing: contentvec")
         _shot(page, tmp_path, "3_done")
+
+        page.reload()  # the panel is filled on load from what is on disk, not from the previous page's state
+        needs = page.locator("#first-run-needs")
+        expect(needs).to_contain_text("missing: contentvec", timeout=60_000)
+        expect(needs).not_to_contain_text("missing: nsf_hifigan")
+        expect(page.locator("#first-run-download")).to_be_visible()
     assert (tmp_path / "app" / "pretrained" / "nsf_hifigan" / "config.json").is_file()
