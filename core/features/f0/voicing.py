@@ -11,6 +11,9 @@ here combines three per-frame measures with hysteresis and a minimum segment len
 * **periodicity**: normalised autocorrelation of the waveform at the estimated period (1 for a
   perfectly periodic frame, ~0 for noise).
 
+A loud frame that is clearly periodic counts as confident even when the network is not (FCPE's
+confidence on clean notes above ~1 kHz is only 0.2-0.6).
+
 A frame is a *seed* when all three are clearly voiced (``strong`` thresholds) and a *candidate* when
 all three pass the looser ``weak`` thresholds. Voiced = the runs of candidate frames that contain at
 least one seed (hysteresis: a note is entered on strong evidence and left only when the evidence is
@@ -27,6 +30,7 @@ import numpy as np
 FRAME_RATE = 100  # the neural methods' frames per second (hop 160 at 16 kHz)
 LEVEL_WINDOW = 512  # samples at 16 kHz (32 ms) for the frame level
 PERIODICITY_WINDOW = 640  # samples at 16 kHz (40 ms): two periods of the lowest note (40 Hz would need more)
+PERIODICITY_LOWPASS_HZ = 2000.0  # above the highest F0 (1.6 kHz) the F0 stage tracks
 _BLOCK_FRAMES = 2048  # frames per block when measuring periodicity (bounds memory on long inputs)
 
 
@@ -41,6 +45,10 @@ class VoicingSettings:
     floor_db: float = -70.0  # absolute dBFS: quieter frames are never voiced
     strong_periodicity: float = 0.5
     weak_periodicity: float = 0.3
+    # A loud (>= strong_level_db) and clearly periodic frame needs only this much confidence: FCPE is unsure
+    # of clean notes above ~1 kHz (confidence 0.2-0.6) that no breath or consonant resembles.
+    periodic_confidence: float = 0.1
+    clear_periodicity: float = 0.9
     reference_seconds: float = 1.5
     max_gap_frames: int = 1
     min_voiced_frames: int = 5
@@ -108,6 +116,8 @@ def decide(confidence: np.ndarray, level_db: np.ndarray, reference_db: np.ndarra
     rel = level - np.asarray(reference_db, dtype=np.float64)
     per = np.nan_to_num(np.asarray(periodicity, dtype=np.float64))
     audible = level >= s.floor_db
+    clear = (per >= s.clear_periodicity) & (rel >= s.strong_level_db) & (confidence >= s.periodic_confidence)
+    confidence = np.where(clear, np.maximum(confidence, s.strong_confidence), confidence)
     seed = audible & (confidence >= s.strong_confidence) & (rel >= s.strong_level_db) & (per >= s.strong_periodicity)
     candidate = audible & (confidence >= s.weak_confidence) & (rel >= s.weak_level_db) & (per >= s.weak_periodicity)
     voiced = hysteresis(candidate, seed)
@@ -136,8 +146,15 @@ def local_reference_db(level_db: np.ndarray, seconds: float, frame_rate: float =
 
 def periodicity(wav16k: np.ndarray, f0_hz: np.ndarray, hop: int = 160, sample_rate: int = 16000,
                 window: int = PERIODICITY_WINDOW) -> np.ndarray:  # fmt: skip
-    """Normalised autocorrelation at the period ``sample_rate / f0`` per frame (best of the two integer lags
-    around it), over ``window`` samples centred on sample ``hop * j``; 0 where ``f0`` is 0 or unusable."""
+    """Normalised autocorrelation at the period ``sample_rate / f0`` per frame, over ``window`` samples centred
+    on sample ``hop * j``; 0 where ``f0`` is 0 or unusable.
+
+    The signal is low-passed at :data:`PERIODICITY_LOWPASS_HZ` first and the fractional lag is read by linear
+    interpolation: without the low-pass, the interpolation error at high harmonics would make a clean high
+    note look aperiodic.
+    """
+    from scipy.signal import butter, sosfiltfilt
+
     x = np.asarray(wav16k, dtype=np.float64)
     f0 = np.asarray(f0_hz, dtype=np.float64)
     n = f0.size
@@ -145,25 +162,25 @@ def periodicity(wav16k: np.ndarray, f0_hz: np.ndarray, hop: int = 160, sample_ra
     valid = np.isfinite(f0) & (f0 > 0)
     if not valid.any() or x.size == 0:
         return out
-    period = np.where(valid, sample_rate / np.where(valid, f0, 1.0), 0.0)
-    max_lag = int(np.ceil(period.max())) + 1
+    if x.size > 30:  # sosfiltfilt needs a little more than its padding
+        x = sosfiltfilt(butter(4, PERIODICITY_LOWPASS_HZ, fs=sample_rate, output="sos"), x)
+    period = np.where(valid, sample_rate / np.where(valid, f0, 1.0), 1.0)
+    max_lag = int(np.ceil(period.max())) + 2
     half = window // 2
     padded = np.pad(x, (half, half + max_lag))
     offsets = np.arange(window)
     for b0 in range(0, n, _BLOCK_FRAMES):
         idx = np.arange(b0, min(n, b0 + _BLOCK_FRAMES))
-        starts = idx * hop  # window start in padded coordinates = centre - half + half
-        starts = np.minimum(starts, padded.size - window - max_lag)
+        starts = np.minimum(idx * hop, padded.size - window - max_lag)  # window start in padded coordinates
         a = padded[starts[:, None] + offsets[None, :]]
-        energy_a = (a * a).sum(axis=1)
-        best = np.zeros(idx.size)
-        for rounding in (np.floor, np.ceil):
-            lag = np.clip(rounding(period[idx]).astype(np.int64), 1, max_lag)
-            bseg = padded[(starts + lag)[:, None] + offsets[None, :]]
-            num = (a * bseg).sum(axis=1)
-            den = np.sqrt(energy_a * (bseg * bseg).sum(axis=1)) + 1e-12
-            best = np.maximum(best, num / den)
-        out[idx] = np.where(valid[idx], best, 0.0)
+        lag = np.clip(np.floor(period[idx]).astype(np.int64), 1, max_lag - 1)
+        frac = (period[idx] - lag)[:, None]
+        b_lo = padded[(starts + lag)[:, None] + offsets[None, :]]
+        b_hi = padded[(starts + lag + 1)[:, None] + offsets[None, :]]
+        b = (1.0 - frac) * b_lo + frac * b_hi
+        num = (a * b).sum(axis=1)
+        den = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1)) + 1e-12
+        out[idx] = np.where(valid[idx], num / den, 0.0)
     return np.clip(out, 0.0, 1.0)
 
 
