@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import AudioDecodeError, SvcoverError
-from core.mix import MixSettings, check_output_path, mix_cover
+from core.mix import MixFigures, MixSettings, check_output_path, mix_cover
 from core.progress import ProgressFn, report, scaled
 from core.separate import (
     DEFAULT_DEREVERB_MODEL,
@@ -67,6 +67,18 @@ class CoverResult:
     seconds: dict[str, float]  # wall time per stage: separate, convert, mix
     cpu_seconds: dict[str, float]  # CPU time of this process (all threads) per stage
     warnings: list[str]
+    figures: MixFigures | None = None  # loudness (LUFS) and true peak (dBTP) of the cover and of the leads
+    sidecar: Path | None = None  # <output>.json: the figures, times and warnings
+
+    def loudness_line(self) -> str:
+        """One line for people: the cover's loudness and true peak, and how close the lead's loudness came."""
+        if self.figures is None:
+            return ""
+        f = self.figures
+        line = f"{f.lufs:.1f} LUFS, true peak {f.true_peak_db:.1f} dBTP"
+        if f.vocal_lufs is not None and f.reference_vocal_lufs is not None:
+            line += f"; lead {f.vocal_lufs:.1f} LUFS (original {f.reference_vocal_lufs:.1f})"
+        return line
 
 
 def _user_stems(vocals: Path, instrumental: Path) -> Stems:
@@ -167,9 +179,25 @@ def make_cover(
         progress=scaled(progress, 0.9, 1.0),
     )
     seconds["mix"], cpu["mix"] = time.perf_counter() - t0, time.process_time() - c0
-    return CoverResult(output=result.path, stems=stems, converted_vocals=converted, converted_backing=converted_backing,
-                       vocal_match_db=result.vocal_match_db, seconds=seconds, cpu_seconds=cpu,
-                       warnings=warnings)  # fmt: skip
+    cover = CoverResult(output=result.path, stems=stems, converted_vocals=converted, converted_backing=converted_backing,
+                        vocal_match_db=result.vocal_match_db, seconds=seconds, cpu_seconds=cpu,
+                        warnings=warnings, figures=result.figures)  # fmt: skip
+    cover.sidecar = _write_sidecar(cover)
+    return cover
+
+
+def _write_sidecar(result: CoverResult) -> Path:
+    """``<output>.json`` beside the cover: its loudness figures, stage times and warnings (written atomically)."""
+    from core.config import save_json
+
+    path = result.output.with_name(result.output.name + ".json")
+    save_json(path, {
+        "cover": result.output.name,
+        "mix": result.figures.as_dict() if result.figures is not None else None,
+        "seconds": {k: round(v, 2) for k, v in result.seconds.items()},
+        "warnings": result.warnings,
+    })  # fmt: skip
+    return path
 
 
 # ----------------------------------------------------------------------------------------------
@@ -256,4 +284,6 @@ def run_cli(args: argparse.Namespace) -> int:
                             instrumental=args.instrumental, settings=settings, progress=progress)  # fmt: skip
     times = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
     print(f"wrote {result.output} ({times})")
+    if result.figures is not None:
+        print(f"mix: {result.loudness_line()}")
     return 0
