@@ -2,6 +2,7 @@
 
     python benchmarks/voicing.py                         # synthetic set + hand-labelled vocadito stretches
     python benchmarks/voicing.py --annotation F0.csv     # also a clip with a full F0 annotation (time,Hz rows)
+    python benchmarks/voicing.py --method rmvpe          # with the real pretrained/rmvpe/rmvpe.pt installed
 
 "Before" is the plain salience threshold the F0 methods used until now (FCPE 0.006, RMVPE 0.03);
 "after" is the default voicing decision of :mod:`core.features.f0.voicing`. Pitch comes from FCPE's
@@ -194,6 +195,8 @@ def main() -> int:
     parser.add_argument("--annotation", type=Path, help="time,Hz CSV of the clip given by --annotated-clip")
     parser.add_argument("--annotated-clip", type=Path, default=SHARED / "data/real/singing/vocadito_1.wav")
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each synthetic clip (default 8)")
+    parser.add_argument("--method", default="fcpe", choices=("fcpe", "rmvpe"),
+                        help="F0 method (rmvpe needs pretrained/rmvpe/rmvpe.pt, not available here)")
     args = parser.parse_args()
 
     import soundfile as sf
@@ -220,11 +223,11 @@ def main() -> int:
     pooled: dict[str, list] = {"threshold": [], "auto": []}
     for name, wav, truth, scored in sets:
         for voicing in ("threshold", "auto"):
-            pitch, voiced = estimate(wav, voicing)
+            pitch, voiced = estimate(wav, voicing, args.method)
             s = scores(pitch, voiced, truth, scored)
             if name.startswith("synthetic"):
                 pooled[voicing].append((pitch, voiced, truth))
-            label = "before (threshold 0.006)" if voicing == "threshold" else "after (voicing decision)"
+            label = "before (plain threshold)" if voicing == "threshold" else "after (voicing decision)"
             print(f"| {name} | {label} | {s.row()} |")
     for voicing, parts in pooled.items():
         pitch, voiced, truth = (np.concatenate(x) for x in zip(*parts, strict=True))

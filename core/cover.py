@@ -216,10 +216,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     conv = parser.add_argument_group("voice conversion (as in 'python -m core convert')")
     conv.add_argument("--ckpt", default="best", help="best, latest or a checkpoint path")
     conv.add_argument("--sampler", default="dpm-solver++", choices=("dpm-solver++", "unipc", "ddim", "pndm", "ddpm"))
-    from core.convert import DEFAULT_STEPS
+    from core.convert import DEFAULT_PROTECT, DEFAULT_STEPS
 
     conv.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"sampler steps (default {DEFAULT_STEPS})")
     conv.add_argument("--index-rate", type=float, default=0.0, help="retrieval blend 0..1 (0 = off)")
+    conv.add_argument("--protect", type=float, default=DEFAULT_PROTECT,
+                      help=f"share of the source's own features kept in breaths/consonants 0..1 (default {DEFAULT_PROTECT})")
     conv.add_argument("--f0", dest="f0_method", default=None, choices=("rmvpe", "fcpe", "harvest", "parselmouth"),
                       help="F0 method (default: the one the voice model was trained with)")
     conv.add_argument("--seed", type=int, default=0)
