@@ -157,8 +157,9 @@ def _oversampled_blocks(wav: np.ndarray, factor: int):
     for start in range(0, n, _TRUE_PEAK_BLOCK):
         stop = min(n, start + _TRUE_PEAK_BLOCK)
         lo, hi = max(0, start - _TRUE_PEAK_MARGIN), min(n, stop + _TRUE_PEAK_MARGIN)
-        up = resample_poly(np.asarray(x[lo:hi], dtype=np.float64), factor, 1, axis=0)
-        up = np.abs(up[(start - lo) * factor : (stop - lo) * factor]).max(axis=1)
+        # channels as contiguous rows, float32: several times faster than [N, C] float64, ample for dB figures
+        up = resample_poly(np.ascontiguousarray(x[lo:hi].T, dtype=np.float32), factor, 1, axis=1)
+        up = np.abs(up[:, (start - lo) * factor : (stop - lo) * factor]).max(axis=0)
         yield start, stop, up.reshape(stop - start, factor)
 
 
