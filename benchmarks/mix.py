@@ -73,7 +73,9 @@ def main() -> int:
     ref = integrated_lufs(original)
     rms_gain = active_rms_db(original) - active_rms_db(converted)
     rms_error = integrated_lufs(converted * 10 ** (rms_gain / 20)) - ref
-    song, sr = sf.read(SHARED / "data/real/mixed/Karissa_Hobbs_-_Lets_Go_Fishin.hq.ogg", dtype="float32", always_2d=True)
+    song, sr = sf.read(
+        SHARED / "data/real/mixed/Karissa_Hobbs_-_Lets_Go_Fishin.hq.ogg", dtype="float32", always_2d=True
+    )
     assert sr == SR
     vocal = np.zeros_like(song)
     vocal[: len(converted)] = converted

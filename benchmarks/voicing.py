@@ -195,8 +195,12 @@ def main() -> int:
     parser.add_argument("--annotation", type=Path, help="time,Hz CSV of the clip given by --annotated-clip")
     parser.add_argument("--annotated-clip", type=Path, default=SHARED / "data/real/singing/vocadito_1.wav")
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each synthetic clip (default 8)")
-    parser.add_argument("--method", default="fcpe", choices=("fcpe", "rmvpe"),
-                        help="F0 method (rmvpe needs pretrained/rmvpe/rmvpe.pt, not available here)")
+    parser.add_argument(
+        "--method",
+        default="fcpe",
+        choices=("fcpe", "rmvpe"),
+        help="F0 method (rmvpe needs pretrained/rmvpe/rmvpe.pt, not available here)",
+    )
     args = parser.parse_args()
 
     import soundfile as sf
@@ -216,7 +220,14 @@ def main() -> int:
         sets.append((f"{name} (labelled stretches)", wav, truth, scored))
     if args.annotation:
         wav, sr = sf.read(args.annotated_clip, dtype="float32")
-        sets.append((f"{args.annotated_clip.name} (full annotation)", wav, annotation_truth(args.annotation, wav.size // HOP + 1), None))
+        sets.append(
+            (
+                f"{args.annotated_clip.name} (full annotation)",
+                wav,
+                annotation_truth(args.annotation, wav.size // HOP + 1),
+                None,
+            )
+        )
 
     print("| clip | decision | RPA | recall | false alarm | voiced / unvoiced frames |")
     print("|---|---|---|---|---|---|")
