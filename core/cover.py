@@ -75,9 +75,13 @@ class CoverResult:
         if self.figures is None:
             return ""
         f = self.figures
-        line = f"{f.lufs:.1f} LUFS, true peak {f.true_peak_db:.1f} dBTP"
+
+        def level(x: float) -> str:  # nan: shorter than one 400 ms loudness block
+            return "n/a" if x != x else f"{x:.1f}"
+
+        line = f"{level(f.lufs)} LUFS, true peak {level(f.true_peak_db)} dBTP"
         if f.vocal_lufs is not None and f.reference_vocal_lufs is not None:
-            line += f"; lead {f.vocal_lufs:.1f} LUFS (original {f.reference_vocal_lufs:.1f})"
+            line += f"; lead {level(f.vocal_lufs)} LUFS (original {level(f.reference_vocal_lufs)})"
         return line
 
 

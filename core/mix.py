@@ -173,7 +173,10 @@ def true_peak_envelope(wav: np.ndarray, factor: int = TRUE_PEAK_OVERSAMPLE) -> n
     for start, stop, up in _oversampled_blocks(wav, factor):
         env[start:stop] = up.max(axis=1)  # peaks in [n, n + 1)
     env = np.maximum(env, np.abs(wav).max(axis=1) if wav.ndim == 2 else np.abs(wav))
-    return np.maximum(env, np.r_[0.0, env[:-1]].astype(np.float32))  # and those in [n - 1, n)
+    previous = np.empty_like(env)  # and those in [n - 1, n)
+    previous[0] = 0.0
+    previous[1:] = env[:-1]
+    return np.maximum(env, previous)
 
 
 def true_peak_db(wav: np.ndarray, factor: int = TRUE_PEAK_OVERSAMPLE) -> float:
