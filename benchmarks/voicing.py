@@ -160,12 +160,17 @@ def synthetic_clip(folder: Path, seed: int, extra: list[str], seconds: float = 8
     return add_unvoiced_events(wav, truth, seed=seed), truth
 
 
-def estimate(wav: np.ndarray, voicing: str, method: str = "fcpe") -> tuple[np.ndarray, np.ndarray]:
-    """(pitch in every frame, voicing decision) on the mel grid, with ``voicing`` "threshold" or "auto"."""
+def estimate(wav: np.ndarray, voicing: str, method: str = "fcpe",
+             candidates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(pitch in every frame, voicing decision) on the mel grid, with ``voicing`` "threshold" or "auto".
+
+    ``candidates``: :func:`core.features.f0.pitch_candidates` of ``wav`` if already computed (saves a run).
+    """
     from core.features.f0 import estimate_f0, pitch_candidates
 
     f0 = estimate_f0(wav, method, voicing=voicing)
-    candidates = pitch_candidates(wav, method)
+    if candidates is None:
+        candidates = pitch_candidates(wav, method)
     return np.where(f0 > 0, f0, candidates), f0 > 0
 
 
@@ -206,6 +211,8 @@ def main() -> int:
     import soundfile as sf
     import torch
 
+    from core.features.f0 import pitch_candidates
+
     torch.set_num_threads(1)
     sets: list[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -233,8 +240,9 @@ def main() -> int:
     print("|---|---|---|---|---|---|")
     pooled: dict[str, list] = {"threshold": [], "auto": []}
     for name, wav, truth, scored in sets:
+        candidates = pitch_candidates(wav, args.method)
         for voicing in ("threshold", "auto"):
-            pitch, voiced = estimate(wav, voicing, args.method)
+            pitch, voiced = estimate(wav, voicing, args.method, candidates)
             s = scores(pitch, voiced, truth, scored)
             if name.startswith("synthetic"):
                 pooled[voicing].append((pitch, voiced, truth))
