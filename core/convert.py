@@ -39,6 +39,7 @@ SILENCE_DB = -60.0  # frames quieter than this in the input are silent in the ou
 # used only to size pieces; measured peak on CPU is below this (see benchmarks/BENCHMARKS.md).
 BYTES_PER_AUDIO_SECOND = 80 * 2**20
 MIN_PIECE_SECONDS, MAX_PIECE_SECONDS = 8.0, 60.0
+DEFAULT_PROTECT = 0.5
 PIECE_BUCKET_FRAMES = 32  # pieces are zero-padded to a multiple of this many frames (0.37 s)
 
 
@@ -55,6 +56,9 @@ class ConvertConfig:
     sampler: str = DEFAULT_SAMPLER
     steps: int = DEFAULT_STEPS
     index_rate: float = 0.0  # 0 = no retrieval blend
+    # In unvoiced frames (breaths, consonants) this fraction of the retrieval blend is undone, back to the
+    # source's own content features, so they stay intelligible (RVC's "protect"; 0 = off, 1 = no blend there).
+    protect: float = DEFAULT_PROTECT
     f0_method: str | None = None  # None = the method the model was trained with
     device: str = "auto"
     ckpt: str = "best"  # best | latest | a path
@@ -72,6 +76,8 @@ class ConvertConfig:
             raise ConvertError(f"unknown format {self.format!r}: use one of {', '.join(FORMATS)}")
         if not 0.0 <= self.index_rate <= 1.0:
             raise ConvertError("--index-rate must be between 0 and 1")
+        if not 0.0 <= self.protect <= 1.0:
+            raise ConvertError("--protect must be between 0 and 1")
         if not 0.0 <= self.loudness_match <= 1.0:
             raise ConvertError("--loudness-match must be between 0 and 1")
         if self.key is not None and not -36 <= self.key <= 36:
@@ -308,7 +314,7 @@ def decode_piece(
     device = models.voice.device
     units = feats.units
     if models.index is not None and config.index_rate > 0:
-        units = models.index.blend(units, config.index_rate)
+        units = protect_unvoiced(units, models.index.blend(units, config.index_rate), feats.f0, config.protect)
     f0_cond = models.extractors.continuous_f0(f0_shifted)
     t0, c0 = time.perf_counter(), time.process_time()
     with torch.inference_mode():
@@ -339,6 +345,22 @@ def decode_piece(
     _add(timings, "sampling", t1 - t0, c1 - c0)
     _add(timings, "vocoder", t2 - t1, c2 - c1)
     return np.nan_to_num(wav.astype(np.float32))
+
+
+def protect_unvoiced(source: np.ndarray, blended: np.ndarray, f0: np.ndarray, protect: float) -> np.ndarray:
+    """``blended`` content features with the unvoiced frames (``f0 == 0``) moved back towards ``source``:
+    ``(1 - protect) * blended + protect * source`` there; voiced frames are ``blended`` unchanged.
+
+    The retrieval blend replaces a frame by the nearest training frames, which for a breath or a consonant
+    are often vowels of the training singer: the consonant gets lost. Keeping part of the source's own
+    features in those frames keeps them intelligible (RVC's ``protect``; RVC's value r < 0.5 is ``1 - r`` here).
+    """
+    out = np.array(blended, dtype=np.float32, copy=True)
+    if protect <= 0:
+        return out
+    unvoiced = np.asarray(f0)[: len(out)] <= 0
+    out[unvoiced] = (1.0 - protect) * out[unvoiced] + protect * np.asarray(source, dtype=np.float32)[unvoiced]
+    return out
 
 
 def _add(timings: dict[str, float], stage: str, wall: float, cpu: float) -> None:
@@ -613,6 +635,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
                         help=f"sampler steps (default {DEFAULT_STEPS}; PNDM-100 is the slow high-quality reference)")
     parser.add_argument("--index-rate", type=float, default=0.0, help="retrieval blend 0..1 (0 = off; needs 'python -m core index')")
+    parser.add_argument("--protect", type=float, default=DEFAULT_PROTECT,
+                        help=f"keep breaths/consonants: share of the source's own features in unvoiced frames 0..1 "
+                             f"(default {DEFAULT_PROTECT}; 0 = off; acts with --index-rate)")  # fmt: skip
     parser.add_argument("--f0", dest="f0_method", choices=("rmvpe", "fcpe", "harvest", "parselmouth"), default=None,
                         help="F0 method (default: the one the model was trained with)")
     parser.add_argument("--format", choices=FORMATS, default="wav", help="output format for folder outputs")
@@ -626,8 +651,8 @@ def run_cli(args: argparse.Namespace) -> int:
     from core.progress import tqdm_progress
 
     config = ConvertConfig(
-        key=args.key, sampler=args.sampler, steps=args.steps, index_rate=args.index_rate, f0_method=args.f0_method,
-        device=args.device, ckpt=args.ckpt, format=args.format, seed=args.seed,
+        key=args.key, sampler=args.sampler, steps=args.steps, index_rate=args.index_rate, protect=args.protect,
+        f0_method=args.f0_method, device=args.device, ckpt=args.ckpt, format=args.format, seed=args.seed,
         loudness_match=args.loudness_match, piece_seconds=args.piece_seconds,
     )
     with tqdm_progress("convert") as bar:
@@ -653,6 +678,7 @@ def make_convert_fn(args: argparse.Namespace) -> Callable[[Path], Path]:
         sampler=getattr(args, "sampler", DEFAULT_SAMPLER),
         steps=getattr(args, "steps", DEFAULT_STEPS),
         index_rate=getattr(args, "index_rate", 0.0),
+        protect=getattr(args, "protect", DEFAULT_PROTECT),
         f0_method=getattr(args, "f0_method", None),
         device=getattr(args, "device", "auto"),
         ckpt=getattr(args, "ckpt", "best"),

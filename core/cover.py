@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import AudioDecodeError, SvcoverError
-from core.mix import MixSettings, check_output_path, mix_cover
+from core.mix import MixFigures, MixSettings, check_output_path, mix_cover
 from core.progress import ProgressFn, report, scaled
 from core.separate import (
     DEFAULT_DEREVERB_MODEL,
@@ -67,6 +67,22 @@ class CoverResult:
     seconds: dict[str, float]  # wall time per stage: separate, convert, mix
     cpu_seconds: dict[str, float]  # CPU time of this process (all threads) per stage
     warnings: list[str]
+    figures: MixFigures | None = None  # loudness (LUFS) and true peak (dBTP) of the cover and of the leads
+    sidecar: Path | None = None  # <output>.json: the figures, times and warnings
+
+    def loudness_line(self) -> str:
+        """One line for people: the cover's loudness and true peak, and how close the lead's loudness came."""
+        if self.figures is None:
+            return ""
+        f = self.figures
+
+        def level(x: float) -> str:  # nan: shorter than one 400 ms loudness block
+            return "n/a" if x != x else f"{x:.1f}"
+
+        line = f"{level(f.lufs)} LUFS, true peak {level(f.true_peak_db)} dBTP"
+        if f.vocal_lufs is not None and f.reference_vocal_lufs is not None:
+            line += f"; lead {level(f.vocal_lufs)} LUFS (original {level(f.reference_vocal_lufs)})"
+        return line
 
 
 def _user_stems(vocals: Path, instrumental: Path) -> Stems:
@@ -167,9 +183,25 @@ def make_cover(
         progress=scaled(progress, 0.9, 1.0),
     )
     seconds["mix"], cpu["mix"] = time.perf_counter() - t0, time.process_time() - c0
-    return CoverResult(output=result.path, stems=stems, converted_vocals=converted, converted_backing=converted_backing,
-                       vocal_match_db=result.vocal_match_db, seconds=seconds, cpu_seconds=cpu,
-                       warnings=warnings)  # fmt: skip
+    cover = CoverResult(output=result.path, stems=stems, converted_vocals=converted, converted_backing=converted_backing,
+                        vocal_match_db=result.vocal_match_db, seconds=seconds, cpu_seconds=cpu,
+                        warnings=warnings, figures=result.figures)  # fmt: skip
+    cover.sidecar = _write_sidecar(cover)
+    return cover
+
+
+def _write_sidecar(result: CoverResult) -> Path:
+    """``<output>.json`` beside the cover: its loudness figures, stage times and warnings (written atomically)."""
+    from core.config import save_json
+
+    path = result.output.with_name(result.output.name + ".json")
+    save_json(path, {
+        "cover": result.output.name,
+        "mix": result.figures.as_dict() if result.figures is not None else None,
+        "seconds": {k: round(v, 2) for k, v in result.seconds.items()},
+        "warnings": result.warnings,
+    })  # fmt: skip
+    return path
 
 
 # ----------------------------------------------------------------------------------------------
@@ -188,10 +220,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     conv = parser.add_argument_group("voice conversion (as in 'python -m core convert')")
     conv.add_argument("--ckpt", default="best", help="best, latest or a checkpoint path")
     conv.add_argument("--sampler", default="dpm-solver++", choices=("dpm-solver++", "unipc", "ddim", "pndm", "ddpm"))
-    from core.convert import DEFAULT_STEPS
+    from core.convert import DEFAULT_PROTECT, DEFAULT_STEPS
 
     conv.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"sampler steps (default {DEFAULT_STEPS})")
     conv.add_argument("--index-rate", type=float, default=0.0, help="retrieval blend 0..1 (0 = off)")
+    conv.add_argument("--protect", type=float, default=DEFAULT_PROTECT,
+                      help=f"share of the source's own features kept in breaths/consonants 0..1 (default {DEFAULT_PROTECT})")
     conv.add_argument("--f0", dest="f0_method", default=None, choices=("rmvpe", "fcpe", "harvest", "parselmouth"),
                       help="F0 method (default: the one the voice model was trained with)")
     conv.add_argument("--seed", type=int, default=0)
@@ -256,4 +290,6 @@ def run_cli(args: argparse.Namespace) -> int:
                             instrumental=args.instrumental, settings=settings, progress=progress)  # fmt: skip
     times = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
     print(f"wrote {result.output} ({times})")
+    if result.figures is not None:
+        print(f"mix: {result.loudness_line()}")
     return 0

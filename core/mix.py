@@ -2,10 +2,14 @@
 
 * The instrumental, and backing vocals that were not converted, are pitch-shifted by the same key
   shift as the vocal with pedalboard's offline Rubber Band stretcher, so the song stays in tune.
-* The converted vocal is loudness-matched to the original vocal stem (RMS over the frames where the
-  voice is active), so a voice model that sings louder or softer does not change the balance.
-* Per-stem gains in dB are applied on top, then a limiter, then a final peak check: the output never
-  clips. Mono stems are spread to both channels; the output is always stereo at 44.1 kHz.
+* The converted vocal is loudness-matched to the original vocal stem in LUFS (ITU-R BS.1770-4 integrated
+  loudness, measured with pyloudnorm), so a voice model that sings louder or softer does not change the
+  balance. Stems too short to measure (< 0.4 s) fall back to RMS over the frames where the voice is active.
+* Per-stem gains in dB are applied on top, then a true-peak limiter (4x oversampled, BS.1770-4 Annex 2
+  style) and a final true-peak check: the cover's true peak never exceeds ``ceiling_db`` (-1 dBTP).
+  Mono stems are spread to both channels; the output is always stereo at 44.1 kHz.
+* The result reports the cover's integrated loudness (LUFS) and true peak (dBTP), and the loudness of
+  the original and of the converted lead (:class:`MixResult`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from core.progress import ProgressFn, report
 SAMPLE_RATE = 44100
 MAX_MATCH_DB = 24.0  # never let loudness matching move a vocal by more than this
 ACTIVE_RANGE_DB = 40.0  # frames within this of the loudest frame count as "voice active"
+TRUE_PEAK_OVERSAMPLE = 4  # BS.1770-4 Annex 2: 4x oversampling is enough at 44.1/48 kHz
+_TRUE_PEAK_BLOCK = 1 << 18  # samples per block when oversampling (bounds memory on long songs)
+_TRUE_PEAK_MARGIN = 64  # input samples of context either side of a block (covers the FIR's length)
 
 
 @dataclass(frozen=True)
@@ -35,14 +42,32 @@ class MixSettings:
     instrumental_gain_db: float = 0.0
     backing_gain_db: float = 0.0
     match_loudness: bool = True
-    limiter_threshold_db: float = -1.0
-    ceiling_db: float = -0.3  # final true sample peak never exceeds this
+    limiter_threshold_db: float = -1.2  # true-peak level (dBTP) the limiter holds the mix to
+    ceiling_db: float = -1.0  # the cover's true peak (dBTP) never exceeds this
 
     def __post_init__(self) -> None:
         if not -24.0 <= self.key <= 24.0:
             raise SvcoverError(f"key shift {self.key} semitones is out of range (use -24 to 24)")
         if self.ceiling_db > 0 or self.limiter_threshold_db > 0:
-            raise SvcoverError("limiter threshold and ceiling must be at or below 0 dBFS")
+            raise SvcoverError("limiter threshold and ceiling must be at or below 0 dBTP")
+        if self.limiter_threshold_db > self.ceiling_db:
+            raise SvcoverError("the limiter threshold must not be above the ceiling")
+
+
+@dataclass
+class MixFigures:
+    """Measurements of a mix (loudness in LUFS, BS.1770-4; true peak in dBTP, 4x oversampled)."""
+
+    lufs: float  # integrated loudness of the cover (-inf for silence)
+    true_peak_db: float  # of the cover
+    peak: float  # largest sample magnitude of the cover (linear)
+    vocal_match_db: float  # gain loudness matching applied to the converted vocal
+    reference_vocal_lufs: float | None = None  # the original lead stem
+    vocal_lufs: float | None = None  # the converted lead after matching and the vocal gain
+
+    def as_dict(self) -> dict[str, float | None]:
+        """JSON-safe figures (non-finite values as None), rounded to 0.01."""
+        return {k: (round(float(v), 2) if v is not None and np.isfinite(v) else None) for k, v in vars(self).items()}
 
 
 @dataclass
@@ -51,6 +76,7 @@ class MixResult:
     duration: float
     peak: float
     vocal_match_db: float  # gain loudness matching applied to the converted vocal
+    figures: MixFigures | None = None
 
 
 def check_output_path(path: str | Path) -> Path:
@@ -108,6 +134,61 @@ def active_rms_db(wav: np.ndarray, sr: int = SAMPLE_RATE, frame_seconds: float =
     return float(10 * np.log10(power[active].mean() + 1e-20))
 
 
+def integrated_lufs(wav: np.ndarray, sr: int = SAMPLE_RATE) -> float:
+    """Integrated loudness (LUFS, ITU-R BS.1770-4 with its gating) of [N] or [N, C] audio.
+
+    ``-inf`` for silence; ``nan`` when the signal is shorter than one 400 ms gating block.
+    """
+    import pyloudnorm
+
+    x = np.asarray(wav, dtype=np.float64)
+    if len(x) < int(0.4 * sr) + 1:
+        return float("nan")
+    with np.errstate(divide="ignore"):
+        return float(pyloudnorm.Meter(sr).integrated_loudness(x))
+
+
+def _oversampled_blocks(wav: np.ndarray, factor: int):
+    """Yield (start, stop, |oversampled| [stop - start, factor] max over channels) block by block."""
+    from scipy.signal import resample_poly
+
+    x = wav if wav.ndim == 2 else wav[:, None]
+    n = len(x)
+    for start in range(0, n, _TRUE_PEAK_BLOCK):
+        stop = min(n, start + _TRUE_PEAK_BLOCK)
+        lo, hi = max(0, start - _TRUE_PEAK_MARGIN), min(n, stop + _TRUE_PEAK_MARGIN)
+        # channels as contiguous rows, float32: several times faster than [N, C] float64, ample for dB figures
+        up = resample_poly(np.ascontiguousarray(x[lo:hi].T, dtype=np.float32), factor, 1, axis=1)
+        up = np.abs(up[:, (start - lo) * factor : (stop - lo) * factor]).max(axis=0)
+        yield start, stop, up.reshape(stop - start, factor)
+
+
+def true_peak_envelope(wav: np.ndarray, factor: int = TRUE_PEAK_OVERSAMPLE) -> np.ndarray:
+    """Per sample n: the largest |value| of the ``factor``x oversampled signal (all channels) between
+    samples n - 1 and n + 1, i.e. every inter-sample peak next to n."""
+    n = len(wav)
+    env = np.zeros(n, dtype=np.float32)
+    if n == 0:
+        return env
+    for start, stop, up in _oversampled_blocks(wav, factor):
+        env[start:stop] = up.max(axis=1)  # peaks in [n, n + 1)
+    env = np.maximum(env, np.abs(wav).max(axis=1) if wav.ndim == 2 else np.abs(wav))
+    previous = np.empty_like(env)  # and those in [n - 1, n)
+    previous[0] = 0.0
+    previous[1:] = env[:-1]
+    return np.maximum(env, previous)
+
+
+def true_peak_db(wav: np.ndarray, factor: int = TRUE_PEAK_OVERSAMPLE) -> float:
+    """True peak in dBTP (dB of the largest |value| of the ``factor``x oversampled signal); -inf for silence."""
+    peak = 0.0
+    if len(wav):
+        for _, _, up in _oversampled_blocks(wav, factor):
+            peak = max(peak, float(up.max()))
+        peak = max(peak, float(np.abs(wav).max()))
+    return float(20 * np.log10(peak)) if peak > 0 else float("-inf")
+
+
 def pitch_shift(wav: np.ndarray, semitones: float, sr: int = SAMPLE_RATE, preserve_formants: bool = False) -> np.ndarray:
     """Shift [N, C] audio by ``semitones`` keeping its length.
 
@@ -126,17 +207,23 @@ def pitch_shift(wav: np.ndarray, semitones: float, sr: int = SAMPLE_RATE, preser
 
 
 def limit(wav: np.ndarray, threshold_db: float, ceiling_db: float, sr: int = SAMPLE_RATE,
-          release_ms: float = 80.0, block: int = 64) -> np.ndarray:  # fmt: skip
-    """Look-ahead peak limiter: no sample of the result passes ``threshold_db``; nothing below it changes.
+          release_ms: float = 80.0, block: int = 64, oversample: int = TRUE_PEAK_OVERSAMPLE) -> np.ndarray:  # fmt: skip
+    """Look-ahead true-peak limiter: the ``oversample``x oversampled level of the result stays at
+    ``threshold_db`` (dBTP); nothing below it changes. ``oversample=1`` limits sample peaks instead.
 
     (pedalboard's ``Limiter`` is JUCE's, which compresses and adds make-up gain well below its
-    threshold, so it would change the balance set by the gains.) The gain is computed per block of
-    ``block`` samples: instant attack one block ahead, exponential release, linear interpolation
-    between block centres; every interpolated gain is at most the gain the loudest sample of its
-    block needs. A final scale to ``ceiling_db`` guards against anything that slipped through.
+    threshold, so it would change the balance set by the gains.) The level of sample n is the largest
+    oversampled value next to it (:func:`true_peak_envelope`), so peaks between samples count. The gain
+    is computed per block of ``block`` samples: instant attack one block ahead, exponential release,
+    linear interpolation between block centres; every interpolated gain is at most the gain the loudest
+    sample of its block needs. A final measurement scales the whole mix down if its true peak still
+    passes ``ceiling_db`` (the gain changes themselves can add a little overshoot).
     """
     threshold = db_to_gain(threshold_db)
-    level = np.abs(wav).max(axis=1) if wav.ndim == 2 else np.abs(wav)
+    if oversample > 1:
+        level = true_peak_envelope(wav, oversample)
+    else:
+        level = np.abs(wav).max(axis=1) if wav.ndim == 2 else np.abs(wav)
     n = len(level)
     out = wav.astype(np.float32, copy=True)
     if n and float(level.max()) > threshold:
@@ -158,7 +245,10 @@ def limit(wav: np.ndarray, threshold_db: float, ceiling_db: float, sr: int = SAM
             g = np.interp(idx, centres, held).astype(np.float32)
             out[start : start + len(idx)] *= g[:, None] if out.ndim == 2 else g
     ceiling = db_to_gain(ceiling_db)
-    peak = float(np.abs(out).max()) if out.size else 0.0
+    if oversample > 1:
+        peak = db_to_gain(true_peak_db(out, oversample)) if out.size else 0.0
+    else:
+        peak = float(np.abs(out).max()) if out.size else 0.0
     if peak > ceiling:
         out *= ceiling / peak
     return out
@@ -168,6 +258,69 @@ def _fit(wav: np.ndarray, n: int) -> np.ndarray:
     if len(wav) >= n:
         return wav[:n]
     return np.pad(wav, ((0, n - len(wav)), (0, 0)))
+
+
+def vocal_match_gain_db(vocals: np.ndarray, reference: np.ndarray, sr: int = SAMPLE_RATE) -> tuple[float, float, float]:
+    """(gain in dB bringing ``vocals`` to the loudness of ``reference``, reference LUFS, vocal LUFS).
+
+    Integrated loudness (LUFS) when both can be measured; otherwise active RMS (the LUFS figures are then nan).
+    Silent stems get no gain; the gain is limited to +-:data:`MAX_MATCH_DB`.
+    """
+    ref_lufs, voc_lufs = integrated_lufs(reference, sr), integrated_lufs(vocals, sr)
+    if np.isfinite(ref_lufs) and np.isfinite(voc_lufs):
+        ref_level, voc_level = ref_lufs, voc_lufs
+    else:
+        ref_level, voc_level = active_rms_db(reference, sr), active_rms_db(vocals, sr)
+        if np.isnan(ref_lufs) or np.isnan(voc_lufs):
+            ref_lufs = voc_lufs = float("nan")
+    if voc_level <= -90 or ref_level <= -90 or not (np.isfinite(ref_level) and np.isfinite(voc_level)):
+        return 0.0, ref_lufs, voc_lufs
+    return float(np.clip(ref_level - voc_level, -MAX_MATCH_DB, MAX_MATCH_DB)), ref_lufs, voc_lufs
+
+
+def mix_stems(
+    instrumental: np.ndarray,
+    *,
+    vocals: np.ndarray | None = None,
+    reference_vocals: np.ndarray | None = None,
+    backing: np.ndarray | None = None,
+    backing_is_converted: bool = False,
+    settings: MixSettings | None = None,
+    progress: ProgressFn | None = None,
+) -> tuple[np.ndarray, MixFigures]:
+    """The mix of stereo float [N, 2] stems at 44.1 kHz (the cover has the instrumental's length) and its figures.
+
+    Same parameters as :func:`mix_cover`, as arrays.
+    """
+    settings = settings or MixSettings()
+    n = len(instrumental)
+    report(progress, 0.15, "mix: key shift of the instrumental")
+    mix = pitch_shift(instrumental, settings.key) * db_to_gain(settings.instrumental_gain_db)
+    match_db = 0.0
+    ref_lufs = vocal_lufs = None
+    if vocals is not None:
+        report(progress, 0.45, "mix: vocals")
+        voc = _fit(vocals, n)
+        if settings.match_loudness and reference_vocals is not None:
+            match_db, ref_lufs, _ = vocal_match_gain_db(voc, reference_vocals)
+        voc = voc * db_to_gain(match_db + settings.vocal_gain_db)
+        vocal_lufs = integrated_lufs(voc)
+        mix += voc
+        del voc
+    if backing is not None:
+        report(progress, 0.6, "mix: backing vocals")
+        back = _fit(backing, n)
+        if not backing_is_converted:
+            back = pitch_shift(back, settings.key, preserve_formants=True)
+        mix += back * db_to_gain(settings.backing_gain_db)
+        del back
+    report(progress, 0.75, "mix: true-peak limiter")
+    mix = limit(mix, settings.limiter_threshold_db, settings.ceiling_db)
+    report(progress, 0.85, "mix: measuring loudness")
+    figures = MixFigures(lufs=integrated_lufs(mix), true_peak_db=true_peak_db(mix),
+                         peak=float(np.abs(mix).max()) if mix.size else 0.0, vocal_match_db=match_db,
+                         reference_vocal_lufs=ref_lufs, vocal_lufs=vocal_lufs)  # fmt: skip
+    return mix, figures
 
 
 def mix_cover(
@@ -193,7 +346,7 @@ def mix_cover(
         progress: callback ``(fraction, message)``.
 
     Returns:
-        :class:`MixResult` (path, duration, final peak, loudness-match gain).
+        :class:`MixResult` (path, duration, final peak, loudness-match gain, LUFS / true-peak figures).
     """
     from core.audio import save_audio
 
@@ -202,31 +355,18 @@ def mix_cover(
     report(progress, 0.0, "mix: loading stems")
     inst = load_stereo(instrumental)
     n = len(inst)
-    report(progress, 0.15, "mix: key shift of the instrumental")
-    mix = pitch_shift(inst, settings.key) * db_to_gain(settings.instrumental_gain_db)
+    mix, figures = mix_stems(
+        inst,
+        vocals=load_stereo(vocals) if vocals is not None else None,
+        reference_vocals=load_stereo(reference_vocals) if vocals is not None and reference_vocals is not None else None,
+        backing=load_stereo(backing) if backing is not None else None,
+        backing_is_converted=backing_is_converted,
+        settings=settings,
+        progress=progress,
+    )  # fmt: skip
     del inst
-    match_db = 0.0
-    if vocals is not None:
-        report(progress, 0.45, "mix: vocals")
-        voc = _fit(load_stereo(vocals), n)
-        if settings.match_loudness and reference_vocals is not None:
-            ref_db = active_rms_db(load_stereo(reference_vocals))
-            voc_db = active_rms_db(voc)
-            if voc_db > -90 and ref_db > -90:
-                match_db = float(np.clip(ref_db - voc_db, -MAX_MATCH_DB, MAX_MATCH_DB))
-        mix += voc * db_to_gain(match_db + settings.vocal_gain_db)
-        del voc
-    if backing is not None:
-        report(progress, 0.6, "mix: backing vocals")
-        back = _fit(load_stereo(backing), n)
-        if not backing_is_converted:
-            back = pitch_shift(back, settings.key, preserve_formants=True)
-        mix += back * db_to_gain(settings.backing_gain_db)
-        del back
-    report(progress, 0.8, "mix: limiter")
-    mix = limit(mix, settings.limiter_threshold_db, settings.ceiling_db)
     report(progress, 0.9, f"mix: writing {output.name}")
     save_audio(output, mix, SAMPLE_RATE)
-    report(progress, 1.0, "mix done")
-    peak = float(np.abs(mix).max())
-    return MixResult(path=output, duration=n / SAMPLE_RATE, peak=peak, vocal_match_db=match_db)
+    report(progress, 1.0, f"mix done: {figures.lufs:.1f} LUFS, true peak {figures.true_peak_db:.1f} dBTP")
+    return MixResult(path=output, duration=n / SAMPLE_RATE, peak=figures.peak, vocal_match_db=figures.vocal_match_db,
+                     figures=figures)  # fmt: skip

@@ -13,12 +13,13 @@ STAND-INS, not the released weights (they cannot be downloaded here):
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 
 SR = 44100
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+SHARED = Path(os.environ.get("SVCOVER_SHARED") or Path(__file__).resolve().parent.parent.parent / "shared")  # as conftest
 LJSPEECH = SHARED / "data" / "real" / "speech_ljspeech"
 
 SMALL_VOCODER_CONFIG = {

@@ -175,7 +175,7 @@ def test_help_documents_every_flag() -> None:
     res = subprocess.run([sys.executable, "-m", "core", "convert", "--help"], cwd=ROOT, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)  # fmt: skip
     assert res.returncode == 0
-    for flag in ("--exp", "--input", "--output", "--ckpt", "--key", "--sampler", "--steps", "--index-rate", "--f0",
+    for flag in ("--exp", "--input", "--output", "--ckpt", "--key", "--sampler", "--steps", "--index-rate", "--protect", "--f0",
                  "--format", "--loudness-match", "--seed", "--piece-seconds", "--device"):  # fmt: skip
         assert flag in res.stdout
 
@@ -301,6 +301,61 @@ def test_retrieval_blend_changes_the_output(env: Voice, models: Models) -> None:
     plain, _ = convert_waveform(wav, models, ConvertConfig(**FAST))
     blended, _ = convert_waveform(wav, with_index, config)
     assert np.isfinite(blended).all() and np.abs(blended - plain).max() > 1e-3
+
+
+def test_protect_unblends_exactly_the_unvoiced_frames() -> None:
+    from core.convert import protect_unvoiced
+
+    rng = np.random.default_rng(0)
+    source, blended = rng.standard_normal((2, 6, 4)).astype(np.float32)
+    f0 = np.array([0.0, 220.0, 221.0, 0.0, 0.0, 230.0])
+    out = protect_unvoiced(source, blended, f0, 0.5)
+    unvoiced = f0 == 0
+    np.testing.assert_allclose(out[unvoiced], 0.5 * blended[unvoiced] + 0.5 * source[unvoiced], rtol=1e-6)
+    np.testing.assert_array_equal(out[~unvoiced], blended[~unvoiced])
+    np.testing.assert_array_equal(protect_unvoiced(source, blended, f0, 0.0), blended)
+    np.testing.assert_allclose(protect_unvoiced(source, blended, f0, 1.0)[unvoiced], source[unvoiced])
+    with pytest.raises(ConvertError, match="--protect"):
+        ConvertConfig(protect=1.5).validate()
+
+
+def test_protect_in_the_conversion_changes_only_unvoiced_frames(env: Voice, models: Models, monkeypatch) -> None:
+    """The content features the decoder gets: with an index at rate 0.75, protect 0.5 moves exactly the frames the
+    F0 stage called unvoiced halfway back to the source's own features; voiced frames keep the full blend."""
+    from core.experiment import Experiment
+    from core.index import build_index
+
+    build_index("voice")
+    seen: list[np.ndarray] = []
+
+    def run(m: Models, config: ConvertConfig) -> tuple[np.ndarray, np.ndarray]:
+        decoder = m.voice.decoder
+        original = decoder.condition
+        seen.clear()
+
+        def spy(units, f0, volume):
+            seen.append(units[0].detach().cpu().numpy().copy())
+            return original(units, f0, volume)
+
+        monkeypatch.setattr(decoder, "condition", spy)
+        try:
+            _, result = convert_waveform(real_vocal(2.0), m, config)
+        finally:
+            monkeypatch.setattr(decoder, "condition", original)
+        assert len(seen) == 1  # one piece
+        return seen[0], result.source_f0
+
+    with_index = Models.load(Experiment.open("voice"), ConvertConfig(**FAST, index_rate=0.75), "cpu")
+    source, f0 = run(with_index, ConvertConfig(**FAST, index_rate=0.0))
+    blended, _ = run(with_index, ConvertConfig(**FAST, index_rate=0.75, protect=0.0))
+    protected, _ = run(with_index, ConvertConfig(**FAST, index_rate=0.75, protect=0.5))
+    unvoiced = np.ones(len(source), dtype=bool)  # frames past the input (bucket padding) have no F0
+    unvoiced[: len(f0)] = f0[: len(source)] <= 0
+    assert 10 <= unvoiced[: len(f0)].sum() <= len(f0) - 50  # the clip has both (a breath and an "s" in 2 s)
+    changed = np.abs(protected - blended).max(axis=1) > 1e-6
+    np.testing.assert_array_equal(changed, unvoiced & (np.abs(blended - source).max(axis=1) > 1e-6))
+    np.testing.assert_allclose(protected[unvoiced], 0.5 * blended[unvoiced] + 0.5 * source[unvoiced], atol=1e-5)
+    np.testing.assert_array_equal(protected[~unvoiced], blended[~unvoiced])
 
 
 def test_loudness_match_follows_the_input_envelope(models: Models) -> None:

@@ -101,6 +101,38 @@ def test_user_stems_identity_convert_rebuilds_the_song(env, tmp_path):
     assert convert.calls == [tmp_path / "voc.wav"]
 
 
+def test_cover_result_reports_lufs_and_true_peak(env, tmp_path):
+    """A hot instrumental (a tone a quarter of the sample rate, 45° off the samples: 3 dB of inter-sample overs)
+    and a quiet converted lead: the result, its JSON sidecar and the written file agree on loudness and true peak."""
+    import json
+
+    from scipy.signal import resample
+
+    from core.mix import integrated_lufs
+
+    t = np.arange(4 * SR) / SR
+    hot = 0.5 * np.sin(2 * np.pi * 110 * t) + 0.45 * np.sin(2 * np.pi * (SR / 4) * t + np.pi / 4)
+    inst = np.stack([hot, hot], 1).astype(np.float32)
+    voc = (0.3 * np.sin(2 * np.pi * 440 * t) * (np.sin(2 * np.pi * 0.5 * t) > 0)).astype(np.float32)
+    sf.write(tmp_path / "inst.wav", inst, SR, subtype="FLOAT")
+    sf.write(tmp_path / "voc.wav", voc, SR, subtype="FLOAT")
+    out = tmp_path / "cover.wav"
+    result = make_cover(out, StandInConvert(tmp_path, semitones=3.0), vocals=tmp_path / "voc.wav",
+                        instrumental=tmp_path / "inst.wav")  # fmt: skip
+    f = result.figures
+    assert f is not None and f.true_peak_db <= -1.0
+    assert f.vocal_lufs == pytest.approx(f.reference_vocal_lufs, abs=0.5)
+    mixed, _ = sf.read(out, dtype="float64")
+    true_peak = 20 * np.log10(np.abs(resample(mixed, 8 * len(mixed), axis=0)).max())
+    assert true_peak <= -1.0 + 0.02  # independent 8x interpolation of the written 16-bit file
+    assert integrated_lufs(mixed) == pytest.approx(f.lufs, abs=0.05)
+    sidecar = json.loads(result.sidecar.read_text())
+    assert result.sidecar == tmp_path / "cover.wav.json"
+    assert sidecar["mix"]["lufs"] == pytest.approx(f.lufs, abs=0.01)
+    assert sidecar["mix"]["true_peak_db"] == pytest.approx(f.true_peak_db, abs=0.01)
+    assert "LUFS" in result.loudness_line() and "dBTP" in result.loudness_line()
+
+
 def test_song_without_vocals_warns_and_still_mixes(env, tmp_path):
     t = np.arange(4 * SR) / SR
     inst = np.stack([0.3 * np.sin(2 * np.pi * 200 * t)] * 2, 1).astype(np.float32)  # below the model's cutoff
@@ -170,7 +202,7 @@ def test_cli_help_lists_every_flag(capsys):
         main(["cover", "--help"])
     text = capsys.readouterr().out
     for flag in ("--exp", "--input", "--vocals", "--instrumental", "--output", "--key", "--separator",
-                 "--backing", "--dereverb", "--vocal-gain", "--instrumental-gain", "--backing-gain"):  # fmt: skip
+                 "--backing", "--dereverb", "--vocal-gain", "--instrumental-gain", "--backing-gain", "--protect"):  # fmt: skip
         assert flag in text
 
 

@@ -159,3 +159,95 @@ def test_bad_output_paths_are_refused_before_work(tmp_path):
             locked.chmod(0o700)
     with pytest.raises(SvcoverError, match="out of range"):
         MixSettings(key=40)
+
+
+# ----------------------------------------------------------------------------------------------
+# The measured mix (LUFS match, true-peak limiter, key-shift accuracy) on arrays: mix_stems is what
+# mix_cover runs after decoding the files.
+
+
+def _fft_true_peak_db(x: np.ndarray, factor: int = 8) -> float:
+    """An independent true-peak measure: band-limited (FFT) 8x interpolation, not the mixer's 4x polyphase FIR."""
+    from scipy.signal import resample
+
+    return float(20 * np.log10(np.abs(resample(np.asarray(x, np.float64), len(x) * factor, axis=0)).max()))
+
+
+def _phrases(x: np.ndarray, seed: int) -> np.ndarray:
+    """Switch a stem on and off in irregular phrases (silence between them, like a lead vocal)."""
+    rng = np.random.default_rng(seed)
+    gate = np.repeat(rng.random(len(x) // SR * 4 + 1) < 0.6, SR // 4)[: len(x)].astype(np.float32)
+    gate = np.convolve(gate, np.hanning(2205) / np.hanning(2205).sum(), mode="same")
+    return x * gate[:, None]
+
+
+def test_converted_lead_matches_the_original_lead_in_lufs():
+    """The two leads differ in spectrum (K-weighting counts the bright one louder) and in level; plain RMS
+    matching would leave them several LU apart, the mixer must bring the converted one within 0.5 LU."""
+    import pyloudnorm
+
+    from core.mix import active_rms_db, mix_stems
+
+    original = _phrases(harmonic(196, 8, amp=0.25), seed=1)  # dark: energy at 196 Hz
+    bright = harmonic(1760, 8, amp=0.02)[:, :1]  # bright, quiet, mono-like
+    converted = _phrases(np.repeat(bright, 2, axis=1), seed=2)
+    meter = pyloudnorm.Meter(SR)
+    rms_gain = active_rms_db(original) - active_rms_db(converted)
+    rms_matched = meter.integrated_loudness(converted.astype(np.float64) * 10 ** (rms_gain / 20))
+    assert abs(rms_matched - meter.integrated_loudness(original)) > 2.0  # RMS is not loudness here
+    _, figures = mix_stems(sine(110, 8, 0.05), vocals=converted, reference_vocals=original)
+    lead = converted.astype(np.float64) * 10 ** (figures.vocal_match_db / 20)
+    assert meter.integrated_loudness(lead) == pytest.approx(meter.integrated_loudness(original), abs=0.5)
+    assert figures.vocal_lufs == pytest.approx(meter.integrated_loudness(lead), abs=0.01)
+    assert figures.reference_vocal_lufs == pytest.approx(meter.integrated_loudness(original), abs=0.01)
+
+
+def test_true_peak_of_a_hot_mix_stays_below_minus_1_dbtp():
+    """A loud mix whose inter-sample peaks pass its sample peaks (a tone at a quarter of the sample rate, 45°
+    off the samples, reads 3 dB low on samples) plus a dense harmonic bed, pushed +6 dB."""
+    from core.mix import mix_stems, true_peak_db
+
+    t = np.arange(4 * SR) / SR
+    quarter = 0.6 * np.sin(2 * np.pi * (SR / 4) * t + np.pi / 4)
+    inst = harmonic(110, 4, amp=0.5) + np.stack([quarter, quarter], 1).astype(np.float32)
+    vocals = _phrases(harmonic(330, 4, amp=0.6), seed=3)
+    mix, figures = mix_stems(inst, vocals=vocals, reference_vocals=vocals,
+                             settings=MixSettings(vocal_gain_db=6.0, instrumental_gain_db=6.0))  # fmt: skip
+    assert _fft_true_peak_db(inst * 2) > 3.0  # it really is far over
+    assert _fft_true_peak_db(mix) <= -1.0 + 0.02
+    assert figures.true_peak_db <= -1.0
+    assert figures.true_peak_db == pytest.approx(_fft_true_peak_db(mix), abs=0.1)
+    assert true_peak_db(mix) == figures.true_peak_db
+    assert len(mix) == len(inst)
+
+
+def test_limiter_leaves_a_mix_below_its_threshold_untouched():
+    from core.mix import mix_stems
+
+    inst = harmonic(220, 3, amp=0.1)
+    mix, figures = mix_stems(inst)
+    np.testing.assert_array_equal(mix, inst)
+    assert figures.true_peak_db < -6
+    assert -40 < figures.lufs < -10
+
+
+@pytest.mark.parametrize("key", [3.0, -5.0, 0.5])
+def test_key_shift_of_a_harmonic_instrumental_within_5_cents(key):
+    """Measured with a zero-padded FFT (0.7 Hz bins before interpolation) and a log-parabola peak fit."""
+    from core.mix import mix_stems
+
+    inst = harmonic(220, 4)
+    mix, _ = mix_stems(inst, settings=MixSettings(key=key))
+
+    def precise_fundamental(x: np.ndarray) -> float:
+        seg = x[SR // 2 : -SR // 2, 0].astype(np.float64)
+        n = 8 * len(seg)
+        spec = np.abs(np.fft.rfft(seg * np.hanning(len(seg)), n))
+        freqs = np.fft.rfftfreq(n, 1 / SR)
+        band = np.flatnonzero((freqs > 100) & (freqs < 600))
+        k = band[np.argmax(spec[band])]
+        a, b, c = np.log(spec[k - 1 : k + 2])
+        return float((k + 0.5 * (a - c) / (a - 2 * b + c)) * SR / n)
+
+    assert abs(cents(precise_fundamental(inst), 220)) < 0.5  # the measure itself is exact on the input
+    assert cents(precise_fundamental(mix), 220) == pytest.approx(100 * key, abs=5)

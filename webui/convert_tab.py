@@ -7,7 +7,12 @@ from typing import Any
 
 import gradio as gr
 
-from core.convert import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLER_CHOICES  # light: heavy imports are lazy there
+from core.convert import (  # light: heavy imports are lazy there
+    DEFAULT_PROTECT,
+    DEFAULT_SAMPLER,
+    DEFAULT_STEPS,
+    SAMPLER_CHOICES,
+)
 from webui.common import experiment_choices, gradio_progress, user_errors
 
 SAMPLERS = list(SAMPLER_CHOICES)
@@ -34,6 +39,8 @@ def build() -> None:
                 sampler = gr.Dropdown(SAMPLERS, value=DEFAULT_SAMPLER, label="Sampler")
                 steps = gr.Slider(2, 100, value=DEFAULT_STEPS, step=1, label="Steps")
                 index_rate = gr.Slider(0, 1, value=0, step=0.05, label="Retrieval index rate (0 = off)")
+                protect = gr.Slider(0, 1, value=DEFAULT_PROTECT, step=0.05, elem_id="convert-protect",
+                                    label="Protect breaths/consonants from the index (0 = off)")
                 loudness = gr.Slider(0, 1, value=0, step=0.05, label="Follow the input's loudness (0 = off)")
                 fmt = gr.Radio(["wav", "flac", "mp3"], value="wav", label="Output format")
             run = gr.Button("Convert", variant="primary", elem_id="convert-run")
@@ -48,7 +55,7 @@ def build() -> None:
     exp.change(_checkpoint_choices, inputs=exp, outputs=ckpt)
     run.click(
         _convert,
-        inputs=[vocal, exp, ckpt, key, auto_key, sampler, steps, index_rate, loudness, fmt],
+        inputs=[vocal, exp, ckpt, key, auto_key, sampler, steps, index_rate, protect, loudness, fmt],
         outputs=[summary, result, download, f0_plot],
     )
 
@@ -76,6 +83,7 @@ def _convert(
     sampler: str,
     steps: float,
     index_rate: float,
+    protect: float,
     loudness: float,
     fmt: str,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 - gradio injects the tracker through this default
@@ -92,7 +100,7 @@ def _convert(
     path = Path(vocal if isinstance(vocal, str) else vocal.name)
     config = ConvertConfig(
         key=None if auto_key else float(key), sampler=sampler, steps=int(steps), index_rate=float(index_rate),
-        loudness_match=float(loudness), ckpt=ckpt or "best", format=fmt,
+        protect=float(protect), loudness_match=float(loudness), ckpt=ckpt or "best", format=fmt,
     )
     results = convert_files(exp, path, None, config, progress=gradio_progress(progress))
     r = results[0]

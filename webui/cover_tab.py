@@ -122,6 +122,7 @@ def _make_cover(
                             progress=report)  # fmt: skip
     times = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
     lines = [f"**{result.output.name}** — {times}" + (" (stems from cache)" if result.stems.cached and song_path else "")]
+    lines += [f"Mix: {result.loudness_line()}"] if result.figures is not None else []
     lines += [f"⚠️ {w}" for w in result.warnings]
     stems = [result.stems.vocals, result.stems.instrumental, result.stems.backing, result.converted_vocals]
     players = [gr.Audio(value=str(p), visible=True) if p else gr.Audio(visible=False) for p in stems]

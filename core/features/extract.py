@@ -72,8 +72,9 @@ GROUP_VERSIONS: dict[str, int] = {"content": 1, "f0": 1, "loudness": 1, "mel": 1
 _GROUP_COST: dict[str, float] = {"content": 4.0, "f0": 4.0, "loudness": 0.3, "mel": 1.0}
 
 # Post-processing of every F0 method, passed explicitly so the cache key states what was used
-# (frames outside [f0_min, f0_max] Hz are unvoiced; short octave jumps are repaired).
-F0_PARAMS: dict[str, Any] = {"f0_min": 40.0, "f0_max": 1600.0, "median_size": 0, "octave_fix": True}
+# (frames outside [f0_min, f0_max] Hz are unvoiced; short octave jumps are repaired; "auto" voicing is the
+# confidence + level + periodicity decision of core.features.f0.voicing).
+F0_PARAMS: dict[str, Any] = {"f0_min": 40.0, "f0_max": 1600.0, "median_size": 0, "octave_fix": True, "voicing": "auto"}
 # Every extractor gets at least this much audio (zero-padded; outputs are cropped back to the chunk's
 # frame count): below it the conv front ends of ContentVec/RMVPE and reflect padding of the STFTs fail.
 MIN_SECONDS = 0.25

@@ -4,6 +4,10 @@
 frames, frame i centred on sample i*512 of the 44.1 kHz input), in Hz with 0 for unvoiced frames.
 ``continuous_f0(f0)`` gives the interpolated copy used for conditioning.
 
+Voicing (``voicing=``): ``"auto"`` (default) decides which frames of the neural methods are sung from
+the network's confidence, the frame level and periodicity with hysteresis and a minimum segment length
+(:mod:`core.features.f0.voicing`); ``"threshold"`` is the plain confidence threshold used before.
+
 Methods (:data:`F0_METHODS`):
 
 * ``rmvpe`` (default): RMVPE network, needs ``pretrained/rmvpe/rmvpe.pt`` (``python -m core download rmvpe``).
@@ -42,7 +46,9 @@ __all__ = [
     "F0_METHODS",
     "DEFAULT_F0_MIN",
     "DEFAULT_F0_MAX",
+    "VOICING_MODES",
     "estimate_f0",
+    "pitch_candidates",
     "continuous_f0",
     "fix_octave_errors",
     "limit_range",
@@ -62,6 +68,7 @@ class F0Method(str, enum.Enum):
 F0_METHODS: tuple[str, ...] = tuple(m.value for m in F0Method)
 NEURAL_SAMPLE_RATE = 16000  # RMVPE and FCPE read 16 kHz audio at 100 frames per second
 NEURAL_HOP = 160
+VOICING_MODES: tuple[str, ...] = ("auto", "threshold")
 
 _CACHE: dict[tuple[str, str, str], Any] = {}
 _CACHE_LOCK = threading.Lock()
@@ -126,6 +133,7 @@ def estimate_f0(
     f0_max: float = DEFAULT_F0_MAX,
     median_size: int = 0,
     octave_fix: bool = True,
+    voicing: str = "auto",
     threshold: float | None = None,
     rmvpe_pad: str = "reflect",
     model_path: str | Path | None = None,
@@ -141,7 +149,11 @@ def estimate_f0(
         harvest and parselmouth.
     median_size: odd median-filter length in frames over voiced values (0 = off).
     octave_fix: repair short octave jumps (see :func:`fix_octave_errors`).
-    threshold: voicing threshold of the neural methods' salience (defaults: RMVPE 0.03, FCPE 0.006).
+    voicing: "auto" (confidence + level + periodicity with hysteresis, see :mod:`core.features.f0.voicing`)
+        or "threshold" (a plain threshold on the neural methods' confidence). harvest and parselmouth
+        keep their own voicing either way.
+    threshold: the confidence threshold of ``voicing="threshold"`` (defaults: RMVPE 0.03, FCPE 0.006);
+        giving one selects that mode.
     rmvpe_pad: "reflect" (classic RVC, default) or "zero" (current RVC) padding of RMVPE's input.
     model_path: use this RMVPE/FCPE file instead of the default one.
 
@@ -150,16 +162,22 @@ def estimate_f0(
     """
     from core.features.mel import as_waveform, frame_times, n_frames
 
+    if voicing not in VOICING_MODES:
+        raise ValueError(f"voicing must be one of {', '.join(VOICING_MODES)}, not {voicing!r}")
     kind = parse_method(method)
     wav = as_waveform(wav44k)
     times = frame_times(n_frames(wav.size))
     if kind in (F0Method.RMVPE, F0Method.FCPE):
-        model = load_model(kind, device, model_path)
         wav16 = _to_16k(wav)
-        if kind == F0Method.RMVPE:
-            raw = model.f0(wav16, threshold=0.03 if threshold is None else threshold, pad=rmvpe_pad)
+        pitch, confidence = _neural_candidates(wav16, kind, device, rmvpe_pad, model_path)
+        if voicing == "auto" and threshold is None:
+            from core.features.f0.voicing import DEFAULT_SETTINGS, voiced_frames
+
+            voiced = voiced_frames(wav16, pitch, confidence, DEFAULT_SETTINGS[kind.value])
         else:
-            raw = model.f0(wav16, threshold=0.006 if threshold is None else threshold)
+            default = 0.03 if kind == F0Method.RMVPE else 0.006
+            voiced = confidence > (default if threshold is None else threshold)
+        raw = np.where(voiced, pitch, 0.0).astype(np.float32)
         raw_times = np.arange(raw.size, dtype=np.float64) * (NEURAL_HOP / NEURAL_SAMPLE_RATE)
         f0 = to_grid(raw, raw_times, times)
     elif kind == F0Method.HARVEST:
@@ -171,6 +189,38 @@ def estimate_f0(
 
         f0 = praat_f0(_to_16k(wav), NEURAL_SAMPLE_RATE, times, f0_min=f0_min, f0_max=f0_max)
     return postprocess(f0, f0_min=f0_min, f0_max=f0_max, median_size=median_size, octave_fix=octave_fix)
+
+
+def _neural_candidates(wav16: np.ndarray, kind: F0Method, device: str, rmvpe_pad: str,
+                       model_path: str | Path | None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(pitch in Hz of every 10 ms frame, the network's confidence 0..1 per frame) of RMVPE or FCPE."""
+    model = load_model(kind, device, model_path)
+    if kind == F0Method.RMVPE:
+        from core.features.f0.rmvpe import decode
+
+        salience = model.salience(wav16, pad=rmvpe_pad)
+        pitch = decode(salience, threshold=-1.0)
+    else:
+        from core.features.f0.fcpe import decode
+
+        salience = model.latent(wav16)
+        pitch = decode(salience, model.net.cent_table.cpu().numpy(), threshold=-1.0)
+    confidence = salience.max(axis=1) if salience.shape[0] else np.zeros(0, dtype=np.float32)
+    return pitch, confidence
+
+
+def pitch_candidates(wav44k: np.ndarray, method: str | F0Method = "fcpe", device: str = "cpu",
+                     rmvpe_pad: str = "reflect", model_path: str | Path | None = None) -> np.ndarray:  # fmt: skip
+    """The neural method's pitch in EVERY mel frame, voiced or not (Hz; for evaluating pitch apart from voicing)."""
+    from core.features.mel import as_waveform, frame_times, n_frames
+
+    kind = parse_method(method)
+    if kind not in (F0Method.RMVPE, F0Method.FCPE):
+        raise UnknownF0MethodError(f"F0 method {kind.value!r} gives no pitch for unvoiced frames")
+    wav = as_waveform(wav44k)
+    pitch, _ = _neural_candidates(_to_16k(wav), kind, device, rmvpe_pad, model_path)
+    raw_times = np.arange(pitch.size, dtype=np.float64) * (NEURAL_HOP / NEURAL_SAMPLE_RATE)
+    return to_grid(pitch, raw_times, frame_times(n_frames(wav.size)))
 
 
 def _to_16k(wav44k: np.ndarray) -> np.ndarray:
