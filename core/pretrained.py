@@ -303,8 +303,61 @@ REGISTRY: tuple[Pretrained, ...] = (
     ),
 )
 
+def _roformer_entry(name: str, checkpoint: str, config: str, title: str, licence: str, used_by: str, sdr: str,
+                    optional: bool = True) -> Pretrained:
+    """A Roformer checkpoint + its yaml, from the locations audio-separator downloads them from."""
+    uvr = "https://github.com/TRvlvr/model_repo/releases/download/all_public_uvr_models"
+    configs = "https://github.com/nomadkaraoke/python-audio-separator/releases/download/model-configs"
+    return Pretrained(
+        name=name,
+        title=title,
+        files=(
+            RemoteFile(dest=f"{UVR_DIR}/{checkpoint}", urls=(f"{uvr}/{checkpoint}", f"{configs}/{checkpoint}")),
+            RemoteFile(dest=f"{UVR_DIR}/{config}", urls=(f"{uvr}/mdx_model_data/mdx_c_configs/{config}", f"{configs}/{config}")),
+        ),
+        required=(f"{UVR_DIR}/{checkpoint}", f"{UVR_DIR}/{config}"),
+        licence=licence,
+        verified=False,
+        notes=f"{sdr} URLs follow audio-separator 0.47.1's download order; no checksum published. "
+        "Loaded through svcover's safe_load (no pickled code runs). Needs uvr_vocals' metadata files.",
+        used_by=used_by,
+        optional=optional,
+    )
+
+
+REGISTRY = REGISTRY + (
+    _roformer_entry(
+        "roformer_vocals", "vocals_mel_band_roformer.ckpt", "vocals_mel_band_roformer.yaml",
+        "Mel-Band Roformer vocal separation (Kimberley Jensen) — default on CUDA GPUs",
+        "not stated by the publisher (no licence file in KimberleyJensen/Mel-Band-Roformer-Vocal-Model)",
+        "Cover (separation, default with a CUDA GPU)", "Vocal SDR 12.60 dB in audio-separator's models-scores.json.",
+    ),
+    _roformer_entry(
+        "roformer_vocals_big", "melband_roformer_big_beta4.ckpt", "config_melbandroformer_big_beta4.yaml",
+        "Mel-Band Roformer Big Beta 4 vocal separation (unwa)",
+        "not stated by the publisher (pcunwa/Mel-Band-Roformer-big on Hugging Face)",
+        "Cover (separation, optional)", "Vocal SDR 12.52 dB in audio-separator's models-scores.json.",
+    ),
+    _roformer_entry(
+        "roformer_karaoke", "mel_band_roformer_karaoke_aufr33_viperx_sdr_10.1956.ckpt",
+        "mel_band_roformer_karaoke_aufr33_viperx_sdr_10.1956_config.yaml",
+        "Mel-Band Roformer karaoke model, lead vs. backing vocals (aufr33 & viperx)",
+        "not stated by the publishers", "Cover (lead/backing split, default with a CUDA GPU)",
+        "Vocal SDR 8.45 dB in audio-separator's models-scores.json (UVR_MDXNET_KARA_2: 5.43 dB).",
+    ),
+    _roformer_entry(
+        "roformer_dereverb", "dereverb_mel_band_roformer_anvuew_sdr_19.1729.ckpt", "dereverb_mel_band_roformer_anvuew.yaml",
+        "Mel-Band Roformer de-reverb model (anvuew)", "not stated in audio-separator's model list (anvuew on Hugging Face)",
+        "Cover (de-reverb, default with a CUDA GPU)", "No vocal SDR (not a vocal model); publisher's dereverb SDR 19.17 dB.",
+    ),
+)
+
 # Names that fetch several entries at once (a shortcut for the CLI; messages name the single entry).
-GROUPS: dict[str, tuple[str, ...]] = {"uvr": ("uvr_vocals", "uvr_karaoke", "uvr_dereverb")}
+GROUPS: dict[str, tuple[str, ...]] = {
+    "uvr": ("uvr_vocals", "uvr_karaoke", "uvr_dereverb"),
+    # the CUDA defaults (needs uvr_vocals for audio-separator's metadata files)
+    "roformer": ("uvr_vocals", "roformer_vocals", "roformer_karaoke", "roformer_dereverb"),
+}
 
 
 def pretrained_root() -> Path:

@@ -2,7 +2,8 @@
 
 A song goes through up to three separation passes, each one audio-separator model:
 
-1. vocals / instrumental (``--separator``, default :data:`DEFAULT_VOCAL_MODEL`);
+1. vocals / instrumental (``--separator``; default per device, see :mod:`core.separation_models`:
+   a Mel-Band Roformer on a CUDA GPU, MDX-Net ONNX on a CPU);
 2. optional lead / backing split of the vocals (a karaoke model);
 3. optional de-reverb of the lead vocal.
 
@@ -14,6 +15,11 @@ Design choices (see docs/cover.md):
   beyond our own requirements. Its MDX module imports ``onnx2torch`` (which imports torchvision) only
   to convert models whose segment size differs from the model's ``dim_t``; we always run MDX models
   at their own ``dim_t`` through ONNX Runtime, so when onnx2torch is absent a stub stands in for it.
+  Roformers run through its MDXC path, which needs einops, rotary-embedding-torch, beartype and
+  ml-collections (pure Python, none needs torchaudio).
+* No pickled code runs: every ``torch.load`` audio-separator makes (Roformer/MDXC ``.ckpt``, VR
+  ``.pth``, its MDX mixer) goes through :func:`core.checkpoints.safe_load` (:func:`install_torch_load_guard`),
+  and Demucs models, whose files store Python classes by design, are refused with one line.
 * Offline: model files and audio-separator's metadata files (``download_checks.json``,
   ``mdx_model_data.json``, ``vr_model_data.json``) live in ``pretrained/uvr/``. The separator's
   downloader is replaced by a guard that raises :class:`MissingPretrainedError` naming the file, so
@@ -30,6 +36,7 @@ Design choices (see docs/cover.md):
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -38,6 +45,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 import types
 import warnings
 from dataclasses import dataclass, field
@@ -48,25 +56,27 @@ import numpy as np
 from core.errors import MissingPretrainedError, Remedy, SvcoverError
 from core.experiment import logs_root
 from core.progress import ProgressFn, report, scaled
+from core.separation_models import ENSEMBLE_PREFIX
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 44100
-# UVR-MDX-NET-Voc_FT: a vocal MDX-Net model that runs through ONNX Runtime alone (CPU, CUDA or
-# DirectML), fast on CPU and light on a 6 GB GPU, and the usual choice of RVC cover tools. Higher-SDR
-# BS-/Mel-Roformer models work too (--separator) but need einops, rotary-embedding-torch, beartype
-# and ml_collections, which svcover does not install or test.
+# "auto": the device decides (core.separation_models.default_model — the only place that does).
+AUTO = "auto"
+# The CPU-only defaults, kept as names for callers that want MDX-Net explicitly.
 DEFAULT_VOCAL_MODEL = "UVR-MDX-NET-Voc_FT.onnx"
 DEFAULT_KARAOKE_MODEL = "UVR_MDXNET_KARA_2.onnx"  # lead vocal vs. backing vocals
 DEFAULT_DEREVERB_MODEL = "Reverb_HQ_By_FoxJoy.onnx"  # dry vocal vs. reverb tail
+# Roformer segment for the lower-memory setting (STFT frames; the default models use 801 = 8 s).
+LOW_MEMORY_SEGMENT_FRAMES = 256
 METADATA_FILES = ("download_checks.json", "mdx_model_data.json", "vr_model_data.json")
 DOWNLOAD_NAME = "uvr_vocals"  # the registry entry with the vocal model and the metadata files
 CACHE_DIRNAME = ".stems"
 STEM_FORMAT = "wav"  # 32-bit float: stems may pass 1.0 (mp3 songs do), which 16/24-bit files would clip
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 # Stem names (lower case) audio-separator models use for what each pass keeps.
-_VOCAL_NAMES = ("vocals", "lead vocals", "lead_only")
-_DRY_NAMES = ("no reverb", "no echo", "no reverb/echo", "dry", "no noise")
+_VOCAL_NAMES = ("vocals", "lead vocals", "lead_only", "lead", "karaoke")
+_DRY_NAMES = ("no reverb", "no echo", "no reverb/echo", "dry", "no noise", "noreverb")
 NO_VOCALS_DB = -45.0  # a vocal stem quieter than this (RMS dBFS) counts as "no vocals"
 
 
@@ -78,13 +88,18 @@ class SeparationError(SvcoverError):
 class SeparationSettings:
     """Every argument that changes the stems; part of the cache key."""
 
-    model: str = DEFAULT_VOCAL_MODEL
+    model: str = AUTO  # a file in pretrained/uvr/, "preset:<id>" (an audio-separator ensemble) or "auto"
     split_backing: bool = False
-    karaoke_model: str = DEFAULT_KARAOKE_MODEL
+    karaoke_model: str = AUTO
     dereverb: bool = False
-    dereverb_model: str = DEFAULT_DEREVERB_MODEL
+    dereverb_model: str = AUTO
     chunk_seconds: float = 30.0
     overlap_seconds: float = 2.0
+    # Roformer/MDXC only: STFT frames per model segment (None: the model's own, from its yaml) and
+    # how many segments overlap at each sample (audio-separator's MDXC "overlap"). A smaller segment
+    # needs less GPU memory (LOW_MEMORY_SEGMENT_FRAMES), more overlap costs proportionally more time.
+    segment_frames: int | None = None
+    segment_overlap: int = 2
 
     def __post_init__(self) -> None:
         if self.chunk_seconds <= 2 * self.overlap_seconds or self.overlap_seconds < 0:
@@ -94,6 +109,22 @@ class SeparationSettings:
         for name in (self.model, self.karaoke_model, self.dereverb_model):
             if not name or Path(name).name != name:
                 raise SvcoverError(f"separation model {name!r}: give a file name inside pretrained/uvr/, not a path")
+        if self.segment_frames is not None and not 16 <= self.segment_frames <= 4096:
+            raise SvcoverError(f"segment of {self.segment_frames} frames: use 16..4096 (the models' own is 801)")
+        if not 1 <= self.segment_overlap <= 16:
+            raise SvcoverError(f"segment overlap {self.segment_overlap}: use 1..16")
+
+    def resolved(self, model_dir: Path | None = None, cuda: bool | None = None) -> SeparationSettings:
+        """These settings with every "auto" model replaced by the default for this machine."""
+        from dataclasses import replace
+
+        from core.separation_models import default_model
+
+        def pick(name: str, role: str) -> str:
+            return default_model(role, cuda=cuda, model_dir=model_dir) if name == AUTO else name
+
+        return replace(self, model=pick(self.model, "vocals"), karaoke_model=pick(self.karaoke_model, "karaoke"),
+                       dereverb_model=pick(self.dereverb_model, "dereverb"))  # fmt: skip
 
 
 @dataclass
@@ -108,6 +139,7 @@ class Stems:
     full_vocals: Path | None = None  # before the lead/backing split and de-reverb
     vocals_rms_db: float = 0.0
     cached: bool = True  # every pass came from the cache
+    models: tuple[str, ...] = ()  # the model of each pass that ran (after "auto" was resolved)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -161,16 +193,83 @@ def _missing(path: Path) -> MissingPretrainedError:
     )  # fmt: skip
 
 
-def check_model_files(model: str, model_dir: Path | None = None) -> Path:
-    """Path of ``model`` in ``model_dir`` after checking it and the metadata files are all there.
+def model_arch(model: str) -> str:
+    """audio-separator's architecture for a model file name: MDX, MDXC (incl. Roformer), VR or Demucs."""
+    suffix = Path(model).suffix.lower()
+    return {".onnx": "MDX", ".ckpt": "MDXC", ".pth": "VR", ".yaml": "Demucs", ".th": "Demucs"}.get(suffix, "unknown")
 
-    Raises :class:`MissingPretrainedError` naming the first missing file.
+
+def check_model_files(model: str, model_dir: Path | None = None) -> Path:
+    """Path of ``model`` in ``model_dir`` after checking it, its yaml (Roformer/MDXC) and the metadata files.
+
+    Raises :class:`MissingPretrainedError` naming the first missing file, :class:`SeparationError`
+    for Demucs models (refused: see :func:`refuse_unsafe_architecture`) and unknown file types.
     """
+    from core.separation_models import roformer_config_name
+
     model_dir = model_dir or uvr_dir()
-    for name in (model, *METADATA_FILES):
+    refuse_unsafe_architecture(model)
+    names = [model, *METADATA_FILES]
+    if model_arch(model) == "MDXC":
+        config = roformer_config_name(model, model_dir)
+        if config is None:
+            raise SeparationError(
+                f"{model_dir / model}: no yaml config is known for this checkpoint; list it in "
+                f"{model_dir / 'download_checks.json'} (roformer_download_list) with its yaml"
+            )
+        names.insert(1, config)
+    for name in names:
         if not (model_dir / name).is_file():
             raise _missing(model_dir / name)
     return model_dir / model
+
+
+def refuse_unsafe_architecture(model: str) -> None:
+    """Demucs models are refused: their ``.th`` files pickle the model class itself, so loading them
+    means running whatever code the file names (audio-separator calls ``torch.load(weights_only=False)``).
+    """
+    arch = model_arch(model)
+    if arch == "Demucs":
+        raise SeparationError(
+            f"{model}: Demucs models are not supported: their files store Python objects that would be "
+            "unpickled (a crafted file could run code); use a Roformer (.ckpt) or MDX-Net (.onnx) model"
+        )
+    if arch == "unknown":
+        raise SeparationError(f"{model}: not a separation model file (.onnx, .ckpt or .pth)")
+
+
+def roformer_segment_frames(model_path: Path, model_dir: Path) -> int | None:
+    """``inference.dim_t`` of an MDXC/Roformer model's yaml (its own segment in STFT frames), None for others."""
+    from core.separation_models import roformer_config_name
+
+    if model_arch(model_path.name) != "MDXC":
+        return None
+    config = model_dir / (roformer_config_name(model_path.name, model_dir) or "")
+    data = read_model_yaml(config)
+    inference = data.get("inference") or {}
+    audio = data.get("audio") or {}
+    frames = inference.get("dim_t") or audio.get("dim_t")
+    if not isinstance(frames, int) or frames < 2:
+        raise SeparationError(f"{config}: no usable inference.dim_t (segment length) in this model config")
+    return frames
+
+
+def read_model_yaml(path: Path) -> dict:
+    """A model yaml as audio-separator writes them (``!!python/tuple`` allowed, nothing else executable)."""
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    _Loader.add_constructor("tag:yaml.org,2002:python/tuple", lambda loader, node: tuple(loader.construct_sequence(node)))
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.load(f, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except (OSError, yaml.YAMLError) as e:
+        raise SeparationError(f"{path}: unreadable model config ({_first_line(e)}); fetch it again") from None
+    if not isinstance(data, dict):
+        raise SeparationError(f"{path}: model config is not a YAML mapping; fetch it again")
+    return data
 
 
 def _read_json(path: Path) -> dict:
@@ -265,10 +364,13 @@ def _audio_separator_env() -> object:
 class _Session:
     """One loaded audio-separator model writing float wav stems into ``work_dir``."""
 
-    def __init__(self, model: str, model_dir: Path, work_dir: Path):
+    def __init__(self, model: str, model_dir: Path, work_dir: Path, settings: SeparationSettings | None = None):
+        settings = settings or SeparationSettings()
         model_path = check_model_files(model, model_dir)
         segment_size = mdx_segment_size(model_path)
+        roformer_frames = roformer_segment_frames(model_path, model_dir)
         _ensure_onnx2torch_importable()
+        install_torch_load_guard()
         # audio-separator runs `ffmpeg -version` in Separator() and pydub looks ffmpeg up when imported;
         # nothing runs it afterwards (stems are written with soundfile).
         from core.ffmpeg_tool import ffmpeg_on_path, point_pydub_at
@@ -282,6 +384,11 @@ class _Session:
                 ) from None
             mdx_params = {"hop_length": 1024, "segment_size": segment_size or 256, "overlap": 0.25,
                           "batch_size": 1, "enable_denoise": False}  # fmt: skip
+            # Always the explicit segment: audio-separator would otherwise switch to its 256-frame
+            # default for inputs under 10 s (our last window can be that short).
+            mdxc_params = {"segment_size": settings.segment_frames or roformer_frames or 256,
+                           "override_model_segment_size": True, "overlap": settings.segment_overlap,
+                           "batch_size": 1, "pitch_shift": 0}  # fmt: skip
             self.separator = Separator(
                 log_level=logging.ERROR,  # it logs routine steps as warnings; we check providers ourselves
                 model_file_dir=str(model_dir),
@@ -291,18 +398,24 @@ class _Session:
                 normalization_threshold=1.0,  # never rescale a stem unless it would clip
                 sample_rate=SAMPLE_RATE,
                 mdx_params=mdx_params,
+                mdxc_params=mdxc_params,
             )
             # Everything must already be on disk: any download attempt names the missing file instead.
             self.separator.download_file_if_not_exists = _refuse_download
             try:
-                self.separator.load_model(model)
+                with _torch_loads_verified():
+                    self.separator.load_model(model)
             except SvcoverError:
                 raise
             except ImportError as e:
                 raise SeparationError(
                     f"{model_path}: audio-separator needs the Python package '{e.name}' (pip install {e.name})"
                 ) from None
-            except Exception as e:  # a damaged or foreign model file: the user re-downloads it
+            except (Exception, SystemExit) as e:  # a damaged or foreign model file: the user re-downloads it
+                # audio-separator wraps loader errors (ours included) and its MDXC path calls sys.exit(1)
+                ours = _svcover_cause(e)
+                if ours is not None:
+                    raise ours from None
                 raise SeparationError(f"{model_path}: audio-separator cannot load it ({_first_line(e)})") from None
             point_pydub_at(ffmpeg_exe)  # imported by now (its separator modules use it)
         instance = self.separator.model_instance
@@ -318,7 +431,7 @@ class _Session:
 
         names = {self.primary: "primary", self.secondary: "secondary"}
         # audio-separator draws a tqdm bar per call on stderr; svcover reports progress itself.
-        with _audio_separator_env(), contextlib.redirect_stderr(io.StringIO()):
+        with _audio_separator_env(), contextlib.redirect_stderr(io.StringIO()), _torch_loads_verified():
             files = self.separator.separate(str(wav_path), custom_output_names=names)
         out = {}
         for name in files:
@@ -328,6 +441,88 @@ class _Session:
         if set(out) != {"primary", "secondary"}:
             raise SeparationError(f"{self.model}: audio-separator wrote {sorted(out)} instead of two stems")
         return out["primary"], out["secondary"]
+
+
+def _svcover_cause(e: BaseException) -> SvcoverError | None:
+    """The first svcover error in an exception's cause/context chain (audio-separator re-wraps them)."""
+    seen = 0
+    current: BaseException | None = e
+    while current is not None and seen < 10:
+        if isinstance(current, SvcoverError):
+            return current
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+# No third-party unpickling: audio-separator's torch.load calls go through safe_load
+
+_guard_lock = threading.Lock()
+_guard_state = threading.local()
+
+
+def install_torch_load_guard() -> None:
+    """Make every ``torch.load`` made by audio-separator's code use :func:`core.checkpoints.safe_load`.
+
+    audio-separator loads Roformer/MDXC ``.ckpt``, VR ``.pth`` and its MDX mixer with plain
+    ``torch.load`` (Demucs with ``weights_only=False``), some of them through ``import torch`` inside
+    functions, so patching names in its modules is not enough. ``torch.load`` is wrapped once per
+    process; the wrapper routes a call to ``safe_load`` when the caller's module is part of
+    audio-separator or the calling thread is inside :func:`_torch_loads_verified`, and passes every
+    other call through unchanged. The decision depends only on the calling frame and thread-local
+    state, so concurrent loads in other threads are never affected, and nothing is ever un-patched
+    (no window in which another thread sees the unguarded function).
+    """
+    import torch
+
+    with _guard_lock:
+        if getattr(torch.load, "_svcover_guarded", False):
+            return
+        original = torch.load
+
+        @functools.wraps(original)
+        def guarded_load(f, map_location=None, *args, **kwargs):  # noqa: ANN001, ANN202 - torch's signature
+            if getattr(_guard_state, "bypass", 0) or not (
+                getattr(_guard_state, "active", 0) or _called_from_audio_separator()
+            ):
+                return original(f, map_location, *args, **kwargs)
+            return _verified_load(f, map_location)
+
+        guarded_load._svcover_guarded = True  # type: ignore[attr-defined]
+        guarded_load._svcover_original = original  # type: ignore[attr-defined]
+        torch.load = guarded_load
+
+
+def _called_from_audio_separator() -> bool:
+    frame = sys._getframe(2)  # 0: this function, 1: guarded_load, 2: whoever called torch.load
+    name = frame.f_globals.get("__name__", "") if frame is not None else ""
+    return name == "audio_separator" or name.startswith("audio_separator.")
+
+
+def _verified_load(f: object, map_location: object) -> dict:
+    from core.checkpoints import safe_load
+    from core.errors import CheckpointError
+
+    if not isinstance(f, (str, os.PathLike)):
+        raise CheckpointError(f"{f!r}: refused to load a checkpoint from an open stream (only files are verified)")
+    location = "cpu" if map_location is None else str(map_location)
+    _guard_state.bypass = getattr(_guard_state, "bypass", 0) + 1  # safe_load's own torch.load passes through
+    try:
+        return safe_load(f, map_location=location)
+    finally:
+        _guard_state.bypass -= 1
+
+
+@contextlib.contextmanager
+def _torch_loads_verified() -> object:
+    """Within this block (this thread only) every torch.load is verified, whoever calls it."""
+    install_torch_load_guard()
+    _guard_state.active = getattr(_guard_state, "active", 0) + 1
+    try:
+        yield
+    finally:
+        _guard_state.active -= 1
 
 
 def _refuse_download(url: str, output_path: str) -> None:
@@ -512,17 +707,26 @@ def _cached_pass(
     """One separation pass, reused from ``cache_root`` when the sidecar says it was done with these arguments."""
     from core.config import save_json
 
-    out_dir = cache_root / input_sha[:16] / _slug(model)
-    sidecar = out_dir / "stems.json"
+    if model.startswith(ENSEMBLE_PREFIX):
+        return _ensemble_pass(input_path, input_sha, model, target_names, file_names, settings, cache_root,
+                              model_dir, progress)  # fmt: skip
+    model_path = check_model_files(model, model_dir)
     args = {
         "version": _CACHE_VERSION,
         "input_sha256": input_sha,
         "model": model,
-        "model_md5": model_md5(check_model_files(model, model_dir)),
+        "model_md5": model_md5(model_path),
         "chunk_seconds": settings.chunk_seconds,
         "overlap_seconds": settings.overlap_seconds,
         "files": [f"{name}.{STEM_FORMAT}" for name in file_names],
     }
+    if model_arch(model) == "MDXC":  # only these settings change an MDXC model's output
+        from core.separation_models import roformer_config_name
+
+        args["config_sha256"] = file_sha256(model_dir / str(roformer_config_name(model, model_dir)))
+        args["segment_frames"] = settings.segment_frames
+        args["segment_overlap"] = settings.segment_overlap
+    out_dir, sidecar = _cache_dir(cache_root, input_sha, model, args)
     if sidecar.is_file():
         with contextlib.suppress(Exception):
             previous = json.loads(sidecar.read_text(encoding="utf-8"))
@@ -536,7 +740,7 @@ def _cached_pass(
     with tempfile.TemporaryDirectory(prefix=".work-", dir=out_dir) as tmp:
         wav = Path(tmp) / "input.wav"
         decode_stereo(input_path, wav)
-        session = _Session(model, model_dir, Path(tmp))
+        session = _Session(model, model_dir, Path(tmp), settings)
         target, other, rms_db = _run_pass(session, wav, out_dir, target_names, file_names, settings, progress)
     # The sidecar is written last: its presence means both stems are complete.
     save_json(sidecar, {"args": args, "source": str(input_path), "target_rms_db": rms_db,
@@ -555,6 +759,74 @@ def separate_file(wav_path: Path, model: str = DEFAULT_VOCAL_MODEL,
         session = _Session(model, model_dir or uvr_dir(), Path(tmp))
         primary, secondary = session.separate(Path(wav_path))
     return (primary, secondary) if session.primary.lower() in _VOCAL_NAMES else (secondary, primary)
+
+
+def _cache_dir(cache_root: Path, input_sha: str, model: str, args: dict) -> tuple[Path, Path]:
+    """``<cache>/<song sha>/<model>-<settings hash>/`` and its sidecar: every settings combination keeps its stems."""
+    digest = hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:10]
+    out_dir = cache_root / input_sha[:16] / f"{_slug(model)}-{digest}"
+    return out_dir, out_dir / "stems.json"
+
+
+def _ensemble_pass(
+    input_path: Path,
+    input_sha: str,
+    preset: str,
+    target_names: tuple[str, ...],
+    file_names: tuple[str, str],
+    settings: SeparationSettings,
+    cache_root: Path,
+    model_dir: Path,
+    progress: ProgressFn | None,
+) -> tuple[Path, Path, float, bool]:
+    """One of audio-separator's ensemble presets: each model's pass (cached on its own), then the
+    stems combined with audio-separator's own Ensembler and the preset's algorithm and weights."""
+    import soundfile as sf
+
+    from core.config import save_json
+    from core.fsutil import atomic_path
+    from core.separation_models import ensemble_presets
+
+    preset_id = preset[len(ENSEMBLE_PREFIX) :]
+    spec = ensemble_presets().get(preset_id)
+    if spec is None:
+        known = ", ".join(sorted(ensemble_presets())) or "none (audio-separator not installed)"
+        raise SeparationError(f"unknown ensemble preset {preset_id!r}: choose from {known}")
+    models = list(spec["models"])
+    for model in models:
+        check_model_files(model, model_dir)
+    parts = []
+    for i, model in enumerate(models):
+        part = scaled(progress, i / (len(models) + 1), (i + 1) / (len(models) + 1))
+        parts.append(_cached_pass(input_path, input_sha, model, target_names, file_names, settings, cache_root,
+                                  model_dir, part))  # fmt: skip
+    args = {"version": _CACHE_VERSION, "preset": preset_id, "algorithm": spec.get("algorithm", "avg_wave"),
+            "weights": spec.get("weights"), "parts": [str(p[0].parent.name) for p in parts],
+            "files": [f"{name}.{STEM_FORMAT}" for name in file_names]}  # fmt: skip
+    out_dir, sidecar = _cache_dir(cache_root, input_sha, preset, args)
+    if sidecar.is_file() and all(p[3] for p in parts):
+        with contextlib.suppress(Exception):
+            previous = json.loads(sidecar.read_text(encoding="utf-8"))
+            paths = [out_dir / name for name in args["files"]]
+            if previous.get("args") == args and all(p.is_file() for p in paths):
+                return paths[0], paths[1], float(previous["target_rms_db"]), True
+    from audio_separator.separator.ensembler import Ensembler
+
+    ensembler = Ensembler(log, algorithm=args["algorithm"], weights=args["weights"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outputs = []
+    for k, name in enumerate(file_names):
+        # whole stems in memory: ensembles are an opt-in quality setting for GPU machines
+        waves = [sf.read(str(p[k]), dtype="float32", always_2d=True)[0].T for p in parts]
+        combined = ensembler.ensemble(waves).T.astype(np.float32)
+        path = out_dir / f"{name}.{STEM_FORMAT}"
+        with atomic_path(path) as tmp:
+            sf.write(str(tmp), combined, SAMPLE_RATE, subtype="FLOAT", format="WAV")
+        outputs.append((path, combined))
+    rms_db = float(10 * np.log10(np.mean(np.square(outputs[0][1], dtype=np.float64)) + 1e-20))
+    save_json(sidecar, {"args": args, "source": str(input_path), "target_rms_db": rms_db})
+    report(progress, 1.0, f"{preset}: ensemble of {len(models)} models")
+    return outputs[0][0], outputs[1][0], rms_db, False
 
 
 def separate_song(
@@ -589,6 +861,7 @@ def separate_song(
         raise AudioDecodeError(f"{song}: file not found")
     model_dir = model_dir or uvr_dir()
     cache_root = cache_root or stems_cache_root()
+    settings = settings.resolved(model_dir)
     # Check every file of every pass before the long work starts.
     passes = [settings.model]
     if settings.split_backing:
@@ -596,7 +869,13 @@ def separate_song(
     if settings.dereverb:
         passes.append(settings.dereverb_model)
     for model in passes:
-        check_model_files(model, model_dir)
+        if model.startswith(ENSEMBLE_PREFIX):
+            from core.separation_models import ensemble_presets
+
+            for part in ensemble_presets().get(model[len(ENSEMBLE_PREFIX) :], {}).get("models", []):
+                check_model_files(part, model_dir)
+        else:
+            check_model_files(model, model_dir)
     warnings_out: list[str] = []
     gpu = gpu_warning()
     if gpu:
@@ -611,7 +890,7 @@ def separate_song(
         scaled(progress, bounds[0], bounds[1]),
     )  # fmt: skip
     stems = Stems(song=song, song_sha256=song_sha, vocals=vocals, instrumental=instrumental, full_vocals=vocals,
-                  vocals_rms_db=rms_db, cached=cached, warnings=warnings_out)  # fmt: skip
+                  vocals_rms_db=rms_db, cached=cached, warnings=warnings_out, models=tuple(passes))  # fmt: skip
     if not stems.has_vocals:
         message = f"{song}: no vocals found (vocal stem at {rms_db:.0f} dBFS); the cover will be the instrumental alone"
         log.warning(message)
