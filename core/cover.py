@@ -19,9 +19,8 @@ from core.errors import AudioDecodeError, SvcoverError
 from core.mix import MixFigures, MixSettings, check_output_path, mix_cover
 from core.progress import ProgressFn, report, scaled
 from core.separate import (
-    DEFAULT_DEREVERB_MODEL,
-    DEFAULT_KARAOKE_MODEL,
-    DEFAULT_VOCAL_MODEL,
+    AUTO,
+    LOW_MEMORY_SEGMENT_FRAMES,
     SeparationSettings,
     Stems,
     separate_song,
@@ -30,7 +29,13 @@ from core.separate import (
 log = logging.getLogger(__name__)
 
 ConvertFn = Callable[[Path], Path]
+# What happens to backing vocals after the lead/backing split (shared by the CLI and the UI).
 BACKING_MODES = ("convert", "keep", "drop")
+BACKING_DESCRIPTIONS = {
+    "convert": "split, convert the backing vocals with the voice model too",
+    "keep": "split, keep the original backing vocals (key-shifted)",
+    "drop": "split, leave the backing vocals out",
+}
 
 
 @dataclass(frozen=True)
@@ -230,14 +235,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="F0 method (default: the one the voice model was trained with)")
     conv.add_argument("--seed", type=int, default=0)
     conv.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    sep = parser.add_argument_group("separation (models in pretrained/uvr/)")
-    sep.add_argument("--separator", default=DEFAULT_VOCAL_MODEL, help=f"vocal separation model file (default {DEFAULT_VOCAL_MODEL})")
+    from core.separation_models import default_model
+
+    sep = parser.add_argument_group("separation (models in pretrained/uvr/; docs/cover.md compares them)")
+    auto = (f"'auto' = {default_model('vocals', cuda=True)} with a CUDA GPU, "
+            f"{default_model('vocals', cuda=False)} on CPU")  # fmt: skip
+    sep.add_argument("--separator", default=AUTO,
+                     help=f"vocal separation model file or preset:<audio-separator ensemble preset> ({auto})")
     sep.add_argument("--backing", choices=BACKING_MODES, default=None,
-                     help="split lead and backing vocals and convert, keep or drop the backing (default: no split)")
-    sep.add_argument("--karaoke-model", default=DEFAULT_KARAOKE_MODEL, help=f"lead/backing model (default {DEFAULT_KARAOKE_MODEL})")
+                     help="; ".join(f"{k}: {v}" for k, v in BACKING_DESCRIPTIONS.items()) + " (default: no split)")
+    sep.add_argument("--karaoke-model", default=AUTO, help="lead/backing model (default auto: Roformer on CUDA, MDX on CPU)")
     sep.add_argument("--dereverb", action="store_true", help="remove reverb/echo from the lead vocal before conversion")
-    sep.add_argument("--dereverb-model", default=DEFAULT_DEREVERB_MODEL, help=f"de-reverb model (default {DEFAULT_DEREVERB_MODEL})")
+    sep.add_argument("--dereverb-model", default=AUTO, help="de-reverb model (default auto: Roformer on CUDA, MDX on CPU)")
     sep.add_argument("--chunk-seconds", type=float, default=30.0, help="separation window in seconds (bounds memory; default 30)")
+    sep.add_argument("--segment-frames", type=int, default=None,
+                     help="Roformer segment in STFT frames (default: the model's own, 801 = 8 s; less = less GPU memory)")
+    sep.add_argument("--low-memory", action="store_true",
+                     help=f"Roformer segments of {LOW_MEMORY_SEGMENT_FRAMES} frames: for GPUs under 6 GB (slightly lower quality)")
     mix = parser.add_argument_group("remix")
     mix.add_argument("--vocal-gain", type=float, default=0.0, help="converted vocal gain in dB (default 0)")
     mix.add_argument("--instrumental-gain", type=float, default=0.0, help="instrumental gain in dB (default 0)")
@@ -268,8 +282,10 @@ def _voice_convert_fn(args: argparse.Namespace) -> ConvertFn:
 
 
 def settings_from_args(args: argparse.Namespace) -> CoverSettings:
+    segment = LOW_MEMORY_SEGMENT_FRAMES if getattr(args, "low_memory", False) else getattr(args, "segment_frames", None)
     separation = SeparationSettings(model=args.separator, karaoke_model=args.karaoke_model, dereverb=args.dereverb,
-                                    dereverb_model=args.dereverb_model, chunk_seconds=args.chunk_seconds)  # fmt: skip
+                                    dereverb_model=args.dereverb_model, chunk_seconds=args.chunk_seconds,
+                                    segment_frames=segment)  # fmt: skip
     mix = MixSettings(key=args.key, vocal_gain_db=args.vocal_gain, instrumental_gain_db=args.instrumental_gain,
                       backing_gain_db=args.backing_gain, match_loudness=not args.no_loudness_match)  # fmt: skip
     return CoverSettings.build(separation, mix, args.backing)

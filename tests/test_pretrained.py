@@ -197,7 +197,7 @@ def test_session_honours_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> N
 def test_registry_entries_are_complete() -> None:
     names = [e.name for e in pt.REGISTRY]
     assert names == ["contentvec", "rmvpe", "nsf_hifigan", "diffusion_svc_base", "uvr_vocals", "uvr_karaoke",
-                     "uvr_dereverb"]
+                     "uvr_dereverb", "roformer_vocals", "roformer_vocals_big", "roformer_karaoke", "roformer_dereverb"]
     for entry in pt.REGISTRY:
         assert entry.licence and entry.files and entry.required
         for f in (s for remote in entry.files for s in pt._sources(remote)):
@@ -219,6 +219,13 @@ def test_registry_entries_are_complete() -> None:
     for name in (DEFAULT_VOCAL_MODEL, DEFAULT_KARAOKE_MODEL, DEFAULT_DEREVERB_MODEL, *METADATA_FILES):
         named = _missing(pt.pretrained_root() / "uvr" / name).model
         assert f"uvr/{name}" in {f.dest for f in pt.get(named).files}, (name, named)
+    # every catalogue model (checkpoint and yaml, Roformers included) likewise
+    from core.separation_models import CATALOGUE
+
+    for entry in CATALOGUE:
+        for name in filter(None, (entry.filename, entry.config)):
+            named = _missing(pt.pretrained_root() / "uvr" / name).model
+            assert f"uvr/{name}" in {f.dest for f in pt.get(named).files}, (name, named)
 
 
 def test_require_names_file_and_download_command(tmp_pretrained: Path) -> None:
