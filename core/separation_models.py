@@ -5,12 +5,15 @@ Every number here has a source (see docs/cover.md and benchmarks/BENCHMARKS.md):
 * ``vocal_sdr``: median vocal SDR (dB) from audio-separator's own ``models-scores.json`` (the table
   ships inside the audio-separator wheel; ``tests/test_separation_models.py`` checks these copies
   against it). ``None`` where the table has no vocal score (de-reverb models are not scored on vocals).
-* ``size_mb``: download size. For the Roformers it is the float32 parameter count of the real
-  architecture built from the model's yaml (``benchmarks/separation.py``), which is what the
-  checkpoint holds; the MDX figure is the published ONNX file size.
+* ``size_mb``: download size. For the default vocal Roformer it is the float32 parameter bytes of
+  the real architecture built from the publisher's config (``benchmarks/separation.py``), which is
+  what the checkpoint holds; the MDX figures are the published ONNX file sizes. ``None`` where the
+  architecture's config could not be checked here (the picker says "size not known").
 * ``cpu_s_per_min``: CPU seconds to separate one minute of audio, measured here with the real
   architecture at its real size and random weights (``benchmarks/separation.py``); the speed class
-  shown in the picker is derived from it.
+  shown in the picker is derived from it. The MDX-Net figure comes from a same-family proxy network
+  (the ONNX file's exact layout is not published); models whose architecture could not be checked
+  here are "not measured".
 
 The device-dependent default lives in exactly one place, :func:`default_model`: a CUDA GPU gets the
 best vocal Roformer that fits a 6 GB card; a CPU-only machine keeps MDX-Net ONNX, which is several
@@ -39,9 +42,9 @@ class SeparationModel:
     registry: str  # `python -m core download <registry>` fetches it
     licence: str
     vocal_sdr: float | None
-    size_mb: float
+    size_mb: float | None  # None: not known here (see the module docstring)
     cpu_s_per_min: float | None  # measured here, see the module docstring
-    segment_frames: int | None = None  # the model's own STFT frames per segment (yaml inference.dim_t)
+    segment_frames: int | None = None  # the model's own STFT frames per segment (its config), when known
 
     @property
     def speed_class(self) -> str:
@@ -58,14 +61,14 @@ class SeparationModel:
         """One line for the picker: name, vocal SDR, size, speed class."""
         sdr = f"{self.vocal_sdr:.2f} dB vocal SDR" if self.vocal_sdr is not None else "no vocal SDR (not a vocal model)"
         speed = f"{self.speed_class}, ~{self.cpu_s_per_min:.0f} CPU s/min" if self.cpu_s_per_min else self.speed_class
-        return f"{self.title} · {sdr} · {self.size_mb:.0f} MB · {speed}"
+        size = f"{self.size_mb:.0f} MB" if self.size_mb is not None else "size not known"
+        return f"{self.title} · {sdr} · {size} · {speed}"
 
 
 MIT_UVR = "MIT (Ultimate Vocal Remover model repository)"
 # Measured by benchmarks/separation.py on this project's 2-core shared CI machine (see BENCHMARKS.md).
 _MDX_CPU_S_PER_MIN = 42.0
 _MEL_ROFORMER_CPU_S_PER_MIN = 395.0
-_MEL_ROFORMER_BIG_CPU_S_PER_MIN = 760.0
 
 CATALOGUE: tuple[SeparationModel, ...] = (
     SeparationModel(
@@ -76,13 +79,13 @@ CATALOGUE: tuple[SeparationModel, ...] = (
         filename="vocals_mel_band_roformer.ckpt", role="vocals", arch="Roformer",
         title="Mel-Band Roformer vocals (Kimberley Jensen)", config="vocals_mel_band_roformer.yaml",
         registry="roformer_vocals", licence="not stated by the publisher (no licence file in KimberleyJensen/Mel-Band-Roformer-Vocal-Model)",
-        vocal_sdr=12.5967, size_mb=913.1, cpu_s_per_min=_MEL_ROFORMER_CPU_S_PER_MIN, segment_frames=801,
+        vocal_sdr=12.5967, size_mb=912.8, cpu_s_per_min=_MEL_ROFORMER_CPU_S_PER_MIN, segment_frames=801,
     ),
     SeparationModel(
         filename="melband_roformer_big_beta4.ckpt", role="vocals", arch="Roformer",
         title="Mel-Band Roformer Big Beta 4 (unwa)", config="config_melbandroformer_big_beta4.yaml",
         registry="roformer_vocals_big", licence="not stated by the publisher (pcunwa/Mel-Band-Roformer-big on Hugging Face)",
-        vocal_sdr=12.5156, size_mb=1800.0, cpu_s_per_min=_MEL_ROFORMER_BIG_CPU_S_PER_MIN, segment_frames=801,
+        vocal_sdr=12.5156, size_mb=None, cpu_s_per_min=None,
     ),
     SeparationModel(
         filename="UVR_MDXNET_KARA_2.onnx", role="karaoke", arch="MDX", title="MDX-Net Karaoke 2 (UVR)", config=None,
@@ -93,7 +96,7 @@ CATALOGUE: tuple[SeparationModel, ...] = (
         title="Mel-Band Roformer Karaoke (aufr33 & viperx)",
         config="mel_band_roformer_karaoke_aufr33_viperx_sdr_10.1956_config.yaml", registry="roformer_karaoke",
         licence="not stated by the publishers (released for UVR / audio-separator users)",
-        vocal_sdr=8.44766, size_mb=913.1, cpu_s_per_min=_MEL_ROFORMER_CPU_S_PER_MIN, segment_frames=801,
+        vocal_sdr=8.44766, size_mb=None, cpu_s_per_min=None,
     ),
     SeparationModel(
         filename="Reverb_HQ_By_FoxJoy.onnx", role="dereverb", arch="MDX", title="MDX-Net Reverb HQ (FoxJoy)", config=None,
@@ -103,7 +106,7 @@ CATALOGUE: tuple[SeparationModel, ...] = (
         filename="dereverb_mel_band_roformer_anvuew_sdr_19.1729.ckpt", role="dereverb", arch="Roformer",
         title="Mel-Band Roformer De-Reverb (anvuew)", config="dereverb_mel_band_roformer_anvuew.yaml",
         registry="roformer_dereverb", licence="not stated in audio-separator's model list (anvuew/dereverb_mel_band_roformer on Hugging Face)",
-        vocal_sdr=None, size_mb=913.1, cpu_s_per_min=_MEL_ROFORMER_CPU_S_PER_MIN, segment_frames=801,
+        vocal_sdr=None, size_mb=None, cpu_s_per_min=None,
     ),
 )  # fmt: skip
 

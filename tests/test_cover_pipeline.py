@@ -84,6 +84,40 @@ def test_real_song_cover_then_rerun_skips_separation(env, tmp_path):
     assert again.seconds["separate"] < result.seconds["separate"]
 
 
+def test_changing_only_the_voice_key_or_mix_never_separates_again(env, tmp_path, monkeypatch):
+    """Stems are cached per (song content, model, separation settings): a new key, mix or voice reuses them."""
+    import core.separate
+
+    loads: list[str] = []
+
+    class CountingSession(core.separate._Session):
+        def __init__(self, model, *args, **kwargs):
+            loads.append(model)
+            super().__init__(model, *args, **kwargs)
+
+    monkeypatch.setattr(core.separate, "_Session", CountingSession)
+    t = np.arange(3 * SR) / SR
+    song = np.stack([0.2 * np.sin(2 * np.pi * 200 * t), 0.2 * np.sin(2 * np.pi * 3000 * t)], 1)
+    sf.write(tmp_path / "song.wav", song.astype(np.float32), SR)
+    first = make_cover(tmp_path / "a.wav", StandInConvert(tmp_path / "v1"), song=tmp_path / "song.wav",
+                       settings=tiny_settings(key=0.0))  # fmt: skip
+    assert loads == [TINY_MODEL] and not first.stems.cached
+    # another voice (conversion), another key and another mix: the separator is not loaded again
+    second = make_cover(tmp_path / "b.wav", StandInConvert(tmp_path / "v2", semitones=3.0), song=tmp_path / "song.wav",
+                        settings=tiny_settings(key=3.0, vocal_gain_db=-4.0, instrumental_gain_db=2.0))  # fmt: skip
+    assert loads == [TINY_MODEL] and second.stems.cached and second.stems.vocals == first.stems.vocals
+    # the same content under another file name is the same song
+    shutil.copy(tmp_path / "song.wav", tmp_path / "renamed.wav")
+    third = make_cover(tmp_path / "c.wav", StandInConvert(tmp_path / "v3"), song=tmp_path / "renamed.wav",
+                       settings=tiny_settings(key=-2.0))  # fmt: skip
+    assert loads == [TINY_MODEL] and third.stems.cached
+    # a separation setting is part of the key: that one separates again
+    fourth = make_cover(tmp_path / "d.wav", StandInConvert(tmp_path / "v4"), song=tmp_path / "song.wav",
+                        settings=CoverSettings.build(SeparationSettings(model=TINY_MODEL, chunk_seconds=5.0,
+                                                                        overlap_seconds=1.0)))  # fmt: skip
+    assert loads == [TINY_MODEL, TINY_MODEL] and not fourth.stems.cached
+
+
 def test_user_stems_identity_convert_rebuilds_the_song(env, tmp_path):
     t = np.arange(3 * SR) / SR
     inst = np.stack([0.2 * np.sin(2 * np.pi * 220 * t)] * 2, 1).astype(np.float32)

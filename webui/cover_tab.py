@@ -14,6 +14,19 @@ from webui.common import experiment_choices, gradio_progress, user_errors
 N_STEM_PLAYERS = 4  # vocals, instrumental, backing, converted vocal
 
 
+def separation_choices(role: str) -> list[tuple[str, str]]:
+    """Picker entries for one separation role: "auto" (what this machine uses), then each model with
+    its vocal SDR, size and CPU speed class, then installed ensemble presets."""
+    from core.separate import AUTO, uvr_dir
+    from core.separation_models import catalogue_entry, choices, default_model
+
+    model_dir = uvr_dir()
+    chosen = default_model(role, model_dir=model_dir)
+    entry = catalogue_entry(chosen)
+    auto = f"Auto (this machine: {entry.title if entry else chosen})"
+    return [(auto, AUTO), *choices(role, model_dir)]
+
+
 def build() -> None:
     gr.Markdown(
         "Drop a **song**: the vocal is separated (UVR model via audio-separator; Models tab → download uvr_vocals), converted with your voice "
@@ -34,9 +47,16 @@ def build() -> None:
             key = gr.Slider(-12, 12, value=0, step=1, label="Key (semitones, applied to vocal and music)",
                             elem_id="cover-key")
             with gr.Accordion("Separation and mix", open=False):
-                backing = gr.Radio(["none", "keep", "convert", "drop"], value="none",
-                                   label="Backing vocals (split with the karaoke model)")
+                from core.cover import BACKING_DESCRIPTIONS
+
+                separator = gr.Dropdown(choices=separation_choices("vocals"), value="auto", elem_id="cover-separator",
+                                        label="Separation model (vocal SDR from audio-separator's table · download size · CPU speed)")
+                backing = gr.Radio([("no split", "none"), *[(text, mode) for mode, text in BACKING_DESCRIPTIONS.items()]],
+                                   value="none", label="Backing vocals (split with the karaoke model)")
+                karaoke = gr.Dropdown(choices=separation_choices("karaoke"), value="auto", label="Karaoke model (lead vs. backing)")
                 dereverb = gr.Checkbox(value=False, label="Remove reverb/echo from the lead vocal before conversion")
+                dereverb_model = gr.Dropdown(choices=separation_choices("dereverb"), value="auto", label="De-reverb model")
+                low_memory = gr.Checkbox(value=False, label="Lower GPU memory (Roformer: shorter segments; for cards under 6 GB)")
                 vocal_gain = gr.Slider(-12, 12, value=0, step=0.5, label="Vocal gain (dB)")
                 inst_gain = gr.Slider(-12, 12, value=0, step=0.5, label="Instrumental gain (dB)")
                 backing_gain = gr.Slider(-12, 12, value=0, step=0.5, label="Backing gain (dB)")
@@ -57,7 +77,7 @@ def build() -> None:
     run.click(
         _make_cover,
         inputs=[song, vocals, instrumental, exp, ckpt, key, backing, dereverb, vocal_gain, inst_gain, backing_gain,
-                steps, fmt],
+                steps, fmt, separator, karaoke, dereverb_model, low_memory],
         outputs=[summary, final, download, *players],
     )  # fmt: skip
 
@@ -83,6 +103,10 @@ def _make_cover(
     backing_gain: float,
     steps: float,
     fmt: str,
+    separator: str = "auto",
+    karaoke: str = "auto",
+    dereverb_model: str = "auto",
+    low_memory: bool = False,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 - gradio injects the tracker through this default
 ) -> list[Any]:
     import argparse
@@ -92,7 +116,7 @@ def _make_cover(
     from core.errors import SvcoverError
     from core.experiment import Experiment
     from core.mix import MixSettings
-    from core.separate import SeparationSettings
+    from core.separate import AUTO, LOW_MEMORY_SEGMENT_FRAMES, SeparationSettings
 
     song_path, vocals_path, inst_path = _path(song), _path(vocals), _path(instrumental)
     if song_path is None and (vocals_path is None or inst_path is None):
@@ -108,7 +132,9 @@ def _make_cover(
     convert_fn = make_convert_fn(args)
     mode = None if backing == "none" else backing
     settings = CoverSettings.build(
-        SeparationSettings(dereverb=bool(dereverb)),
+        SeparationSettings(model=separator or AUTO, karaoke_model=karaoke or AUTO, dereverb=bool(dereverb),
+                           dereverb_model=dereverb_model or AUTO,
+                           segment_frames=LOW_MEMORY_SEGMENT_FRAMES if low_memory else None),
         MixSettings(key=float(key), vocal_gain_db=float(vocal_gain), instrumental_gain_db=float(inst_gain),
                     backing_gain_db=float(backing_gain)),
         mode,
@@ -123,6 +149,8 @@ def _make_cover(
     times = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
     lines = [f"**{result.output.name}** — {times}" + (" (stems from cache)" if result.stems.cached and song_path else "")]
     lines += [f"Mix: {result.loudness_line()}"] if result.figures is not None else []
+    if song_path is not None and result.stems.models:
+        lines.append("Separation: " + " → ".join(result.stems.models))
     lines += [f"⚠️ {w}" for w in result.warnings]
     stems = [result.stems.vocals, result.stems.instrumental, result.stems.backing, result.converted_vocals]
     players = [gr.Audio(value=str(p), visible=True) if p else gr.Audio(visible=False) for p in stems]
