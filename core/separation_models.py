@@ -7,7 +7,8 @@ Every number here has a source (see docs/cover.md and benchmarks/BENCHMARKS.md):
   against it). ``None`` where the table has no vocal score (de-reverb models are not scored on vocals).
 * ``size_mb``: download size. For the default vocal Roformer it is the float32 parameter bytes of
   the real architecture built from the publisher's config (``benchmarks/separation.py``), which is
-  what the checkpoint holds; the MDX figures are the published ONNX file sizes. ``None`` where the
+  what the checkpoint holds; the MDX-Net vocal figure is the ONNX file's size as noted in
+  benchmarks/results_cover.md. ``None`` where the
   architecture's config could not be checked here (the picker says "size not known").
 * ``cpu_s_per_min``: CPU seconds to separate one minute of audio, measured here with the real
   architecture at its real size and random weights (``benchmarks/separation.py``); the speed class
@@ -73,7 +74,7 @@ _MEL_ROFORMER_CPU_S_PER_MIN = 395.0
 CATALOGUE: tuple[SeparationModel, ...] = (
     SeparationModel(
         filename="UVR-MDX-NET-Voc_FT.onnx", role="vocals", arch="MDX", title="MDX-Net Voc FT (UVR)", config=None,
-        registry="uvr_vocals", licence=MIT_UVR, vocal_sdr=10.1549, size_mb=66.8, cpu_s_per_min=_MDX_CPU_S_PER_MIN,
+        registry="uvr_vocals", licence=MIT_UVR, vocal_sdr=10.1549, size_mb=66.0, cpu_s_per_min=_MDX_CPU_S_PER_MIN,
     ),
     SeparationModel(
         filename="vocals_mel_band_roformer.ckpt", role="vocals", arch="Roformer",
@@ -89,7 +90,7 @@ CATALOGUE: tuple[SeparationModel, ...] = (
     ),
     SeparationModel(
         filename="UVR_MDXNET_KARA_2.onnx", role="karaoke", arch="MDX", title="MDX-Net Karaoke 2 (UVR)", config=None,
-        registry="uvr_karaoke", licence=MIT_UVR, vocal_sdr=5.43274, size_mb=52.7, cpu_s_per_min=_MDX_CPU_S_PER_MIN,
+        registry="uvr_karaoke", licence=MIT_UVR, vocal_sdr=5.43274, size_mb=None, cpu_s_per_min=None,
     ),
     SeparationModel(
         filename="mel_band_roformer_karaoke_aufr33_viperx_sdr_10.1956.ckpt", role="karaoke", arch="Roformer",
@@ -100,7 +101,7 @@ CATALOGUE: tuple[SeparationModel, ...] = (
     ),
     SeparationModel(
         filename="Reverb_HQ_By_FoxJoy.onnx", role="dereverb", arch="MDX", title="MDX-Net Reverb HQ (FoxJoy)", config=None,
-        registry="uvr_dereverb", licence=MIT_UVR, vocal_sdr=None, size_mb=66.8, cpu_s_per_min=_MDX_CPU_S_PER_MIN,
+        registry="uvr_dereverb", licence=MIT_UVR, vocal_sdr=None, size_mb=None, cpu_s_per_min=None,
     ),
     SeparationModel(
         filename="dereverb_mel_band_roformer_anvuew_sdr_19.1729.ckpt", role="dereverb", arch="Roformer",

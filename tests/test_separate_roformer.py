@@ -256,3 +256,25 @@ def test_missing_yaml_is_named(uvr, tmp_path):
     checks = json.loads((folder / "download_checks.json").read_text())
     assert any(VOCALS in files for files in checks["roformer_download_list"].values())
     assert os.path.exists(folder / VOCALS)
+
+
+def test_ensemble_preset_averages_its_models(tmp_path):
+    """audio-separator's vocal_rvc preset (avg_wave) with tiny Roformers installed under its model names."""
+    from core.separation_models import ENSEMBLE_PREFIX, ensemble_presets
+
+    folder = tmp_path / "uvr"
+    first, second = ensemble_presets()["vocal_rvc"]["models"]
+    install_tiny_roformer(folder, first, cutoff_hz=1000.0)
+    install_tiny_roformer(folder, second, cutoff_hz=2000.0)
+    song = tmp_path / "song.wav"
+    four_tones(song, 1.5)
+    settings = SeparationSettings(model=ENSEMBLE_PREFIX + "vocal_rvc")
+    stems = separate_song(song, settings, cache_root=tmp_path / "cache", model_dir=folder)
+    vocals = sf.read(stems.vocals, dtype="float32")[0]
+    inst = sf.read(stems.instrumental, dtype="float32")[0]
+    # 1.5 kHz is "vocals" for one model only: the average keeps half of it in each stem
+    assert band_level(vocals[:, 0], 1500) == pytest.approx(0.075, abs=0.01)
+    assert band_level(inst[:, 0], 1500) == pytest.approx(0.075, abs=0.01)
+    assert band_level(vocals[:, 0], 3000) == pytest.approx(0.15, abs=0.01) and band_level(vocals[:, 0], 200) < 0.005
+    again = separate_song(song, settings, cache_root=tmp_path / "cache", model_dir=folder)
+    assert again.cached and again.vocals == stems.vocals
