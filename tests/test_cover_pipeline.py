@@ -285,3 +285,23 @@ def test_cli_with_an_untrained_voice_model_says_so(env, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1 and "no trained voice model" in err and "python -m core train --exp singer" in err
     assert len(err.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_cli_separation_flags_map_to_settings():
+    import argparse
+
+    from core.separate import AUTO, LOW_MEMORY_SEGMENT_FRAMES
+
+    parser = argparse.ArgumentParser()
+    cover.add_arguments(parser)
+    base = ["--exp", "x", "--input", "s.wav", "--output", "c.wav"]
+    settings = cover.settings_from_args(parser.parse_args(base))
+    assert settings.separation.model == AUTO and settings.separation.segment_frames is None
+    assert settings.backing is None and not settings.separation.split_backing
+    low = cover.settings_from_args(parser.parse_args([*base, "--low-memory", "--backing", "keep",
+                                                      "--separator", "preset:vocal_rvc"]))  # fmt: skip
+    assert low.separation.segment_frames == LOW_MEMORY_SEGMENT_FRAMES and low.backing == "keep"
+    assert low.separation.split_backing and low.separation.model == "preset:vocal_rvc"
+    assert cover.settings_from_args(parser.parse_args([*base, "--segment-frames", "400"])).separation.segment_frames == 400
+    with pytest.raises(SvcoverError, match="segment of 4 frames"):
+        cover.settings_from_args(parser.parse_args([*base, "--segment-frames", "4"]))
