@@ -443,6 +443,19 @@ class _Session:
         return out["primary"], out["secondary"]
 
 
+def _roformer_on_cpu_warning(models: list[str]) -> str | None:
+    """Roformers chosen on a machine without CUDA: say how slow that is (measured numbers in the catalogue)."""
+    from core.separation_models import catalogue_entry, cuda_available
+
+    roformers = [m for m in models if model_arch(m) == "MDXC"]
+    if not roformers or cuda_available():
+        return None
+    known = [e.cpu_s_per_min for e in map(catalogue_entry, roformers) if e is not None and e.cpu_s_per_min]
+    cost = f" (about {max(known) / 60:.0f} CPU minutes per minute of audio)" if known else ""
+    return (f"{', '.join(roformers)}: Roformer models run on the CPU here, no CUDA GPU{cost}; "
+            "the MDX-Net models ('auto' on this machine) are several times faster")  # fmt: skip
+
+
 def _svcover_cause(e: BaseException) -> SvcoverError | None:
     """The first svcover error in an exception's cause/context chain (audio-separator re-wraps them)."""
     seen = 0
@@ -881,6 +894,10 @@ def separate_song(
     if gpu:
         log.warning(gpu)
         warnings_out.append(gpu)
+    slow = _roformer_on_cpu_warning(passes)
+    if slow:
+        log.warning(slow)
+        warnings_out.append(slow)
 
     weights = [3.0] + [1.0] * (len(passes) - 1)
     bounds = np.cumsum([0.0, *weights]) / sum(weights)
