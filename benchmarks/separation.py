@@ -39,6 +39,8 @@ import time
 import types
 from pathlib import Path
 
+# Idle OpenMP threads must not spin: on a shared CPU spinning inflates CPU time (see BENCHMARKS.md caveats).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 ROOT = Path(__file__).resolve().parent.parent
 SR = 44100
 
@@ -96,7 +98,7 @@ def time_segment(kind: str, frames: int, repeats: int) -> float:
     x = segment_input(kind, frames)
     times = []
     with torch.no_grad():
-        model(x)  # warm-up
+        model(segment_input(kind, 16) if kind == "roformer" else x)  # warm-up (lazy initialisation)
         for _ in range(repeats):
             c0 = time.process_time()
             model(x)
@@ -132,7 +134,7 @@ def peak_activation_mb(kind: str, frames: int, threads: int) -> dict:
             y = model(x)
         print(json.dumps({{"base_rss_mb": base, "peak_mb": status('VmHWM:'), "out_shape": list(y.shape)}}))
     """)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": "PASSIVE"}
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=3600)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])
@@ -143,8 +145,8 @@ def peak_activation_mb(kind: str, frames: int, threads: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: CPU time is not inflated by contention)")
+    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--skip-mdx", action="store_true")
     parser.add_argument("--frames", type=int, nargs="*", default=[801, 256], help="Roformer segment sizes to measure")
     args = parser.parse_args()
