@@ -21,7 +21,9 @@ def test_run_doctor_covers_every_area(tmp_pretrained: Path, tmp_logs: Path) -> N
     names = [c.name for c in checks]
     for expected in ("Python", "torch", "CUDA", "onnxruntime", "ffmpeg", "disk"):
         assert expected in names
-    assert sum(n.startswith("pretrained ") for n in names) == 7
+    from core.pretrained import REGISTRY
+
+    assert sum(n.startswith("pretrained ") for n in names) == len(REGISTRY) == 11  # incl. 4 optional Roformers
     optional = [c for c in checks if c.name == "pretrained uvr_karaoke"][0]
     assert optional.status == doctor.OK and "optional" in optional.detail
     assert all(c.status in (doctor.OK, doctor.WARN, doctor.FAIL) and c.detail for c in checks)
