@@ -29,7 +29,8 @@ def separation_choices(role: str) -> list[tuple[str, str]]:
 
 def build() -> None:
     gr.Markdown(
-        "Drop a **song**: the vocal is separated (UVR model via audio-separator; Models tab → download uvr_vocals), converted with your voice "
+        "Drop a **song**: the vocal is separated (audio-separator: a Mel-Band Roformer on a CUDA GPU, MDX-Net on "
+        "CPU; Models tab → download uvr_vocals / roformer_vocals), converted with your voice "
         "model and remixed with the instrumental, pitch-shifted by the same key. Already have stems? Open "
         "*Use my own stems* and separation is skipped."
     )
