@@ -17,7 +17,7 @@ Every number here has a source (see docs/cover.md and benchmarks/BENCHMARKS.md):
   here are "not measured".
 
 The device-dependent default lives in exactly one place, :func:`default_model`: a CUDA GPU gets the
-best vocal Roformer that fits a 6 GB card; a CPU-only machine keeps MDX-Net ONNX, which is several
+best vocal Roformer that fits a 6 GB card; a CPU-only machine keeps MDX-Net ONNX, which is about five
 times faster on a CPU (measured numbers in :data:`CATALOGUE`).
 """
 
@@ -52,11 +52,11 @@ class SeparationModel:
         """Coarse CPU speed for the picker, from the measured seconds per minute of audio."""
         if self.cpu_s_per_min is None:
             return "not measured"
-        if self.cpu_s_per_min <= 60:
-            return "fast on CPU"
         if self.cpu_s_per_min <= 300:
+            return "CPU OK"
+        if self.cpu_s_per_min <= 600:
             return "slow on CPU"
-        return "GPU only (very slow on CPU)"
+        return "GPU recommended (very slow on CPU)"
 
     def label(self) -> str:
         """One line for the picker: name, vocal SDR, size, speed class."""
@@ -67,9 +67,10 @@ class SeparationModel:
 
 
 MIT_UVR = "MIT (Ultimate Vocal Remover model repository)"
-# Measured by benchmarks/separation.py on this project's 2-core shared CI machine (see BENCHMARKS.md).
-_MDX_CPU_S_PER_MIN = 42.0
-_MEL_ROFORMER_CPU_S_PER_MIN = 395.0
+# Measured by benchmarks/separation.py (one thread, same run, shared 2-core machine; BENCHMARKS.md
+# "Separation models"): process CPU seconds per minute of audio at svcover's settings.
+_MDX_CPU_S_PER_MIN = 189.9  # same-family MDX-Net proxy at Voc_FT's dims (exact ONNX layout unpublished)
+_MEL_ROFORMER_CPU_S_PER_MIN = 958.8  # vocals_mel_band_roformer's architecture, 801-frame segments, overlap 2
 
 CATALOGUE: tuple[SeparationModel, ...] = (
     SeparationModel(
@@ -138,9 +139,9 @@ def cuda_available() -> bool:
 def default_model(role: str, cuda: bool | None = None, model_dir: Path | None = None) -> str:
     """The default model file for ``role`` on this machine.
 
-    With a CUDA GPU: the Roformer (the vocal one scores 12.60 dB vs 10.15 dB for MDX-Net and fits a
-    6 GB card at its own segment size, see BENCHMARKS.md). Without: MDX-Net ONNX, which needs about a
-    tenth of the Roformer's CPU time. When ``model_dir`` is given and only the other model of the
+    With a CUDA GPU: the Roformer (the vocal one scores 12.60 dB vs 10.15 dB for MDX-Net and needs
+    about 2.3 GB of a 6 GB card at its own segment size, see BENCHMARKS.md). Without: MDX-Net ONNX,
+    which needs about a fifth of the Roformer's CPU time (190 vs 959 CPU seconds per minute of audio). When ``model_dir`` is given and only the other model of the
     role is installed there, that one is used instead of asking for a download.
     """
     if role not in _DEFAULTS:

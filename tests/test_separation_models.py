@@ -71,3 +71,20 @@ def test_picker_labels_and_ensemble_presets_only_when_installed(tmp_path: Path):
     (tmp_path / "download_checks.json").write_text(json.dumps(checks))
     assert "vocal_rvc" in installed_ensemble_presets(tmp_path)
     assert ENSEMBLE_PREFIX + "vocal_rvc" in dict((v, k) for k, v in choices("vocals", tmp_path))
+
+
+def test_catalogue_speeds_are_the_recorded_benchmark_results():
+    """The picker's CPU figures are the numbers benchmarks/separation.py printed (results_separation.jsonl)."""
+    import json
+
+    from tests.conftest import ROOT
+
+    rows = [json.loads(line) for line in (ROOT / "benchmarks" / "results_separation.jsonl").read_text().splitlines()]
+    roformer = next(r for r in rows if r.get("model") == "mel_band_roformer" and r.get("segment_frames") == 801)
+    mdx = next(r for r in rows if str(r.get("model", "")).startswith("mdx_net"))
+    sizes = next(r for r in rows if "size_mb_fp32" in r and "Kim" in r.get("model", ""))
+    gpu = catalogue_entry(default_model("vocals", cuda=True))
+    cpu = catalogue_entry(default_model("vocals", cuda=False))
+    assert gpu.cpu_s_per_min == roformer["cpu_s_per_min"] and gpu.size_mb == sizes["size_mb_fp32"]
+    assert cpu.cpu_s_per_min == mdx["cpu_s_per_min"]
+    assert gpu.segment_frames == roformer["segment_frames"]
