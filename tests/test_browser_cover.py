@@ -52,6 +52,7 @@ def test_song_to_cover_in_one_click(tmp_path: Path, voice_roots: tuple[Path, Pat
 
     assert "separate" in text and "convert" in text and "mix" in text
     assert re.search(r"Mix: -?\d+\.\d LUFS, true peak -\d+\.\d dBTP", text), text  # the measured mix figures
+    assert f"Separation: {DEFAULT_VOCAL_MODEL}" in text  # the picker's "Auto" on a machine without CUDA
     new = sorted(set(outputs.glob("my song_voice_key0_cover_*.mp3")) - before)
     assert len(new) == 1, f"expected one new cover in {outputs}: {sorted(outputs.glob('*'))}"
     from core.audio import load_audio
