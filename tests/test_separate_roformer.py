@@ -282,3 +282,26 @@ def test_ensemble_preset_averages_its_models(tmp_path):
     assert band_level(vocals[:, 0], 3000) == pytest.approx(0.15, abs=0.01) and band_level(vocals[:, 0], 200) < 0.005
     again = separate_song(song, settings, cache_root=tmp_path / "cache", model_dir=folder)
     assert again.cached and again.vocals == stems.vocals
+
+
+def test_cli_cover_with_a_demucs_model_is_one_line(uvr, tmp_path, monkeypatch, capsys, tmp_logs, tmp_pretrained):
+    """The reported attack: `cover --separator htdemucs_ft.yaml` with a crafted .th in pretrained/uvr/."""
+    import shutil
+
+    import core.cover as cover
+    from core.cli import main
+    from core.experiment import Experiment
+
+    shutil.copytree(uvr, tmp_pretrained / "uvr")
+    marker = tmp_path / "PWNED"
+    _malicious_torch_file(tmp_pretrained / "uvr" / "f7e0c4bc-ba3fe64a.th", marker, klass=None, args=(), kwargs={})
+    (tmp_pretrained / "uvr" / "htdemucs_ft.yaml").write_text("models: ['f7e0c4bc']\n")
+    Experiment.open("singer").root.mkdir(parents=True)
+    monkeypatch.setattr(cover, "_voice_convert_fn", lambda args: (lambda path: path))
+    song = tmp_path / "song.wav"
+    four_tones(song, 1.0)
+    code = main(["cover", "--exp", "singer", "--input", str(song), "--output", str(tmp_path / "c.wav"),
+                 "--separator", "htdemucs_ft.yaml"])  # fmt: skip
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(err) == 1 and "Demucs models are not supported" in err[0]
+    assert not marker.exists() and not (tmp_path / "c.wav").exists()
