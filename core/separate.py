@@ -28,8 +28,9 @@ Design choices (see docs/cover.md):
   float wav on disk and separated in windows of ``chunk_seconds`` that overlap by
   ``overlap_seconds``; overlaps are joined with sin²/cos² weights (they sum to one, which is right
   for the strongly correlated outputs of the same model on the same audio).
-* Each pass is cached under ``<logs>/.stems/<input sha>/<model>/`` with a JSON sidecar of its
-  arguments, written last: a re-run with the same song and settings skips separation entirely.
+* Each pass is cached under ``<logs>/.stems/<input sha>/<model>-<settings hash>/`` with a JSON
+  sidecar of its arguments, written last: a re-run with the same song content and separation
+  settings skips separation entirely, whatever the voice, key or mix.
   The folder starts with ``.`` so it is never listed as an experiment.
 """
 
