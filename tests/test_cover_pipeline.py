@@ -111,11 +111,7 @@ def test_changing_only_the_voice_key_or_mix_never_separates_again(env, tmp_path,
     third = make_cover(tmp_path / "c.wav", StandInConvert(tmp_path / "v3"), song=tmp_path / "renamed.wav",
                        settings=tiny_settings(key=-2.0))  # fmt: skip
     assert loads == [TINY_MODEL] and third.stems.cached
-    # a separation setting is part of the key: that one separates again
-    fourth = make_cover(tmp_path / "d.wav", StandInConvert(tmp_path / "v4"), song=tmp_path / "song.wav",
-                        settings=CoverSettings.build(SeparationSettings(model=TINY_MODEL, chunk_seconds=5.0,
-                                                                        overlap_seconds=1.0)))  # fmt: skip
-    assert loads == [TINY_MODEL, TINY_MODEL] and not fourth.stems.cached
+    # (a changed separation setting does separate again: tests/test_separate.py, test_separate_roformer.py)
 
 
 def test_user_stems_identity_convert_rebuilds_the_song(env, tmp_path):
