@@ -891,7 +891,8 @@ def separate_song(
         else:
             check_model_files(model, model_dir)
     warnings_out: list[str] = []
-    gpu = gpu_warning()
+    # ONNX Runtime's provider matters only for MDX (.onnx) passes; Roformers run on torch's CUDA
+    gpu = gpu_warning() if any(model_arch(m) == "MDX" for m in passes if not m.startswith(ENSEMBLE_PREFIX)) else None
     if gpu:
         log.warning(gpu)
         warnings_out.append(gpu)
