@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.checkpoint_store import find_checkpoint
 from core.config import AUDIO
 from core.errors import NothingToDoError, Remedy, SvcoverError
-from core.experiment import Experiment, visible_files
+from core.experiment import Experiment
 from core.progress import ProgressFn, report, scaled
 
 if TYPE_CHECKING:
@@ -105,31 +106,6 @@ class ConvertResult:
 # ----------------------------------------------------------------------------------------------
 
 
-def resolve_checkpoint(exp: Experiment, ckpt: str) -> Path:
-    """``best`` (falls back to the newest), ``latest``, or an explicit file path."""
-    from core.train import step_checkpoints
-
-    if ckpt not in ("best", "latest"):
-        path = Path(ckpt)
-        if not path.is_file():
-            raise ConvertError(f"{path}: checkpoint file not found")
-        return path
-    best = exp.checkpoints / "best.pt"
-    if ckpt == "best" and best.is_file():
-        return best
-    steps = step_checkpoints(exp)
-    if steps:
-        return steps[-1][1]
-    if best.is_file():
-        return best
-    exported = visible_files(exp.export, "*.safetensors")
-    if exported:
-        return exported[-1]
-    raise ConvertError(
-        f"{exp.root}: no trained voice model (no checkpoints/best.pt or step_*.pt)", remedy=Remedy("train", exp.name)
-    )
-
-
 @dataclass
 class VoiceModel:
     """A trained decoder with the dataset statistics it was trained on."""
@@ -151,7 +127,7 @@ class VoiceModel:
     def load(cls, exp: Experiment, ckpt: str = "best", device: str = "cpu") -> VoiceModel:
         from core.model import SvcDecoder
 
-        path = resolve_checkpoint(exp, ckpt)
+        path = find_checkpoint(exp, ckpt)
         decoder = SvcDecoder.from_checkpoint(path, device=device)
         stats = dict(decoder.stats or {})
         if not stats and exp.stats.is_file():

@@ -25,13 +25,13 @@ import json
 import logging
 import math
 import os
-import re
 import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.checkpoint_store import step_checkpoints
 from core.errors import CheckpointError, NothingToDoError, Remedy, SvcoverError
 from core.experiment import Experiment, visible_files
 from core.progress import ProgressFn, report
@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 
 KEEP_STEP_CHECKPOINTS = 10
 STOP_FILE_NAME = "stop"  # logs/<exp>/stop: ask a running training to save and exit
-STEP_PATTERN = re.compile(r"step_(\d+)\.pt")
 # Test hook: seconds to pause after a checkpoint's temp file is written and before it is renamed,
 # so a test can kill the process in the middle of a save. Never set by users.
 PAUSE_IN_SAVE_ENV = "SVCOVER_TEST_PAUSE_IN_SAVE"
@@ -212,16 +211,6 @@ def sample_batch(clips: list[Clip], weights: torch.Tensor, batch: int, crop: int
 # ------------------------------------------------------------------------------------------------
 # Checkpoints
 # ------------------------------------------------------------------------------------------------
-
-
-def step_checkpoints(exp: Experiment) -> list[tuple[int, Path]]:
-    """(step, path) of ``checkpoints/step_<N>.pt``, oldest first (temp files are dot-files: skipped)."""
-    found = []
-    for p in visible_files(exp.checkpoints, "step_*.pt"):
-        m = STEP_PATTERN.fullmatch(p.name)
-        if m:
-            found.append((int(m.group(1)), p))
-    return sorted(found)
 
 
 def latest_valid_checkpoint(exp: Experiment) -> tuple[Path, dict] | None:

@@ -230,35 +230,20 @@ def card_summary(card: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def latest_checkpoint(checkpoints: Path) -> Path | None:
-    """``best.pt`` if present, else the ``step_<N>.pt`` with the highest N."""
-    if (checkpoints / "best.pt").is_file():
-        return checkpoints / "best.pt"
-    from core.experiment import visible_files
-
-    steps = []
-    for p in visible_files(checkpoints, "step_*.pt"):
-        digits = p.stem.removeprefix("step_")
-        if digits.isdigit():
-            steps.append((int(digits), p))
-    return max(steps)[1] if steps else None
-
-
 def export_experiment(name: str, logs: Path | None = None, checkpoint: str | Path | None = None) -> Path:
     """Export an experiment's trained decoder to ``logs/<name>/export/`` with a card built from its files.
 
     The card takes what the experiment recorded: ``config.json`` (sample rate, content encoder and
     layer, vocoder) and ``stats.json`` (F0 range); fields it cannot find stay None.
     """
+    from core.checkpoint_store import find_checkpoint
     from core.checkpoints import safe_load
     from core.experiment import Experiment
 
     exp = Experiment.open(name, logs)
     if not exp.exists():
         raise SvcoverError(f"{exp.root}: no such experiment")
-    ckpt_path = Path(checkpoint) if checkpoint else latest_checkpoint(exp.checkpoints)
-    if ckpt_path is None:
-        raise SvcoverError(f"{exp.checkpoints}: no checkpoint to export yet (train first)")
+    ckpt_path = find_checkpoint(exp, checkpoint or "best", allow_export=False)
     ckpt = safe_load(ckpt_path)
     state = ckpt.get("model") if isinstance(ckpt.get("model"), dict) else ckpt
     config = _read_json(exp.config)
@@ -314,5 +299,5 @@ def _find(data: dict[str, Any], *keys: str) -> Any:
 
 __all__ = [
     "CARD_NAME", "WEIGHTS_NAME", "VoiceModel", "card_summary", "export_voice_model", "import_voice_model",
-    "export_experiment", "install_voice_model", "latest_checkpoint", "make_card", "pack_zip",
+    "export_experiment", "install_voice_model", "make_card", "pack_zip",
 ]

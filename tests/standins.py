@@ -180,10 +180,10 @@ def sampler_mel_errors(exp, settings: list[tuple[str, int]], seeds: int = 2, ckp
     """
     import torch
 
+    from core.checkpoint_store import step_checkpoints
     from core.features.extract import load_features
     from core.model import SvcDecoder
     from core.model.samplers import sample
-    from core.train import step_checkpoints
 
     val = torch.load(step_checkpoints(exp)[-1][1], weights_only=True)["val_chunks"]
     dec = SvcDecoder.from_checkpoint(exp.checkpoints / ckpt)

@@ -22,6 +22,7 @@ import torch
 import yaml
 from conftest import ROOT
 
+from core.checkpoint_store import step_checkpoints
 from core.errors import NothingToDoError, SvcoverError
 from core.experiment import Experiment
 from core.train import (
@@ -31,7 +32,6 @@ from core.train import (
     checkpoint_table,
     read_metrics,
     request_stop,
-    step_checkpoints,
     train,
 )
 

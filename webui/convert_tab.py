@@ -64,8 +64,8 @@ def _checkpoint_choices(exp: str | None) -> Any:
     choices = ["best", "latest"]
     if exp:
         try:
+            from core.checkpoint_store import step_checkpoints
             from core.experiment import Experiment
-            from core.train import step_checkpoints
 
             choices += [str(p) for _, p in reversed(step_checkpoints(Experiment.open(exp)))]
         except Exception:  # an invalid name simply offers the defaults; converting reports it
