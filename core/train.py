@@ -35,6 +35,7 @@ from core.checkpoint_store import step_checkpoints
 from core.errors import CheckpointError, NothingToDoError, Remedy, SvcoverError
 from core.experiment import Experiment, visible_files
 from core.progress import ProgressFn, report
+from core.voicemodel import export_decoder
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -284,31 +285,6 @@ def _remove_stale_temp_files(exp: Experiment) -> None:
             for p in folder.glob(".tmp-*"):
                 with contextlib.suppress(OSError):
                     p.unlink()
-
-
-def export_model(exp: Experiment, model: SvcDecoder, extra: dict[str, Any]) -> Path:
-    """``export/``: a shareable voice model (core.voicemodel format: fp16 safetensors + model card).
-
-    Only parameters are exported (the diffusion schedule is recomputed on load, fp16 would blur it); the card
-    carries the standard voice-model fields plus ``model_config`` and ``stats`` so the decoder can be rebuilt.
-    """
-    from core.config import AUDIO
-    from core.voicemodel import export_voice_model
-
-    stats = extra.get("stats") or {}
-    encoder = stats.get("encoder")
-    layer = None
-    with contextlib.suppress(ImportError, KeyError):
-        from core.features.extract import ENCODERS
-
-        layer = ENCODERS[encoder].layer
-    card = {
-        "sample_rate": AUDIO.sample_rate, "content_encoder": encoder, "content_layer": layer,
-        "f0_min": stats.get("f0_hz_p5"), "f0_max": stats.get("f0_hz_p95"), "f0_method": stats.get("f0_method"),
-        "vocoder": "nsf_hifigan", **extra,
-    }  # fmt: skip
-    params = {k: v.detach() for k, v in model.named_parameters()}
-    return export_voice_model(params, card, exp.export) / "model.safetensors"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -754,10 +730,8 @@ def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None =
             from core.config import save_json
 
             save_json(exp.checkpoints / "best.json", {"step": step, "val_loss": val_loss})
-        export_model(exp, model, {
-            "decoder_format": CHECKPOINT_FORMAT, "name": exp.name, "steps": step, "val_loss": val_loss,
-            "best_val_loss": best_val, "model_config": cfg_dict, "stats": stats, "base": base_name,
-        })  # fmt: skip
+        export_decoder(exp, model, decoder_format=CHECKPOINT_FORMAT, steps=step, val_loss=val_loss,
+                       best_val_loss=best_val, base=base_name, checkpoint=path.name)  # fmt: skip
         return path
 
     def params_finite() -> bool:

@@ -15,12 +15,18 @@ import datetime as _dt
 import hashlib
 import json
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import __version__
+from core.config import AUDIO
 from core.errors import CheckpointError, SvcoverError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from core.experiment import Experiment
+    from core.model.decoder import SvcDecoder
 
 WEIGHTS_NAME = "model.safetensors"
 CARD_NAME = "model_card.json"
@@ -230,39 +236,74 @@ def card_summary(card: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def export_experiment(name: str, logs: Path | None = None, checkpoint: str | Path | None = None) -> Path:
-    """Export an experiment's trained decoder to ``logs/<name>/export/`` with a card built from its files.
+def experiment_card(exp: Experiment, dataset_stats: Mapping[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+    """The card fields of a voice model trained on ``exp``, read from what its stages wrote.
 
-    The card takes what the experiment recorded: ``config.json`` (sample rate, content encoder and
-    layer, vocoder) and ``stats.json`` (F0 range); fields it cannot find stay None.
+    ``dataset_stats`` are the statistics of the features the decoder was trained on (checkpoints carry them; default:
+    the experiment's ``stats.json``): the F0 range is their 5th-95th percentile of voiced frames
+    (``f0_hz_p5``/``f0_hz_p95``), and encoder and F0 method are the ones the features were made with.
+    The content layer comes from the ``extract`` section of ``config.json`` (the encoder's registry entry
+    when that section is missing or names another encoder). The vocoder is the one installed in
+    ``pretrained/``. ``fields`` are added last (steps, checkpoint, model config, ...).
+    """
+    stats = dict(dataset_stats) if dataset_stats else _read_json(exp.stats)
+    extract = _read_json(exp.config).get("extract") or {}
+    encoder = stats.get("encoder") or extract.get("encoder")
+    layer = extract.get("layer") if extract.get("encoder") == encoder else None
+    if layer is None and encoder:
+        from core.features.extract import ENCODERS
+
+        layer = ENCODERS[encoder].layer if encoder in ENCODERS else None
+    card: dict[str, Any] = {
+        "name": exp.name,
+        "sample_rate": (extract.get("frame_grid") or {}).get("sample_rate") or AUDIO.sample_rate,
+        "content_encoder": encoder,
+        "content_layer": layer,
+        "f0_min": stats.get("f0_hz_p5"),
+        "f0_max": stats.get("f0_hz_p95"),
+        "f0_method": stats.get("f0_method") or extract.get("f0_method"),
+        "vocoder": "nsf_hifigan",
+        **_installed_vocoder(),
+    }
+    card.update(fields)
+    return card
+
+
+def export_decoder(exp: Experiment, decoder: SvcDecoder, **fields: Any) -> Path:
+    """Write ``exp.export``: the decoder's parameters and the experiment's card (see :func:`experiment_card`).
+
+    Only parameters are exported: buffers (the diffusion schedule) are recomputed on load, and fp16 would
+    blur them. The card also carries the decoder's config and stats, so the decoder can be rebuilt.
+    """
+    import dataclasses
+
+    params = {k: v.detach() for k, v in decoder.named_parameters()}
+    stats = decoder.stats or None
+    card = experiment_card(exp, stats, model_config=dataclasses.asdict(decoder.config), stats=stats, **fields)
+    return export_voice_model(params, card, exp.export)
+
+
+def export_experiment(name: str, logs: Path | None = None, checkpoint: str | Path | None = None) -> Path:
+    """Export an experiment's trained decoder to ``logs/<name>/export/``; returns that folder.
+
+    ``checkpoint``: ``best`` (default), ``latest``, a file name in ``checkpoints/`` or a path
+    (:func:`core.checkpoint_store.find_checkpoint`). The card is :func:`experiment_card`'s.
     """
     from core.checkpoint_store import find_checkpoint
     from core.checkpoints import safe_load
     from core.experiment import Experiment
+    from core.model.decoder import CHECKPOINT_FORMAT, SvcDecoder
 
     exp = Experiment.open(name, logs)
     if not exp.exists():
         raise SvcoverError(f"{exp.root}: no such experiment")
-    ckpt_path = find_checkpoint(exp, checkpoint or "best", allow_export=False)
-    ckpt = safe_load(ckpt_path)
-    state = ckpt.get("model") if isinstance(ckpt.get("model"), dict) else ckpt
-    config = _read_json(exp.config)
-    stats = _read_json(exp.stats)
-    card = make_card(
-        name=name,
-        sample_rate=_find(config, "sample_rate", "sampling_rate"),
-        content_encoder=_find(config, "content_encoder", "encoder"),
-        content_layer=_find(config, "content_layer", "encoder_layer"),
-        f0_min=_find(stats, "f0_min"),
-        f0_max=_find(stats, "f0_max"),
-        steps=ckpt.get("global_step", ckpt.get("step")),
-        vocoder=_find(config, "vocoder"),
-        vocoder_sha256=_find(config, "vocoder_sha256"),
-        checkpoint=ckpt_path.name,
-    )
-    if card["vocoder_sha256"] is None:
-        card.update(_installed_vocoder())
-    return export_voice_model({k: v for k, v in state.items() if hasattr(v, "dtype")}, card, exp.export)
+    path = find_checkpoint(exp, checkpoint or "best", allow_export=False)
+    ckpt = safe_load(path)
+    if ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a checkpoint written by 'python -m core train'; nothing to export")
+    decoder = SvcDecoder.from_checkpoint(path)
+    return export_decoder(exp, decoder, decoder_format=CHECKPOINT_FORMAT, steps=ckpt.get("step"),
+                          val_loss=ckpt.get("val_loss"), checkpoint=path.name)  # fmt: skip
 
 
 def _installed_vocoder() -> dict[str, Any]:
@@ -284,20 +325,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _find(data: dict[str, Any], *keys: str) -> Any:
-    """First value under any of ``keys``, searching nested dicts breadth-first (configs nest sections)."""
-    queue = [data]
-    while queue:
-        node = queue.pop(0)
-        for key in keys:
-            value = node.get(key)
-            if value is not None and not isinstance(value, dict):
-                return value
-        queue.extend(v for v in node.values() if isinstance(v, dict))
-    return None
-
-
 __all__ = [
     "CARD_NAME", "WEIGHTS_NAME", "VoiceModel", "card_summary", "export_voice_model", "import_voice_model",
-    "export_experiment", "install_voice_model", "make_card", "pack_zip",
+    "export_decoder", "export_experiment", "experiment_card", "install_voice_model", "make_card", "pack_zip",
 ]

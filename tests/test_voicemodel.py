@@ -87,28 +87,49 @@ def test_install_validates_name_and_writes_our_format(tmp_path: Path, tmp_logs: 
     assert card["steps"] == 42 and card["imported_from"] == "shared.pt" and card["foreign"] is True
 
 
-def test_export_experiment_builds_card_from_its_files(tmp_logs: Path, tmp_pretrained: Path) -> None:
+def test_exported_card_carries_what_extract_and_train_wrote(tmp_logs: Path, tmp_pretrained: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    """Real Dataset -> real Extract (FCPE, stand-in content) -> real Train (2 steps): both exports (the one
+    training writes and ``python -m core voice export``) carry the stats' F0 p5-p95 and the extract layer."""
     import hashlib
 
-    from core.checkpoints import save_checkpoint
+    from core.cli import main
+    from core.dataset import build_dataset
+    from core.experiment import Experiment
+    from core.features.extract import ExtractConfig, run_extract
+    from core.model import SvcDecoder
+    from core.train import TrainConfig, train
+    from tests.conftest import SHARED
+    from tests.standins import training_extractors, write_small_vocoder
 
-    vocoder = tmp_pretrained / "nsf_hifigan" / "model.ckpt"
-    vocoder.parent.mkdir()
-    vocoder.write_bytes(b"stand-in vocoder")
+    write_small_vocoder(tmp_pretrained / "nsf_hifigan")
+    build_dataset("alto", [SHARED / "data" / "synthetic" / "singer_a_seed1.wav"])  # sung 180-520 Hz
+    run_extract("alto", ExtractConfig(f0_method="fcpe", device="cpu"), extractors=training_extractors("fcpe"))
+    exp = Experiment.open("alto")
+    train(exp, TrainConfig(model="tiny", device="cpu", batch_size=2, crop_frames=32, threads=1, steps=2,
+                           save_every=2, log_every=1, warmup_steps=1, val_chunks=1))  # fmt: skip
+    stats = json.loads(exp.stats.read_text())
+    layer = json.loads(exp.config.read_text())["extract"]["layer"]
+    assert 150 < stats["f0_hz_p5"] < stats["f0_hz_p95"] < 600 and layer == 12
 
-    exp = tmp_logs / "alto"
-    (exp / "checkpoints").mkdir(parents=True)
-    save_checkpoint(exp / "checkpoints" / "step_100.pt", {"model": {"w": torch.zeros(2)}, "global_step": 100})
-    save_checkpoint(exp / "checkpoints" / "step_300.pt", {"model": {"w": torch.ones(2)}, "global_step": 300})
-    (exp / "config.json").write_text(json.dumps({"audio": {"sample_rate": 44100}, "model": {"content_encoder": "contentvec",
-                                                                                           "content_layer": 12}}))
-    (exp / "stats.json").write_text(json.dumps({"f0": {"f0_min": 110.0, "f0_max": 660.0}}))
-    folder = vm.export_experiment("alto")
-    model = vm.import_voice_model(folder)
-    assert model.card["steps"] == 300 and model.card["checkpoint"] == "step_300.pt"
-    assert model.card["sample_rate"] == 44100 and model.card["content_layer"] == 12 and model.card["f0_max"] == 660.0
-    assert torch.equal(model.state_dict["w"].float(), torch.ones(2))
-    assert model.card["vocoder"] == "nsf_hifigan/model.ckpt"
-    assert model.card["vocoder_sha256"] == hashlib.sha256(b"stand-in vocoder").hexdigest()
-    with pytest.raises(SvcoverError, match="no such experiment"):
-        vm.export_experiment("nobody")
+    def check(card: dict) -> None:
+        assert (card["f0_min"], card["f0_max"]) == (stats["f0_hz_p5"], stats["f0_hz_p95"])  # not the 40 Hz floor
+        assert card["content_encoder"] == stats["encoder"] and card["content_layer"] == layer
+        assert card["f0_method"] == "fcpe" and card["sample_rate"] == 44100 and card["steps"] == 2
+        assert card["vocoder_sha256"] == hashlib.sha256((tmp_pretrained / "nsf_hifigan" / "model").read_bytes()).hexdigest()
+        assert f"layer {layer}" in vm.card_summary(card)
+
+    check(vm.import_voice_model(exp.export).card)  # written by training
+    for name in ("model.safetensors", "model_card.json"):
+        (exp.export / name).unlink()
+    share = tmp_path / "alto.zip"
+    assert main(["voice", "export", "--exp", "alto", "--checkpoint", "latest", "--out", str(share)]) == 0
+    exported = vm.import_voice_model(share)
+    check(exported.card)
+    assert exported.card["checkpoint"] == "step_2.pt" and f"packed {share}" in capsys.readouterr().out
+    SvcDecoder.from_checkpoint(exp.export / "model.safetensors")  # the conversion loader accepts it
+
+    assert main(["voice", "import", str(share), "--name", "alto_copy"]) == 0
+    check(vm.import_voice_model(tmp_logs / "alto_copy" / "export").card)
+    assert main(["voice", "export", "--exp", "nobody"]) == 1
+    assert "no such experiment" in capsys.readouterr().err
