@@ -22,6 +22,7 @@ from core.checkpoint_store import find_checkpoint
 from core.config import AUDIO
 from core.errors import NothingToDoError, Remedy, SvcoverError
 from core.experiment import Experiment
+from core.model.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
 from core.progress import ProgressFn, report, scaled
 
 if TYPE_CHECKING:
@@ -31,8 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SAMPLER_CHOICES = ("dpm-solver++", "unipc", "ddim", "pndm", "ddpm")
-DEFAULT_SAMPLER, DEFAULT_STEPS = "dpm-solver++", 10
+SAMPLER_CHOICES = SAMPLERS  # the choice lists and defaults are defined once, in core.model.samplers
 FORMATS = ("wav", "flac", "mp3")
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus", ".aac", ".wma", ".mp4", ".mkv", ".webm", ".aiff", ".aif"}
 SILENCE_DB = -60.0  # frames quieter than this in the input are silent in the output too
@@ -53,7 +53,6 @@ class ConvertConfig:
     """Settings of one conversion (``python -m core convert`` flags)."""
 
     key: float | None = 0.0  # semitones; None = suggest from the training set's range ("auto")
-    # 10 DPM-Solver++ steps: within 5 % of PNDM-100's mel error and ~5x cheaper end to end (benchmarks/results_convert.md)
     sampler: str = DEFAULT_SAMPLER
     steps: int = DEFAULT_STEPS
     index_rate: float = 0.0  # 0 = no retrieval blend

@@ -224,9 +224,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="key shift in semitones for the vocal, the instrumental and kept backing vocals (default 0)")
     conv = parser.add_argument_group("voice conversion (as in 'python -m core convert')")
     conv.add_argument("--ckpt", default="best", help="best, latest or a checkpoint path")
-    conv.add_argument("--sampler", default="dpm-solver++", choices=("dpm-solver++", "unipc", "ddim", "pndm", "ddpm"))
-    from core.convert import DEFAULT_PROTECT, DEFAULT_STEPS
+    from core.convert import DEFAULT_PROTECT
+    from core.model.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
 
+    conv.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=SAMPLERS)
     conv.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"sampler steps (default {DEFAULT_STEPS})")
     conv.add_argument("--index-rate", type=float, default=0.0, help="retrieval blend 0..1 (0 = off)")
     conv.add_argument("--protect", type=float, default=DEFAULT_PROTECT,

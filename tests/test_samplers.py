@@ -118,10 +118,10 @@ def test_deterministic_given_seed(sampler):
     assert not torch.allclose(a, c)
 
 
-def test_default_is_dpm_solver_pp_20_steps():
+def test_default_is_dpm_solver_pp_10_steps():
     eps = ExactEps()
     S.sample(eps, "cond", (1, 1, N_MELS, 4))
-    assert S.DEFAULT_SAMPLER == "dpm-solver++" and len(eps.times) == 20 == S.DEFAULT_STEPS
+    assert S.DEFAULT_SAMPLER == "dpm-solver++" and len(eps.times) == 10 == S.DEFAULT_STEPS
 
 
 def test_shallow_diffusion_from_noised_data():
