@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))
 
 GIB = 2**30
 
@@ -52,10 +52,9 @@ def steps_per_second(cfg, batch: int, crop: int, steps: int) -> float:
 def time_to_loss(target: float, max_steps: int, threads: int) -> tuple[int | None, float | None, list[dict]]:
     import os
 
-    from standin_features import build_standin_experiment
-
     from core.experiment import Experiment
     from core.train import TrainConfig, read_metrics, train
+    from tests.standin_features import build_standin_experiment
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["SVCOVER_LOGS"] = tmp

@@ -18,22 +18,23 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+def _empty_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, env_var: str) -> Path:
+    root = tmp_path / name
+    root.mkdir()
+    monkeypatch.setenv(env_var, str(root))
+    return root
+
+
 @pytest.fixture
 def tmp_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty logs root for this test (``SVCOVER_LOGS``)."""
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    monkeypatch.setenv("SVCOVER_LOGS", str(logs))
-    return logs
+    return _empty_root(tmp_path, monkeypatch, "logs", "SVCOVER_LOGS")
 
 
 @pytest.fixture
 def tmp_pretrained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty pretrained root for this test (``SVCOVER_PRETRAINED``)."""
-    root = tmp_path / "pretrained"
-    root.mkdir()
-    monkeypatch.setenv("SVCOVER_PRETRAINED", str(root))
-    return root
+    return _empty_root(tmp_path, monkeypatch, "pretrained", "SVCOVER_PRETRAINED")
 
 
 def load_weights_builder():
@@ -66,7 +67,7 @@ def make_synthetic_singing(prefix: Path, seed: int = 1, extra_args: list[str] | 
 @pytest.fixture(scope="session")
 def voice_roots(tmp_path_factory) -> tuple[Path, Path]:
     """(logs root, pretrained root) of one small trained voice model per test session (tests/standins.py)."""
-    from standins import shared_voice_roots
+    from tests.standins import shared_voice_roots
 
     return shared_voice_roots(tmp_path_factory)
 

@@ -18,9 +18,10 @@ import soxr
 
 from core.config import save_json
 from core.experiment import Experiment
+from tests.conftest import REAL
 
 SR = 44100
-LJSPEECH = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real" / "speech_ljspeech"
+LJSPEECH = REAL / "speech_ljspeech"
 
 
 def _interpolate_unvoiced(f0: np.ndarray) -> np.ndarray:

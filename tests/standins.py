@@ -13,14 +13,14 @@ STAND-INS, not the released weights (they cannot be downloaded here):
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from tests.conftest import REAL
+
 SR = 44100
-SHARED = Path(os.environ.get("SVCOVER_SHARED") or Path(__file__).resolve().parent.parent.parent / "shared")  # as conftest
-LJSPEECH = SHARED / "data" / "real" / "speech_ljspeech"
+LJSPEECH = REAL / "speech_ljspeech"
 
 SMALL_VOCODER_CONFIG = {
     "resblock": "1",

@@ -58,7 +58,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="session")
 def voice(tmp_path_factory) -> Voice:
     """A voice model trained on 12 LJSpeech chunks (~50 s), plus the small pretrained files conversion needs."""
-    from standins import shared_voice_roots
+    from tests.standins import shared_voice_roots
 
     logs, pretrained = shared_voice_roots(tmp_path_factory)
     return Voice(logs=logs, pretrained=pretrained)
@@ -406,10 +406,9 @@ def test_crossfade_keeps_the_level_of_correlated_and_of_unrelated_pieces() -> No
 # ------------------------------------------------------------------------------------------ quality evidence
 def test_default_sampler_is_within_5_percent_of_pndm100_on_held_out_chunks(env: Voice) -> None:
     """Mel L1 vs ground truth on the chunks the Train stage held out (DDPM-1000: benchmarks/results_convert.md)."""
-    from standins import sampler_mel_errors
-
     from core.convert import DEFAULT_SAMPLER, DEFAULT_STEPS
     from core.experiment import Experiment
+    from tests.standins import sampler_mel_errors
 
     default = (DEFAULT_SAMPLER, DEFAULT_STEPS)
     settings = [("pndm", 100), ("ddim", 20), ("dpm-solver++", 20), ("unipc", 10), default]

@@ -371,7 +371,7 @@ def test_cli_help_and_errors(small_exp: Experiment, tmp_logs: Path, tmp_pretrain
 @pytest.fixture(scope="session")
 def small_pretrained(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("pretrained_small")
-    from standins import write_small_content_encoder
+    from tests.standins import write_small_content_encoder
 
     write_small_content_encoder(root / "content" / "hubert_base.pt")
     return root

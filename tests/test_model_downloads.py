@@ -350,11 +350,10 @@ def test_damaged_7z_leaves_no_half_unpacked_folder(tmp_path: Path) -> None:
 
 
 def test_bare_model_0_downloaded_then_used_as_train_base(server, tmp_pretrained: Path, tmp_logs: Path, capsys) -> None:
-    from standin_features import build_standin_experiment
-
     from core.experiment import Experiment
     from core.model import SvcDecoder
     from core.train import TrainConfig, train
+    from tests.standin_features import build_standin_experiment
 
     state = _tiny_base_state()
     server.routes[mirrored(BASE_PT_URL)] = ("body", torch_bytes(state), "application/octet-stream")

@@ -45,7 +45,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="session")
 def template(tmp_path_factory) -> Path:
     """12 LJSpeech clips (<= 5 s) with extracted stand-in features, built once per session."""
-    from standin_features import build_standin_experiment
+    from tests.standin_features import build_standin_experiment
 
     logs = tmp_path_factory.mktemp("train_template")
     build_standin_experiment(Experiment.open("ljs", logs=logs), n_files=12, max_seconds=5.0)
@@ -261,7 +261,7 @@ def test_bad_inputs_are_clear_errors(exp: Experiment, tmp_logs: Path, tmp_path: 
     from core.model.config import TINY
 
     torch.save({"global_step": 0, "model": SvcDecoder(TINY).state_dict()}, tmp_path / "model_0.pt")
-    from standin_features import build_standin_experiment
+    from tests.standin_features import build_standin_experiment
 
     small = build_standin_experiment(Experiment.open("dims"), n_files=2, max_seconds=1.5, dim=256)
     with pytest.raises(SvcoverError, match="256-d but the model takes 768-d"):
