@@ -1,14 +1,13 @@
 """``python -m core <stage>``: the command line, a thin caller of the stage functions.
 
 Each stage module defines ``add_arguments(parser)`` and ``run_cli(args) -> int``. Only the module of
-the chosen stage is imported, so ``--help`` is fast and a stage not built yet cannot break others.
+the chosen stage is imported, so ``--help`` is fast and does not load torch (tests/test_architecture.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import logging
 import sys
 
@@ -29,23 +28,12 @@ STAGES: dict[str, tuple[str, str]] = {
 }
 
 
-def _available(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None if _parent_exists(module) else False
-
-
-def _parent_exists(module: str) -> bool:
-    parent = module.rpartition(".")[0]
-    return not parent or importlib.util.find_spec(parent) is not None
-
-
 def build_parser(stage: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="svcover: singing voice conversion studio")
     parser.add_argument("--version", action="version", version=f"svcover {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="stage", metavar="STAGE")
     for name, (module, help_text) in STAGES.items():
-        if not _available(module):
-            continue
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == stage:
             importlib.import_module(module).add_arguments(p)

@@ -262,24 +262,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _voice_convert_fn(args: argparse.Namespace) -> ConvertFn:
-    """The conversion stage's convert function for experiment ``args.exp`` with ``args.key`` bound.
-
-    core/convert.py provides ``make_convert_fn(args) -> ConvertFn``; until it exists the cover
-    command stops here with a clear message (after checking the voice model is there).
-    """
+    """The Convert stage's convert function for experiment ``args.exp`` (models loaded once, key bound)."""
+    from core.convert import make_convert_fn
     from core.experiment import Experiment
 
     exp = Experiment.open(args.exp)
     if not exp.exists():
         raise SvcoverError(f"voice model '{args.exp}' not found: no experiment folder {exp.root}")
-    try:
-        from core import convert as convert_stage
-    except ImportError:
-        raise SvcoverError("voice conversion (core/convert.py) is not part of this build yet") from None
-    factory = getattr(convert_stage, "make_convert_fn", None)
-    if factory is None:
-        raise SvcoverError("core/convert.py has no make_convert_fn(args); cannot convert for a cover")
-    return factory(args)
+    return make_convert_fn(args)
 
 
 def settings_from_args(args: argparse.Namespace) -> CoverSettings:

@@ -62,6 +62,3 @@ def selftest_markdown(results: list[ModelCheck]) -> str:
 def experiment_choices() -> list[str]:
     return list_experiments()
 
-
-def not_built(stage: str, issue_hint: str) -> None:
-    gr.Markdown(f"**{stage} is not built yet.** {issue_hint} Use the tabs that are ready meanwhile.")
