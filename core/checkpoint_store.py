@@ -74,6 +74,12 @@ def find_checkpoint(exp: Experiment, which: str | Path = "best", *, allow_export
 
 
 __all__ = [
-    "BEST_NAME", "CHOICES", "NoCheckpointError", "STEP_PATTERN", "best_checkpoint", "find_checkpoint",
-    "newest_step_checkpoint", "step_checkpoints",
+    "BEST_NAME",
+    "CHOICES",
+    "NoCheckpointError",
+    "STEP_PATTERN",
+    "best_checkpoint",
+    "find_checkpoint",
+    "newest_step_checkpoint",
+    "step_checkpoints",
 ]

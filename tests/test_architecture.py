@@ -1,0 +1,226 @@
+"""Guard rails of the layering (docs/architecture.md), read from the source with ``ast``: fast, no imports.
+
+1. nothing in ``core/`` imports ``webui`` or ``gradio`` (not even inside a function);
+2. ``python -m core --help`` and every stage's ``--help`` do not load torch (checked in a subprocess);
+3. no import cycle among ``core`` modules, counting module-level imports (``if TYPE_CHECKING:`` blocks and
+   imports inside functions are deferred, so they cannot form a cycle at import time);
+4. stage modules import no ``argparse``: the command line belongs to the CLI layer. Today's offenders are
+   listed in ``ARGPARSE_ALLOWED``; the list may only shrink (an entry that no longer imports argparse fails);
+5. one home per concept: the sampler defaults and the checkpoint file layout are defined in one module each;
+6. test helpers are imported one way: ``from tests.<helper> import ...``.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+CORE = ROOT / "core"
+# The CLI layer: the only place that parses command lines (core/cli.py, core/cli_<thing>.py, later core/cli/).
+CLI_LAYER = {"core.cli", "core.__main__"}
+# Stage modules that still define add_arguments/run_cli themselves. Remove an entry when its CLI moves out;
+# do not add one.
+ARGPARSE_ALLOWED = {
+    "core.checkpoints",
+    "core.convert",
+    "core.cover",
+    "core.dataset",
+    "core.doctor",
+    "core.features.extract",
+    "core.index",
+    "core.pretrained",
+    "core.train",
+}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def core_modules() -> dict[str, ast.Module]:
+    return {module_name(p): ast.parse(p.read_text(encoding="utf-8"), str(p)) for p in sorted(CORE.rglob("*.py"))}
+
+
+def imported_names(node: ast.AST, module: str) -> Iterator[str]:
+    """Every module an Import/ImportFrom node names: ``from a import b`` yields ``a`` and ``a.b``."""
+    if isinstance(node, ast.Import):
+        yield from (alias.name for alias in node.names)
+    elif isinstance(node, ast.ImportFrom):
+        base = node.module or ""
+        if node.level:  # relative import: resolve against the importing module's package
+            package = module.split(".") if module_is_package(module) else module.split(".")[:-1]
+            package = package[: len(package) - node.level + 1]
+            base = ".".join([*package, *([base] if base else [])])
+        yield base
+        yield from (f"{base}.{alias.name}" for alias in node.names)
+
+
+def module_is_package(module: str) -> bool:
+    return (ROOT / Path(*module.split(".")) / "__init__.py").is_file()
+
+
+def module_level_imports(tree: ast.Module) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Imports that run when the module is imported: top level, and inside top-level if/try/with blocks
+    (except ``if TYPE_CHECKING:``); not inside functions or classes."""
+    pending: list[ast.stmt] = list(tree.body)
+    while pending:
+        stmt = pending.pop()
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            yield stmt
+        elif isinstance(stmt, ast.If):
+            if "TYPE_CHECKING" not in ast.unparse(stmt.test):
+                pending += stmt.body + stmt.orelse
+        elif isinstance(stmt, ast.Try):
+            pending += stmt.body + stmt.orelse + stmt.finalbody + [s for h in stmt.handlers for s in h.body]
+        elif isinstance(stmt, ast.With):
+            pending += stmt.body
+
+
+def test_core_never_imports_the_ui() -> None:
+    offenders = [
+        f"{name}:{node.lineno} imports {target}"
+        for name, tree in core_modules().items()
+        for node in ast.walk(tree)
+        for target in imported_names(node, name)
+        if target.split(".")[0] in ("webui", "gradio")
+    ]
+    assert not offenders, offenders
+
+
+def test_cli_help_does_not_load_torch() -> None:
+    script = (
+        "import contextlib, io, sys\n"
+        "from core.cli import STAGES, main\n"
+        "for argv in [['--help']] + [[stage, '--help'] for stage in STAGES]:\n"
+        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "        main(argv)\n"
+        "    if 'torch' in sys.modules:\n"
+        "        sys.exit('python -m core ' + ' '.join(argv) + ' loaded torch')\n"
+        "print(len(STAGES))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) >= 9  # every stage's --help was built, including 'voice'
+
+
+def test_no_import_cycles_among_core_modules() -> None:
+    trees = core_modules()
+    graph: dict[str, set[str]] = {name: set() for name in trees}
+    for name, tree in trees.items():
+        for node in module_level_imports(tree):
+            for target in imported_names(node, name):
+                # importing a.b.c runs a/__init__ and a/b/__init__ first: those are edges too
+                parts = target.split(".")
+                for i in range(1, len(parts) + 1):
+                    dep = ".".join(parts[:i])
+                    if dep in graph and dep != name:
+                        graph[name].add(dep)
+    cycles = [c for c in strongly_connected(graph) if len(c) > 1]
+    assert not cycles, f"import cycles (module-level imports): {cycles}"
+
+
+def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Tarjan's algorithm, iterative."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    result: list[list[str]] = []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                result.append(sorted(component))
+    return result
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert [c for c in strongly_connected(graph) if len(c) > 1] == [["a", "b", "c"]]
+
+
+def test_stage_modules_import_no_argparse() -> None:
+    uses = {
+        name
+        for name, tree in core_modules().items()
+        for node in ast.walk(tree)
+        if "argparse" in set(imported_names(node, name))
+    }
+    stages = uses - {m for m in uses if m in CLI_LAYER or m.startswith("core.cli")}
+    assert not stages - ARGPARSE_ALLOWED, f"new argparse use outside the CLI layer: {sorted(stages - ARGPARSE_ALLOWED)}"
+    assert not ARGPARSE_ALLOWED - stages, (
+        f"no longer import argparse: delete from ARGPARSE_ALLOWED: {sorted(ARGPARSE_ALLOWED - stages)}"
+    )
+
+
+def assigned_names(tree: ast.Module) -> set[str]:
+    names = set()
+    for stmt in tree.body:
+        targets = (
+            stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target] if isinstance(stmt, ast.AnnAssign) else []
+        )
+        for target in targets:
+            for node in ast.walk(target):
+                if isinstance(node, ast.Name):
+                    names.add(node.id)
+    return names
+
+
+def test_one_definition_of_each_sampler_default_and_of_the_checkpoint_layout() -> None:
+    trees = core_modules()
+    for constant in ("DEFAULT_STEPS", "DEFAULT_SAMPLER", "SAMPLERS"):
+        homes = [name for name, tree in trees.items() if constant in assigned_names(tree)]
+        assert homes == ["core.model.samplers"], f"{constant} is defined in {homes}"
+    readers = [
+        p.relative_to(ROOT).as_posix()
+        for p in sorted(CORE.rglob("*.py"))
+        if '"step_*.pt"' in p.read_text(encoding="utf-8")
+    ]
+    assert readers == ["core/checkpoint_store.py"], (
+        f"checkpoint files are looked up outside core/checkpoint_store.py: {readers}"
+    )
+
+
+def test_test_helpers_are_imported_one_way() -> None:
+    helpers = {p.stem for p in (ROOT / "tests").glob("*.py") if not p.name.startswith(("test_", "conftest"))}
+    offenders = []
+    for path in sorted([*(ROOT / "tests").glob("*.py"), *(ROOT / "benchmarks").glob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            for target in imported_names(node, "tests.x"):
+                if target.split(".")[0] in helpers:
+                    offenders.append(f"{path.name}:{node.lineno} imports {target} (use 'from tests.{target} import')")
+    assert not offenders, offenders
