@@ -69,6 +69,7 @@ def export_voice_model(state_dict: dict[str, Any], card: dict[str, Any], out_dir
     from safetensors.torch import save_file
 
     from core.fsutil import atomic_path, atomic_write_text
+    from core.pretrained import sha256_file
 
     out = Path(out_dir)
     tensors: dict[str, torch.Tensor] = {}
@@ -82,7 +83,7 @@ def export_voice_model(state_dict: dict[str, Any], card: dict[str, Any], out_dir
     full = make_card(**card)
     with atomic_path(out / WEIGHTS_NAME) as tmp:
         save_file(tensors, str(tmp), metadata={"format": FORMAT})
-    full["weights_sha256"] = _sha256(out / WEIGHTS_NAME)
+    full["weights_sha256"] = sha256_file(out / WEIGHTS_NAME)
     full["num_tensors"] = len(tensors)
     atomic_write_text(out / CARD_NAME, json.dumps(full, indent=2, sort_keys=True))
     return out
@@ -135,14 +136,6 @@ def install_voice_model(path: str | Path, name: str, logs: Path | None = None) -
     card = dict(model.card)
     card["imported_from"] = Path(path).name
     return export_voice_model(model.state_dict, card, exp.export)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _read_card_file(path: Path) -> dict[str, Any]:
