@@ -39,17 +39,8 @@ class SvcDecoder(ConditionEncoder):
         self.decoder = GaussianDiffusion(cfg)
 
     # ---- public API -------------------------------------------------------------------------
-    def condition(
-        self,
-        units: torch.Tensor,
-        f0: torch.Tensor,
-        volume: torch.Tensor,
-        spk_id: torch.Tensor | int | None = None,
-        spk_mix: Mapping[int, float] | None = None,
-        aug_shift: torch.Tensor | float = 0.0,
-    ) -> torch.Tensor:
-        """[B,T,units_dim], [B,T,1] Hz, [B,T,1] RMS -> cond [B,T,n_hidden]."""
-        return self.encode(units, f0, volume, spk_id=spk_id, spk_mix=spk_mix, aug_shift=aug_shift)
+    # units [B,T,units_dim], f0 [B,T,1] Hz, volume [B,T,1] RMS -> cond [B,T,n_hidden] (the public name of encode)
+    condition = ConditionEncoder.encode
 
     def denoise(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """x_t [B,1,n_mels,T] normalised mel, t [B] (float or int steps), cond [B,T,H] -> eps [B,1,n_mels,T]."""
