@@ -50,16 +50,18 @@ def find_checkpoint(exp: Experiment, which: str | Path = "best", *, allow_export
 
     ``best``: ``best.pt``, else the newest step checkpoint; ``latest``: the newest step checkpoint, else
     ``best.pt``. Either falls back to the exported ``*.safetensors`` when ``allow_export`` (conversion can
-    run from an export alone; exporting cannot). Anything else is a file path, or a file name inside
-    ``checkpoints/``. Raises :class:`NoCheckpointError` with one line saying what is missing.
+    run from an export alone; exporting cannot). Anything else is a file path, or a bare file name inside
+    ``checkpoints/`` (or ``export/`` when ``allow_export``): what the web UI offers. Raises :class:`NoCheckpointError` with one line saying what is missing.
     """
     if str(which) not in CHOICES:
         path = Path(which)
         if path.is_file():
             return path
-        inside = exp.checkpoints / path.name
-        if path.name == str(which) and inside.is_file():
-            return inside
+        if path.name == str(which):
+            folders = (exp.checkpoints, exp.export) if allow_export else (exp.checkpoints,)
+            inside = [folder / path.name for folder in folders if (folder / path.name).is_file()]
+            if inside:
+                return inside[0]
         raise NoCheckpointError(f"{path}: checkpoint file not found")
     best, newest = best_checkpoint(exp), newest_step_checkpoint(exp)
     found = (best or newest) if which == "best" else (newest or best)

@@ -105,6 +105,11 @@ class ConvertResult:
 # ----------------------------------------------------------------------------------------------
 
 
+def resolve_checkpoint(exp: Experiment, ckpt: str) -> Path:
+    """The checkpoint ``--ckpt`` names: :func:`core.checkpoint_store.find_checkpoint` (kept as a name for callers)."""
+    return find_checkpoint(exp, ckpt)
+
+
 @dataclass
 class VoiceModel:
     """A trained decoder with the dataset statistics it was trained on."""

@@ -36,7 +36,10 @@ def test_best_latest_and_named_files(tmp_logs: Path, tmp_path: Path) -> None:
     assert find_checkpoint(exp, "best") == step12 == find_checkpoint(exp, "latest")
     best = _touch(exp.checkpoints / "best.pt")
     assert find_checkpoint(exp, "best") == best and find_checkpoint(exp, "latest") == step12
-    assert find_checkpoint(exp, "step_3.pt") == step3  # a file name inside checkpoints/
+    assert find_checkpoint(exp, "step_3.pt") == step3  # a file name inside checkpoints/ ...
+    assert find_checkpoint(exp, "model.safetensors") == exported  # ... or export/ (what the UI offers)
+    with pytest.raises(NoCheckpointError, match="model.safetensors: checkpoint file not found"):
+        find_checkpoint(exp, "model.safetensors", allow_export=False)
     elsewhere = _touch(tmp_path / "other.pt")
     assert find_checkpoint(exp, str(elsewhere)) == elsewhere
     with pytest.raises(NoCheckpointError, match="step_99.pt: checkpoint file not found"):
