@@ -296,7 +296,8 @@ def export_experiment(name: str, logs: Path | None = None, checkpoint: str | Pat
         raise CheckpointError(f"{path}: not a checkpoint written by 'python -m core train'; nothing to export")
     decoder = SvcDecoder.from_checkpoint(path)
     return export_decoder(exp, decoder, decoder_format=CHECKPOINT_FORMAT, steps=ckpt.get("step"),
-                          val_loss=ckpt.get("val_loss"), checkpoint=path.name)  # fmt: skip
+                          val_loss=ckpt.get("val_loss"), best_val_loss=ckpt.get("best_val_loss"),
+                          base=(ckpt.get("train_config") or {}).get("base"), checkpoint=path.name)  # fmt: skip
 
 
 def _installed_vocoder() -> dict[str, Any]:

@@ -133,3 +133,7 @@ def test_exported_card_carries_what_extract_and_train_wrote(tmp_logs: Path, tmp_
     check(vm.import_voice_model(tmp_logs / "alto_copy" / "export").card)
     assert main(["voice", "export", "--exp", "nobody"]) == 1
     assert "no such experiment" in capsys.readouterr().err
+    Experiment.open("untrained").root.mkdir()
+    assert main(["voice", "export", "--exp", "untrained"]) == 1
+    err = capsys.readouterr().err
+    assert "no trained voice model" in err and len(err.strip().splitlines()) == 1
