@@ -220,7 +220,6 @@ def test_test_helpers_are_imported_one_way() -> None:
     offenders = []
     for path in sorted([*(ROOT / "tests").glob("*.py"), *(ROOT / "benchmarks").glob("*.py")]):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            for target in imported_names(node, "tests.x"):
-                if target.split(".")[0] in helpers:
-                    offenders.append(f"{path.name}:{node.lineno} imports {target} (use 'from tests.{target} import')")
+            bare = {target.split(".")[0] for target in imported_names(node, "tests.x")} & helpers
+            offenders += [f"{path.name}:{node.lineno} imports {name} (use 'from tests.{name} import')" for name in bare]
     assert not offenders, offenders

@@ -310,7 +310,7 @@ def test_cover_refuses_truncated_inputs(uvr_env: Path, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def voice_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(logs, pretrained) of the small voice model the convert tests share (built once per test process)."""
-    from standins import shared_voice_roots
+    from tests.standins import shared_voice_roots
 
     return shared_voice_roots(tmp_path_factory)
 
