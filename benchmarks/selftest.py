@@ -21,7 +21,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 SHARED = Path(os.environ.get("SVCOVER_SHARED") or ROOT.parent / "shared")
 
 HUBERT_CFG = {"_name": "hubert", "extractor_mode": "default", "encoder_layers": 12, "encoder_embed_dim": 768,
@@ -57,9 +56,8 @@ def build_stand_ins(root: Path) -> None:
     torch.save({"global_step": 0, "model": dec}, root / "diffusion_svc" / "model_0.pt")
     (root / "diffusion_svc" / "config.yaml").write_text("model:\n  type: Diffusion\n  n_layers: 20\n  n_chans: 512\n"
                                                         "  n_hidden: 256\n  use_pitch_aug: true\n")  # fmt: skip
-    from tiny_uvr import install_tiny_uvr
-
     from core.pretrained import UVR_VOCALS_MODEL
+    from tests.tiny_uvr import install_tiny_uvr
 
     install_tiny_uvr(root / "uvr", name=UVR_VOCALS_MODEL)
 

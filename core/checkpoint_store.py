@@ -70,7 +70,8 @@ def find_checkpoint(exp: Experiment, which: str | Path = "best", *, allow_export
         found = exported[-1] if exported else None
     if found is None:
         raise NoCheckpointError(
-            f"{exp.root}: no trained voice model (no checkpoints/best.pt or step_*.pt)", remedy=Remedy("train", exp.name)
+            f"{exp.root}: no trained voice model (no checkpoints/best.pt or step_*.pt)",
+            remedy=Remedy("train", exp.name),
         )
     return found
 

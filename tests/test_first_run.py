@@ -24,7 +24,7 @@ from core.pretrained import get
 
 def vocoder_zip(tmp: Path) -> bytes:
     """The small random-weight vocoder packed like the release: one folder holding ``model`` + ``config.json``."""
-    from standins import write_small_vocoder
+    from tests.standins import write_small_vocoder
 
     folder = write_small_vocoder(tmp / "voc")
     buf = io.BytesIO()

@@ -92,7 +92,8 @@ def test_vocoder_bound_separates_right_from_wrong_input() -> None:
 
 def test_content_encoder_random_weights_fail_and_mfcc_passes(tmp_path: Path) -> None:
     import librosa
-    from standins import write_small_content_encoder
+
+    from tests.standins import write_small_content_encoder
 
     path = write_small_content_encoder(tmp_path / "content" / "hubert_base.pt")
     random = selftest.check_content_encoder(path)
@@ -145,9 +146,8 @@ def test_diffusion_base_random_weights_fail_and_a_blur_denoiser_passes(tmp_path:
 def test_separation_band_mask_fails(tmp_path: Path) -> None:
     """A mask model (everything above 1 kHz is 'vocals') cannot separate the synthetic mix: the mix puts the
     accompaniment in the vocal's register on purpose."""
-    from tiny_uvr import install_tiny_uvr
-
     from core.pretrained import UVR_VOCALS_MODEL
+    from tests.tiny_uvr import install_tiny_uvr
 
     install_tiny_uvr(tmp_path / "uvr", cutoff_hz=1000.0, name=UVR_VOCALS_MODEL)
     result = selftest.check_separation(model_dir=tmp_path / "uvr")
@@ -194,7 +194,7 @@ def test_doctor_exit_code_follows_the_self_test(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_cli_self_test_names_the_failing_model(tmp_path: Path) -> None:
-    from standins import write_small_vocoder
+    from tests.standins import write_small_vocoder
 
     pretrained = tmp_path / "pretrained"
     write_small_vocoder(pretrained / "nsf_hifigan")
