@@ -223,3 +223,11 @@ def test_test_helpers_are_imported_one_way() -> None:
             bare = {target.split(".")[0] for target in imported_names(node, "tests.x")} & helpers
             offenders += [f"{path.name}:{node.lineno} imports {name} (use 'from tests.{name} import')" for name in bare]
     assert not offenders, offenders
+
+
+def test_building_the_web_ui_does_not_load_torch() -> None:
+    """The app must serve within seconds: labels shown at build time may not import torch (~3 CPU-s)."""
+    code = "import sys; from webui.app import build_app; build_app(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"

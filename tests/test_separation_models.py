@@ -88,3 +88,36 @@ def test_catalogue_speeds_are_the_recorded_benchmark_results():
     assert gpu.cpu_s_per_min == roformer["cpu_s_per_min"] and gpu.size_mb == sizes["size_mb_fp32"]
     assert cpu.cpu_s_per_min == mdx["cpu_s_per_min"]
     assert gpu.segment_frames == roformer["segment_frames"]
+
+
+def _fake_torch(root: Path, cuda: str | None) -> Path:
+    package = root / "torch"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("raise ImportError('the cheap check must not import torch')\n")
+    (package / "version.py").write_text(f"__version__ = '2.13.0'\ncuda: Optional[str] = {cuda!r}\n")
+    return root
+
+
+@pytest.mark.parametrize(("cuda", "nvidia_smi", "expected"), [
+    ("12.6", True, True),     # CUDA build and a driver: the Roformer default
+    (None, True, False),      # CPU build on an NVIDIA machine: MDX-Net
+    ("13.0", False, False),   # CUDA build but no driver
+])
+def test_cuda_guess_before_torch_is_loaded_reads_the_build_without_importing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cuda: str | None, nvidia_smi: bool, expected: bool
+) -> None:
+    import sys
+
+    from core import separation_models
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    if nvidia_smi:
+        tool = bin_dir / "nvidia-smi"
+        tool.write_text("#!/bin/sh\nexit 0\n")
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.syspath_prepend(str(_fake_torch(tmp_path / "site", cuda)))
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    assert separation_models.cuda_available() is expected
+    assert "torch" not in sys.modules
