@@ -10,6 +10,7 @@ explicit allow-list of the harmless classes that the ecosystem's checkpoints con
 from __future__ import annotations
 
 import argparse
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,26 @@ def _allowed_globals() -> list[Any]:
         allowed += [DictConfig, ListConfig, ContainerMetadata, Metadata, AnyNode]
     except ImportError:
         pass
+    return allowed
+
+
+_REGISTER_LOCK = threading.Lock()
+
+
+def _register_allow_list() -> list[Any]:
+    """Add the allow-list to torch's process-wide safe globals, and never remove it.
+
+    ``torch.serialization.safe_globals`` is a context manager over one process-wide set (not
+    thread-local, torch 2.13): leaving it in one thread removed the entries another thread was still
+    loading with. Adding is idempotent and every entry is inert, so registering for the life of the
+    process is safe; it is repeated before each load (under a lock: torch's add is a read-modify-write)
+    in case other code in the process removed entries.
+    """
+    import torch
+
+    allowed = _allowed_globals()
+    with _REGISTER_LOCK:
+        torch.serialization.add_safe_globals(allowed)
     return allowed
 
 
@@ -185,11 +206,8 @@ def safe_load(path: str | Path, map_location: str = "cpu") -> dict:
             )
     import pickle
 
-    import torch
-
     try:
-        with torch.serialization.safe_globals(_allowed_globals()):
-            obj = torch.load(str(path), map_location=map_location, weights_only=True)
+        obj = _torch_load_allowed(path, map_location, allowed)
     except pickle.UnpicklingError as e:
         msg = str(e)
         if "Unsupported global" in msg or "GLOBAL" in msg or "not an allowed global" in msg.lower():
@@ -207,6 +225,28 @@ def safe_load(path: str | Path, map_location: str = "cpu") -> dict:
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict checkpoint, found {type(obj).__name__}")
     return obj
+
+
+def _torch_load_allowed(path: Path, map_location: str, allowed_names: set[str]) -> Any:
+    """``torch.load(weights_only=True)`` with the allow-list registered.
+
+    If torch still names one of *our* allowed globals as unsupported, other code in the process removed
+    it between registering and loading (e.g. a third-party ``safe_globals`` block ending in another
+    thread): register again and retry, a few times. A global outside the allow-list is never retried.
+    """
+    import pickle
+
+    import torch
+
+    for attempt in range(3):
+        _register_allow_list()
+        try:
+            return torch.load(str(path), map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as e:
+            name = _unsupported_name(str(e))
+            if attempt == 2 or name not in allowed_names:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _load_safetensors(path: Path, map_location: str) -> dict:
