@@ -55,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     except SvcoverError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # a read or write the stage did not wrap: still one line naming the path and the cause
+        from core.fsutil import os_error_cause
+
+        where = e.filename or "a file"
+        print(f"error: {where}: {os_error_cause(e)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; finished work is kept", file=sys.stderr)
         return 130

@@ -20,8 +20,9 @@ import numpy as np
 
 from core.checkpoint_store import find_checkpoint
 from core.config import AUDIO
-from core.errors import NothingToDoError, Remedy, SvcoverError
+from core.errors import NothingToDoError, Remedy, SvcoverError, WriteError
 from core.experiment import Experiment
+from core.fsutil import refuse_output_as_input, remove_stale_temp_files
 from core.model.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
 from core.progress import ProgressFn, report, scaled
 
@@ -550,9 +551,19 @@ def convert_files(
         raise ConvertError(f"{exp.root}: no such experiment")
     inputs = collect_inputs(Path(input_path))
     out_arg = Path(output) if output else exp.outputs
-    single_file_target = len(inputs) == 1 and out_arg.suffix.lower().lstrip(".") in FORMATS
+    out_ext = out_arg.suffix.lower().lstrip(".")
+    if output and out_ext and not out_arg.is_dir():
+        # A name with an extension is a file: never create "o.xyz" as a folder, nor a folder named "x.wav".
+        if out_ext not in FORMATS:
+            raise ConvertError(f"{out_arg}: unknown output format '.{out_ext}' (use {', '.join(FORMATS)}, or a folder name)")
+        if len(inputs) > 1:
+            raise ConvertError(f"{out_arg}: {len(inputs)} inputs need an output folder, not a file name")
+    single_file_target = len(inputs) == 1 and out_ext in FORMATS and not out_arg.is_dir()
     # Before loading models or converting anything: a bad output folder should not cost minutes of work.
+    if single_file_target:
+        refuse_output_as_input(out_arg, inputs)
     _check_writable(out_arg.parent if single_file_target else out_arg)
+    remove_stale_temp_files(out_arg.parent if single_file_target else out_arg)
     # Headers only (no decoding): a non-audio or too long input fails before the models load.
     infos = [probe_audio(path) for path in inputs]
     for path, info in zip(inputs, infos, strict=True):
@@ -568,8 +579,11 @@ def convert_files(
             target = out_arg
         else:
             target = out_arg / output_name(path, exp.name, result.key, config.format)
+            refuse_output_as_input(target, inputs)  # converting a folder of earlier outputs into itself
         try:
             save_audio(target, converted, AUDIO.sample_rate)
+        except WriteError:
+            raise  # already one line naming the file and the cause
         except OSError as e:
             raise ConvertError(f"{target}: cannot write the output ({e.strerror or e})") from None
         result.input, result.output = path, target

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import AudioDecodeError, SvcoverError
+from core.fsutil import refuse_output_as_input, remove_stale_temp_files
 from core.mix import MixFigures, MixSettings, check_output_path, mix_cover
 from core.progress import ProgressFn, report, scaled
 from core.separate import (
@@ -150,6 +151,8 @@ def make_cover(
     if song is None and (vocals is None or instrumental is None):
         raise SvcoverError("user stems need both a vocal file and an instrumental file")
     output = check_output_path(output)
+    refuse_output_as_input(output, [song, vocals, instrumental])
+    remove_stale_temp_files(output.parent)
     seconds: dict[str, float] = {}
     cpu: dict[str, float] = {}
 
@@ -291,6 +294,7 @@ def run_cli(args: argparse.Namespace) -> int:
         raise SvcoverError("give --input SONG or --vocals/--instrumental, not both")
     settings = settings_from_args(args)
     check_output_path(args.output)
+    refuse_output_as_input(args.output, [args.input, args.vocals, args.instrumental])
     convert_fn = _voice_convert_fn(args)
     with tqdm_progress("cover") as progress:
         result = make_cover(args.output, convert_fn, song=args.input, vocals=args.vocals,

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from core.config import AUDIO, load_json, save_json, to_dict
-from core.errors import AudioDecodeError, NothingToDoError, SvcoverError
+from core.errors import AudioDecodeError, NothingToDoError, SvcoverError, WriteError
 from core.experiment import Experiment
 from core.progress import ProgressFn, report, scaled
 from core.slicer import SliceSettings
@@ -179,6 +179,9 @@ def build_dataset(
     if labels is not None and len(labels) != len(inputs):
         raise ValueError("labels must name every input")
     sources = _collect(inputs, labels or [str(p) for p in inputs], result, exclude=experiment.root)
+    from core.fsutil import remove_stale_temp_files
+
+    remove_stale_temp_files(experiment.root, experiment.gt_wavs, experiment.wavs16k)  # from a killed run
     result.files = len(sources)
     manifest = _load_manifest(experiment)
     config_key = config.key()
@@ -218,6 +221,8 @@ def build_dataset(
         except _Skip as e:
             result.skipped.append(SkippedFile(source.label, str(e)))
             continue
+        except WriteError:
+            raise  # disk full or the like: stop here (this file's chunks were removed), one line for the user
         except OSError as e:
             result.skipped.append(SkippedFile(source.label, f"cannot read ({e.strerror or e})"))
             continue
@@ -434,6 +439,9 @@ def _collect(inputs: list[Path] | list[str], labels: list[str], result: DatasetR
             for p in sorted(path.rglob("*")):
                 rel = p.relative_to(path)
                 if any(part.startswith(".") or part == "__MACOSX" for part in rel.parts) or not p.is_file():
+                    continue
+                if p.is_symlink() and exclude in p.resolve().parents:
+                    result.skipped.append(SkippedFile(str(p), "is or contains this experiment's own dataset folder"))
                     continue
                 label = f"{given.rstrip('/').rstrip(chr(92))}/{rel.as_posix()}"
                 if p.suffix.lower() == ".zip":

@@ -91,3 +91,14 @@ class CheckpointError(SvcoverError):
 
 class NothingToDoError(SvcoverError):
     """The inputs contain nothing usable (no audio files, no voiced audio, ...)."""
+
+
+class OutputIsInputError(SvcoverError):
+    """An output path that is (or links to) one of the stage's inputs: writing would destroy the input."""
+
+
+class WriteError(SvcoverError, OSError):
+    """Writing a file failed (disk full, permission denied, ...); one line naming the path and the cause.
+
+    Also an :class:`OSError`, so code that already handles OS errors keeps working.
+    """

@@ -1,12 +1,105 @@
-"""Atomic file writes: write to a temporary file in the same folder, then rename over the target."""
+"""Atomic file writes, and the checks every stage makes on its outputs.
+
+* :func:`atomic_path`: write to a temporary file in the same folder, then rename over the target. A
+  failed write (disk full, permission denied, ...) becomes one :class:`~core.errors.WriteError` line
+  naming the target and the cause, and leaves neither the temp file nor a half-written target.
+* :func:`remove_stale_temp_files`: the ``.tmp-*`` files of runs that were killed mid-write, removed by the
+  next run of the same stage.
+* :func:`refuse_output_as_input`: inputs are never outputs (links included).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
-import tempfile
-from collections.abc import Iterator
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from core.errors import OutputIsInputError, WriteError
+
+TEMP_PREFIX = ".tmp-"
+# A temp file without a live writer older than this is stale even if its name carries no process id
+# (names written before process ids were added).
+STALE_UNKNOWN_WRITER_SECONDS = 3600.0
+_TEMP_PID = re.compile(r"\.p(\d+)\.")
+
+# Why a write failed, in words a user can act on.
+_CAUSES = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+    errno.EFBIG: "file too large for this file system or limit",
+    errno.ENAMETOOLONG: "file name too long",
+    errno.EIO: "input/output error (failing disk or removed drive?)",
+    errno.EISDIR: "is a folder",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+}
+# Writers in C/Rust (libsndfile, torch's zip writer, safetensors, faiss) raise these instead of OSError.
+_WRITER_FAILURE = re.compile(
+    r"inline_container|PytorchStreamWriter|file write failed|unexpected pos|I/O error|os error \d+|"
+    r"Error while serializing|could not write|write error|Error writing|fwrite",
+    re.IGNORECASE,
+)
+
+
+def os_error_cause(error: BaseException, folder: Path | None = None) -> str:
+    """A short cause for a failed write: ``disk full``, ``permission denied``, or the library's own words."""
+    code = getattr(error, "errno", None)
+    text = str(error)
+    if code is None:  # "... (os error 28)" from Rust writers
+        m = re.search(r"os error (\d+)", text)
+        code = int(m.group(1)) if m else None
+    if code in _CAUSES:
+        return _CAUSES[code]
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror + (f" ({error.filename})" if error.filename and folder is not None
+                                 and Path(error.filename).parent != folder else "")  # fmt: skip
+    if folder is not None:  # no errno from the writer: look at the disk ourselves
+        with contextlib.suppress(OSError):
+            if shutil.disk_usage(folder).free < (1 << 20):
+                return "disk full"
+        if not os.access(folder, os.W_OK):
+            return "permission denied"
+    first = text.strip().splitlines()[0][:160] if text.strip() else ""
+    return f"{type(error).__name__}{': ' + first if first else ''}"
+
+
+def is_write_failure(error: BaseException) -> bool:
+    """True for the exceptions file writers raise when the OS refuses a write."""
+    if isinstance(error, WriteError):
+        return False  # already one line
+    if isinstance(error, OSError):
+        return True
+    name = type(error).__name__
+    return name in ("LibsndfileError", "SafetensorError") or (
+        isinstance(error, RuntimeError) and bool(_WRITER_FAILURE.search(str(error)))
+    )
+
+
+def _create_temp(path: Path, suffix: str) -> Path:
+    """Create an empty temp file beside ``path`` with the permissions the user's umask gives.
+
+    ``tempfile.mkstemp`` always creates mode 0600, and the rename kept that, so every file svcover wrote
+    was private whatever the umask. ``os.open`` with 0666 lets the umask decide, as for any other program.
+    The name carries this process's id so that :func:`remove_stale_temp_files` can tell a temp file of a
+    killed run from one that a live run (another job, another process) is still writing.
+    """
+    for _ in range(100):
+        tmp = path.parent / f"{TEMP_PREFIX}{path.stem}.p{os.getpid()}.{secrets.token_hex(4)}{suffix}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(path.parent))
 
 
 @contextlib.contextmanager
@@ -14,21 +107,25 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
 
     On an exception the temporary file is removed and ``path`` is untouched. ``suffix`` keeps the
-    extension for writers that pick the format from it (default: the target's own suffix).
+    extension for writers that pick the format from it (default: the target's own suffix). A failed
+    write (OS error, or a C writer's error such as libsndfile's or torch's) is raised as
+    :class:`WriteError`: one line naming ``path`` and the cause.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The temp name keeps the extension (soundfile infers the format from it) and starts with
-    # ".tmp-": folder listings in the project skip dot-files, so a crash never exposes it.
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.stem}.", suffix=path.suffix if suffix is None else suffix, dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path: Path | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The temp name keeps the extension (soundfile infers the format from it) and starts with
+        # ".tmp-": folder listings in the project skip dot-files, so a crash never exposes it.
+        tmp_path = _create_temp(path, path.suffix if suffix is None else suffix)
         yield tmp_path
         os.replace(tmp_path, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
+    except BaseException as e:
+        if tmp_path is not None:
+            with contextlib.suppress(OSError):
+                tmp_path.unlink()
+        if is_write_failure(e):
+            raise WriteError(f"{path}: cannot write ({os_error_cause(e, path.parent)})") from None
         raise
 
 
@@ -40,3 +137,71 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def _writer_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True  # a thread of this process (a concurrent UI job) may be writing it right now
+    try:
+        import psutil
+
+        return psutil.pid_exists(pid)
+    except ImportError:  # psutil is a requirement; without it, never guess that a writer is dead
+        return True
+
+
+def remove_stale_temp_files(*folders: str | Path, recursive: bool = False) -> int:
+    """Remove ``.tmp-*`` files left in ``folders`` by runs killed mid-write; returns how many.
+
+    A temp file is stale when the process that created it is gone (its id is in the name), or, for
+    names without a process id, when it is older than an hour. Temp files of live runs are kept, so two
+    jobs writing to the same folder never delete each other's work in progress.
+    """
+    removed = 0
+    now = time.time()
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            continue
+        candidates = folder.rglob(f"{TEMP_PREFIX}*") if recursive else folder.glob(f"{TEMP_PREFIX}*")
+        for tmp in candidates:
+            try:
+                if not tmp.is_file() or tmp.is_symlink():
+                    continue
+                m = _TEMP_PID.search(tmp.name[len(TEMP_PREFIX) :])
+                if m:
+                    if _writer_alive(int(m.group(1))):
+                        continue
+                elif now - tmp.stat().st_mtime < STALE_UNKNOWN_WRITER_SECONDS:
+                    continue
+                tmp.unlink()
+                removed += 1
+            except OSError:
+                continue  # vanished meanwhile, or not ours to remove: never fail a stage over a leftover
+    return removed
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """True when ``a`` and ``b`` name the same file: equal resolved paths, or one file on disk (links)."""
+    a, b = Path(a), Path(b)
+    try:
+        if a.resolve() == b.resolve():
+            return True
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop
+        pass
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): not the same file
+        return False
+
+
+def refuse_output_as_input(output: str | Path, inputs: Iterable[str | Path | None], what: str = "output") -> None:
+    """Raise :class:`OutputIsInputError` when ``output`` is one of ``inputs`` (symlinks and hard links included).
+
+    Every stage calls this before any work, so ``--output`` equal to an input can never replace the input.
+    """
+    for given in inputs:
+        if given is not None and same_file(output, given):
+            raise OutputIsInputError(
+                f"{output}: the {what} is the input file {given}; choose another {what} name (the input is left as it is)"
+            )

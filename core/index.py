@@ -21,7 +21,7 @@ import numpy as np
 from core.config import load_json, save_json
 from core.errors import NothingToDoError, Remedy, SvcoverError
 from core.experiment import Experiment
-from core.fsutil import atomic_path
+from core.fsutil import atomic_path, remove_stale_temp_files, same_file
 from core.progress import ProgressFn, report
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,10 @@ def build_index(exp_name: str, progress: ProgressFn | None = None, seed: int = 0
     report(progress, 0.6, f"indexing {len(vectors)} vectors")
     index, kind = make_faiss_index(vectors, seed)
     out = exp.index
+    if same_file(out, exp.features) or same_file(out, exp.root):
+        raise RetrievalIndexError(f"{out}: the index folder is the features folder it is built from; remove that link")
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(out)
     with atomic_path(out / VECTORS_FILE) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, vectors.astype(np.float16))

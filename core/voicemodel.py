@@ -91,13 +91,14 @@ def export_voice_model(state_dict: dict[str, Any], card: dict[str, Any], out_dir
 
 def pack_zip(folder: str | Path, zip_path: str | Path | None = None) -> Path:
     """Zip an exported voice-model folder (the two files, flat) for sharing."""
-    from core.fsutil import atomic_path
+    from core.fsutil import atomic_path, refuse_output_as_input
 
     folder = Path(folder)
     for name in (WEIGHTS_NAME, CARD_NAME):
         if not (folder / name).is_file():
             raise SvcoverError(f"{folder}: not an exported voice model (missing {name})")
     target = Path(zip_path) if zip_path else folder.with_suffix(".zip")
+    refuse_output_as_input(target, [folder / WEIGHTS_NAME, folder / CARD_NAME])
     with atomic_path(target) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
         for name in (CARD_NAME, WEIGHTS_NAME):
             zf.write(folder / name, arcname=name)
@@ -130,8 +131,13 @@ def import_voice_model(path: str | Path) -> VoiceModel:
 def install_voice_model(path: str | Path, name: str, logs: Path | None = None) -> Path:
     """Import ``path`` and store it as ``logs/<name>/export/`` in our format. Returns that folder."""
     from core.experiment import Experiment
+    from core.fsutil import refuse_output_as_input, same_file
 
     exp = Experiment.open(name, logs)  # validates the name: no paths, no traversal
+    if same_file(path, exp.export):
+        raise SvcoverError(f"{path}: this is already the installed voice model '{name}' (import from another place)")
+    refuse_output_as_input(exp.export / WEIGHTS_NAME, [path], "imported model")
+    refuse_output_as_input(exp.export / CARD_NAME, [path], "imported model")
     model = import_voice_model(path)
     card = dict(model.card)
     card["imported_from"] = Path(path).name
@@ -291,6 +297,10 @@ def export_experiment(name: str, logs: Path | None = None, checkpoint: str | Pat
     if not exp.exists():
         raise SvcoverError(f"{exp.root}: no such experiment")
     path = find_checkpoint(exp, checkpoint or "best", allow_export=False)
+    from core.fsutil import refuse_output_as_input, remove_stale_temp_files
+
+    refuse_output_as_input(exp.export / WEIGHTS_NAME, [path], "export")
+    remove_stale_temp_files(exp.export)
     ckpt = safe_load(path)
     if ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a checkpoint written by 'python -m core train'; nothing to export")

@@ -36,6 +36,10 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except SvcoverError as e:  # the UI wording: "Models tab → Download ...", not a CLI command
             raise gr.Error(e.for_ui(), print_exception=False) from None
+        except OSError as e:  # disk full, permission denied ... outside core's own wrapping: still one line
+            from core.fsutil import os_error_cause
+
+            raise gr.Error(f"{e.filename or 'a file'}: {os_error_cause(e)}", print_exception=False) from None
         except Exception as e:  # a bug: keep the traceback in the console, one line in the page
             log.exception("unexpected error in %s", fn.__name__)
             raise gr.Error(f"unexpected error: {type(e).__name__}: {e}", print_exception=False) from None

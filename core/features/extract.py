@@ -440,6 +440,10 @@ def run_extract(
     config.validate()
     exp = _as_experiment(exp)
     chunks = _list_chunks(exp)
+    from core.fsutil import remove_stale_temp_files
+
+    remove_stale_temp_files(exp.root)
+    remove_stale_temp_files(exp.features, recursive=True)  # temp files of a killed run
     if extractors is None:
         from core.device import pick_device
 
