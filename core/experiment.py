@@ -22,11 +22,46 @@ def logs_root() -> Path:
     return Path(os.environ.get("SVCOVER_LOGS") or PROJECT_ROOT / "logs").resolve()
 
 
+# Device names Windows reserves in every folder, whatever the case and with any extension ("nul.txt"):
+# a folder named like this cannot be created or opened there. Refused on every OS so that experiments and
+# shared voice models move between machines.
+WINDOWS_RESERVED = frozenset(
+    ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"] + [f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)]
+)
+
+
+def is_windows_reserved(name: str) -> bool:
+    """True for ``CON``, ``nul``, ``Com1.wav`` ...: names Windows reserves (case-insensitive, any extension)."""
+    return name.split(".", 1)[0].rstrip(" ").upper() in WINDOWS_RESERVED
+
+
+def suggest_name(raw: str) -> str:
+    """A valid experiment name close to ``raw``: ``my voice`` -> ``my_voice``, ``CON`` -> ``CON_1``, ``../x`` -> ``x``."""
+    import unicodedata
+
+    text = unicodedata.normalize("NFKD", str(raw)).encode("ascii", "ignore").decode("ascii")
+    text = text.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]  # a path: keep its last part
+    text = re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_")
+    text = re.sub(r"_{2,}", "_", text)[:64].rstrip("_") or "voice"
+    if is_windows_reserved(text):
+        text = f"{text[:62]}_1"
+    return text
+
+
 def validate_name(name: str) -> str:
-    """Return ``name`` if it is a valid experiment name, else raise :class:`InvalidNameError`."""
+    """Return ``name`` if it is a valid experiment name, else raise :class:`InvalidNameError`.
+
+    Valid: 1-64 letters, digits, ``_`` or ``-``, and not a name Windows reserves (``CON``, ``NUL``,
+    ``COM1`` ...). The message offers :func:`suggest_name`'s cleaned form.
+    """
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        hint = f"; try {suggest_name(name)!r}" if isinstance(name, str) else ""
         raise InvalidNameError(
-            f"invalid experiment name {name!r}: use 1-64 letters, digits, '_' or '-' (no paths)"
+            f"invalid experiment name {name!r}: use 1-64 letters, digits, '_' or '-' (no paths){hint}"
+        )
+    if is_windows_reserved(name):
+        raise InvalidNameError(
+            f"invalid experiment name {name!r}: Windows reserves it as a device name; try {suggest_name(name)!r}"
         )
     return name
 
@@ -108,4 +143,6 @@ def list_experiments(logs: Path | None = None) -> list[str]:
     base = logs or logs_root()
     if not base.is_dir():
         return []
-    return sorted(p.name for p in base.iterdir() if p.is_dir() and NAME_PATTERN.fullmatch(p.name))
+    return sorted(
+        p.name for p in base.iterdir() if p.is_dir() and NAME_PATTERN.fullmatch(p.name) and not is_windows_reserved(p.name)
+    )
