@@ -147,6 +147,7 @@ class DatasetReport:
 @dataclass
 class _Source:
     label: str  # path as given (folder/zip members: the folder or archive as given + relative name)
+    stored: str = ""  # the label the manifest records: no absolute path (logs/ files are served over HTTP)
     path: Path | None = None  # a file on disk
     archive: Path | None = None  # or a member of this zip
     member: str | None = None
@@ -208,12 +209,12 @@ def build_dataset(
                 entry = manifest["sources"].get(content_hash)
                 if entry and entry["config_key"] == config_key and _chunks_present(experiment, entry["chunks"]):
                     result.unchanged_files += 1
-                    if entry.get("source") != source.label:
-                        entry["source"] = source.label
+                    if entry.get("source") != source.stored:
+                        entry["source"] = source.stored
                     continue
                 listed = {c["name"] for c in entry["chunks"]} if entry else set()
                 new_entry = _process_file(
-                    path, source.label, content_hash, config, config_key, experiment, step, listed
+                    path, source.stored, content_hash, config, config_key, experiment, step, listed
                 )
         except AudioDecodeError as e:
             result.skipped.append(SkippedFile(source.label, _reason(e, local)))
@@ -427,7 +428,9 @@ def _collect(inputs: list[Path] | list[str], labels: list[str], result: DatasetR
     """Expand the inputs into audio sources; nothing under ``exclude`` (the experiment's own folder)."""
     sources: list[_Source] = []
     exclude = exclude.resolve()
+    starts: list[tuple[int, str]] = []  # (index of the first source of an input, that input's label)
     for raw, given in zip(inputs, labels, strict=True):
+        starts.append((len(sources), given))
         path = Path(raw)
         resolved = path.resolve()
         if resolved == exclude or exclude in resolved.parents or resolved in exclude.parents:
@@ -459,10 +462,24 @@ def _collect(inputs: list[Path] | list[str], labels: list[str], result: DatasetR
             sources.append(_Source(given, path=path))
         else:
             result.skipped.append(SkippedFile(given, "not found"))
+    _set_stored_labels(sources, starts)
     if not sources:
         details = "; ".join(str(s) for s in result.skipped[:5]) or "no inputs"
         raise NoUsableAudioError(f"no audio files found in the inputs ({details})", result)
     return sources
+
+
+def _set_stored_labels(sources: list[_Source], starts: list[tuple[int, str]]) -> None:
+    """The manifest's labels: each input's own label made portable (no absolute path of this machine)."""
+    from core.experiment import PROJECT_ROOT
+    from core.fsutil import portable_label
+
+    bounds = [index for index, _ in starts[1:]] + [len(sources)]
+    for (first, given), end in zip(starts, bounds, strict=True):
+        root = given.rstrip("/").rstrip("\\")  # folder members are labelled "<root>/<relative name>"
+        stored = portable_label(root, PROJECT_ROOT) if root else given
+        for source in sources[first:end]:
+            source.stored = stored + source.label[len(root) :]
 
 
 def _collect_zip(path: Path, label: str, sources: list[_Source], result: DatasetReport) -> int:

@@ -205,3 +205,22 @@ def refuse_output_as_input(output: str | Path, inputs: Iterable[str | Path | Non
             raise OutputIsInputError(
                 f"{output}: the {what} is the input file {given}; choose another {what} name (the input is left as it is)"
             )
+
+
+def portable_label(path: str | Path, *roots: str | Path) -> str:
+    """``path`` as recorded in files under ``logs/``: never an absolute path of this machine.
+
+    Those files are served over HTTP by the web UI, so they must not reveal the server's folders. A path
+    inside one of ``roots`` (the project, the pretrained folder ...) is written relative to it; any other
+    absolute path is reduced to its file name; a relative path stays as given.
+    """
+    given = str(path)
+    p = Path(given)
+    if not p.is_absolute():
+        return given.replace("\\", "/")
+    for root in roots:
+        try:
+            return p.resolve().relative_to(Path(root).resolve()).as_posix()
+        except (ValueError, OSError):
+            continue
+    return p.name

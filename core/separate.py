@@ -757,7 +757,7 @@ def _cached_pass(
         session = _Session(model, model_dir, Path(tmp), settings)
         target, other, rms_db = _run_pass(session, wav, out_dir, target_names, file_names, settings, progress)
     # The sidecar is written last: its presence means both stems are complete.
-    save_json(sidecar, {"args": args, "source": str(input_path), "target_rms_db": rms_db,
+    save_json(sidecar, {"args": args, "source": Path(input_path).name, "target_rms_db": rms_db,
                         "model_stems": [session.primary, session.secondary]})  # fmt: skip
     return target, other, rms_db, False
 

@@ -628,7 +628,10 @@ def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None =
     elif cfg.base:
         base_path = _resolve_base(cfg.base)
         model = SvcDecoder.from_checkpoint(base_path)
-        base_name = str(base_path)
+        from core.fsutil import portable_label
+        from core.pretrained import pretrained_root
+
+        base_name = portable_label(base_path, pretrained_root())  # recorded in files the web UI serves
         log.info("fine-tuning from %s (%d x %d)", base_path, model.config.n_chans, model.config.n_layers)
     else:
         model = SvcDecoder(preset(cfg.model, units_dim=int(stats.get("units_dim") or 768)))
