@@ -7,6 +7,7 @@ page is served within seconds.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -18,6 +19,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--share", action="store_true", help="create a public gradio.live link (anyone with it can use your GPU)")
     p.add_argument("--auth", default=None, metavar="USER:PASS", help="require this login (strongly advised with --listen/--share)")
     p.add_argument("--inbrowser", action="store_true", help="open the browser once the server is up")
+    p.add_argument("--allow-server-paths", action="store_true",
+                   help="with --listen/--share: still let visitors name folders on this computer (dataset folder box)")
     return p.parse_args(argv)
 
 
@@ -53,6 +56,16 @@ def main(argv: list[str] | None = None) -> int:
         print(warning, file=sys.stderr, flush=True)
     from core.experiment import logs_root
     from core.pretrained import pretrained_root
+    from webui import security
+
+    remote = args.share or host not in LOCAL_HOSTS
+    if remote and not args.allow_server_paths:
+        os.environ[security.SERVER_PATHS_ENV] = "0"  # read by the tabs when they are built
+    uploads = security.configure_upload_folder(logs_root())  # before gradio is imported
+    security.start_upload_cleaner(uploads, security.upload_max_age_seconds())
+
+    from starlette.middleware import Middleware
+
     from webui.app import build_app
 
     demo = build_app()
@@ -68,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         blocked_paths=[str(pretrained_root() / ".sha256-cache.json")],  # lists absolute paths of this machine
         max_file_size="4gb",
         show_error=True,
+        app_kwargs={"middleware": [Middleware(security.LoginRateLimiter)]},  # backoff after wrong passwords
     )
     return 0
 

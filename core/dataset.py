@@ -179,7 +179,9 @@ def build_dataset(
 
     if labels is not None and len(labels) != len(inputs):
         raise ValueError("labels must name every input")
-    sources = _collect(inputs, labels or [str(p) for p in inputs], result, exclude=experiment.root)
+    given_labels = labels or [str(p) for p in inputs]
+    sources = _collect(inputs, given_labels, result, exclude=experiment.root)
+    roots = _portable_roots(given_labels)
     from core.fsutil import remove_stale_temp_files
 
     remove_stale_temp_files(experiment.root, experiment.gt_wavs, experiment.wavs16k)  # from a killed run
@@ -233,7 +235,7 @@ def build_dataset(
 
         old = manifest["sources"].get(content_hash)
         manifest["sources"][content_hash] = new_entry
-        _save_manifest(experiment, manifest, result)  # commit before deleting anything old
+        _save_manifest(experiment, manifest, result, roots)  # commit before deleting anything old
         if old:
             _remove_chunks(experiment, {c["name"] for c in old["chunks"]} - {c["name"] for c in new_entry["chunks"]})
         result.new_files += 1
@@ -272,7 +274,7 @@ def build_dataset(
         # Nothing was written by this run; an existing dataset stays exactly as it was.
         suffix = f" (the existing {result.chunks} chunks are unchanged)" if result.chunks else ""
         raise NoUsableAudioError(_nothing_usable_message(result) + suffix, result)
-    _save_manifest(experiment, manifest, result)
+    _save_manifest(experiment, manifest, result, roots)
     _save_config(experiment, config)
     report(progress, 1.0, f"{result.chunks} chunks")
     return result
@@ -471,15 +473,12 @@ def _collect(inputs: list[Path] | list[str], labels: list[str], result: DatasetR
 
 def _set_stored_labels(sources: list[_Source], starts: list[tuple[int, str]]) -> None:
     """The manifest's labels: each input's own label made portable (no absolute path of this machine)."""
-    from core.experiment import PROJECT_ROOT
-    from core.fsutil import portable_label
-
+    roots = _portable_roots([given for _, given in starts])
     bounds = [index for index, _ in starts[1:]] + [len(sources)]
     for (first, given), end in zip(starts, bounds, strict=True):
         root = given.rstrip("/").rstrip("\\")  # folder members are labelled "<root>/<relative name>"
-        stored = portable_label(root, PROJECT_ROOT) if root else given
         for source in sources[first:end]:
-            source.stored = stored + source.label[len(root) :]
+            source.stored = roots.get(root, given) + source.label[len(root) :]
 
 
 def _collect_zip(path: Path, label: str, sources: list[_Source], result: DatasetReport) -> int:
@@ -619,14 +618,35 @@ def _load_manifest(experiment: Experiment) -> dict[str, Any]:
     return data
 
 
-def _save_manifest(experiment: Experiment, manifest: dict[str, Any], result: DatasetReport) -> None:
+def _portable_roots(given_labels: list[str]) -> dict[str, str]:
+    """Each input label (as given) -> the form files under logs/ record (no absolute path of this machine)."""
+    from core.experiment import PROJECT_ROOT
+    from core.fsutil import portable_label
+
+    roots = {}
+    for given in given_labels:
+        root = given.rstrip("/").rstrip("\\")
+        if root:
+            roots[root] = portable_label(root, PROJECT_ROOT)
+    return roots
+
+
+def _portable_text(text: str, roots: dict[str, str]) -> str:
+    for given in sorted(roots, key=len, reverse=True):  # longest first: an input inside another input's folder
+        text = text.replace(given, roots[given])
+    return text
+
+
+def _save_manifest(experiment: Experiment, manifest: dict[str, Any], result: DatasetReport,
+                   roots: dict[str, str]) -> None:  # fmt: skip
     chunks = [c for entry in manifest["sources"].values() for c in entry["chunks"]]
+    skipped = [{"file": _portable_text(s.file, roots), "reason": _portable_text(s.reason, roots)} for s in result.skipped]
     manifest.update(
         version=MANIFEST_VERSION,
         sample_rate=AUDIO.sample_rate,
         content_sample_rate=AUDIO.content_sample_rate,
         chunks=chunks,
-        last_run={"skipped": [dataclasses.asdict(s) for s in result.skipped], "notes": result.notes},
+        last_run={"skipped": skipped, "notes": [_portable_text(n, roots) for n in result.notes]},
     )
     save_json(experiment.manifest, manifest)
 

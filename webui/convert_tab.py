@@ -14,6 +14,7 @@ from core.convert import (  # light: heavy imports are lazy there
     SAMPLER_CHOICES,
 )
 from webui.common import experiment_choices, gradio_progress, user_errors
+from webui.security import ui_checkpoint
 
 SAMPLERS = list(SAMPLER_CHOICES)
 
@@ -67,7 +68,8 @@ def _checkpoint_choices(exp: str | None) -> Any:
             from core.checkpoint_store import step_checkpoints
             from core.experiment import Experiment
 
-            choices += [str(p) for _, p in reversed(step_checkpoints(Experiment.open(exp)))]
+            # names, not server paths: the conversion stage finds them in the experiment's folder
+            choices += [p.name for _, p in reversed(step_checkpoints(Experiment.open(exp)))]
         except Exception:  # an invalid name simply offers the defaults; converting reports it
             pass
     return gr.Dropdown(choices=choices, value="best")
@@ -100,7 +102,7 @@ def _convert(
     path = Path(vocal if isinstance(vocal, str) else vocal.name)
     config = ConvertConfig(
         key=None if auto_key else float(key), sampler=sampler, steps=int(steps), index_rate=float(index_rate),
-        protect=float(protect), loudness_match=float(loudness), ckpt=ckpt or "best", format=fmt,
+        protect=float(protect), loudness_match=float(loudness), ckpt=ui_checkpoint(ckpt), format=fmt,
     )
     results = convert_files(exp, path, None, config, progress=gradio_progress(progress))
     r = results[0]

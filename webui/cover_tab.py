@@ -10,6 +10,7 @@ import gradio as gr
 
 from core.convert import DEFAULT_STEPS
 from webui.common import experiment_choices, gradio_progress, user_errors
+from webui.security import ui_checkpoint
 
 N_STEM_PLAYERS = 4  # vocals, instrumental, backing, converted vocal
 
@@ -129,7 +130,7 @@ def _make_cover(
         raise SvcoverError(f"voice model '{exp}' not found: no experiment folder {experiment.root}")
     report = gradio_progress(progress)
     report(0.0, "loading the voice model")
-    args = argparse.Namespace(exp=exp, key=float(key), ckpt=ckpt or "best", steps=int(steps))
+    args = argparse.Namespace(exp=exp, key=float(key), ckpt=ui_checkpoint(ckpt), steps=int(steps))
     convert_fn = make_convert_fn(args)
     mode = None if backing == "none" else backing
     settings = CoverSettings.build(

@@ -8,6 +8,7 @@ from typing import Any
 import gradio as gr
 
 from webui.common import gradio_progress, user_errors
+from webui.security import refuse_server_paths, server_paths_allowed
 
 N_PLAYERS = 4
 HISTOGRAM_BIN_S = 1.0
@@ -23,7 +24,9 @@ def build() -> None:
         with gr.Column(scale=2):
             files = gr.File(label="Audio files or .zip archives", file_count="multiple", elem_id="dataset-files")
             folders = gr.Textbox(
-                label="…or folders / files on this computer (one path per line)",
+                label="…or folders / files on this computer (one path per line)"
+                + ("" if server_paths_allowed() else " (disabled: the UI is reachable from other machines)"),
+                interactive=server_paths_allowed(),
                 lines=2,
                 placeholder="D:\\vocals\\my_voice",
                 elem_id="dataset-folders",
@@ -82,6 +85,7 @@ def _run(
         path = Path(f if isinstance(f, str) else f.name)
         inputs.append(path)
         labels.append(path.name)  # the uploaded file's own name, not gradio's temp path
+    refuse_server_paths(folders)
     for line in (folders or "").splitlines():
         if line.strip():
             inputs.append(Path(line.strip().strip('"')))

@@ -158,6 +158,9 @@ def _start(exp_name: str | None, steps: float, save_every: float, batch: str, ba
     if not steps or steps < 1 or not save_every or save_every < 1:
         raise SvcoverError("'Train until step' and 'Save every' must be positive")
     _require_models(exp, base, f0)
+    from webui.security import refuse_server_paths
+
+    refuse_server_paths(sources)
     paths = [line.strip() for line in (sources or "").splitlines() if line.strip()]
     cmd = build_command(exp.name, int(steps), int(save_every), batch, base, config, device, grad_ckpt, paths, f0)
     with contextlib.suppress(FileNotFoundError):
