@@ -152,7 +152,10 @@ def make_cover(
         raise SvcoverError("user stems need both a vocal file and an instrumental file")
     output = check_output_path(output)
     refuse_output_as_input(output, [song, vocals, instrumental])
+    from core.separate import stems_cache_root
+
     remove_stale_temp_files(output.parent)
+    remove_stale_temp_files(stems_cache_root(), recursive=True)  # stems and scratch folders of a killed run
     seconds: dict[str, float] = {}
     cpu: dict[str, float] = {}
 

@@ -23,10 +23,12 @@ from pathlib import Path
 from core.errors import OutputIsInputError, WriteError
 
 TEMP_PREFIX = ".tmp-"
+WORK_PREFIX = ".work-"  # temporary folders (the separation stage's scratch space); ".work-p<pid>-..."
 # A temp file without a live writer older than this is stale even if its name carries no process id
 # (names written before process ids were added).
 STALE_UNKNOWN_WRITER_SECONDS = 3600.0
-_TEMP_PID = re.compile(r"\.p(\d+)\.")
+# ".tmp-<stem>.p<pid>.<8 hex><suffix>" (greedy: a stem may itself contain ".p5.") or ".work-p<pid>-..."
+_TEMP_PID = re.compile(r"^\.(?:tmp-.*\.p(\d+)\.[0-9a-f]{8}(?:\.|$)|work-p(\d+)-)")
 
 # Why a write failed, in words a user can act on.
 _CAUSES = {
@@ -151,11 +153,11 @@ def _writer_alive(pid: int) -> bool:
 
 
 def remove_stale_temp_files(*folders: str | Path, recursive: bool = False) -> int:
-    """Remove ``.tmp-*`` files left in ``folders`` by runs killed mid-write; returns how many.
+    """Remove ``.tmp-*`` files (and ``.work-*`` scratch folders) left in ``folders`` by killed runs; returns how many.
 
-    A temp file is stale when the process that created it is gone (its id is in the name), or, for
-    names without a process id, when it is older than an hour. Temp files of live runs are kept, so two
-    jobs writing to the same folder never delete each other's work in progress.
+    One is stale when the process that created it is gone (its id is in the name), or, for names
+    without a process id, when it is older than an hour. Those of live runs are kept, so two jobs
+    writing to the same folder never delete each other's work in progress.
     """
     removed = 0
     now = time.time()
@@ -163,18 +165,24 @@ def remove_stale_temp_files(*folders: str | Path, recursive: bool = False) -> in
         folder = Path(folder)
         if not folder.is_dir():
             continue
-        candidates = folder.rglob(f"{TEMP_PREFIX}*") if recursive else folder.glob(f"{TEMP_PREFIX}*")
-        for tmp in candidates:
+        found = []
+        for prefix in (TEMP_PREFIX, WORK_PREFIX):
+            found += list(folder.rglob(f"{prefix}*") if recursive else folder.glob(f"{prefix}*"))
+        for tmp in found:
             try:
-                if not tmp.is_file() or tmp.is_symlink():
+                is_work_dir = tmp.name.startswith(WORK_PREFIX)
+                if tmp.is_symlink() or not (tmp.is_dir() if is_work_dir else tmp.is_file()):
                     continue
-                m = _TEMP_PID.search(tmp.name[len(TEMP_PREFIX) :])
+                m = _TEMP_PID.match(tmp.name)
                 if m:
-                    if _writer_alive(int(m.group(1))):
+                    if _writer_alive(int(m.group(1) or m.group(2))):
                         continue
                 elif now - tmp.stat().st_mtime < STALE_UNKNOWN_WRITER_SECONDS:
                     continue
-                tmp.unlink()
+                if is_work_dir:
+                    shutil.rmtree(tmp)
+                else:
+                    tmp.unlink()
                 removed += 1
             except OSError:
                 continue  # vanished meanwhile, or not ours to remove: never fail a stage over a leftover

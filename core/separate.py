@@ -751,7 +751,8 @@ def _cached_pass(
     out_dir.mkdir(parents=True, exist_ok=True)
     report(progress, 0.0, f"{model}: loading")
     # Temporary files start with "." and live beside the stems, so a crash leaves nothing that looks finished.
-    with tempfile.TemporaryDirectory(prefix=".work-", dir=out_dir) as tmp:
+    # The process id in the name lets the next cover tell a killed run's scratch folder from a live one's.
+    with tempfile.TemporaryDirectory(prefix=f".work-p{os.getpid()}-", dir=out_dir) as tmp:
         wav = Path(tmp) / "input.wav"
         decode_stereo(input_path, wav)
         session = _Session(model, model_dir, Path(tmp), settings)

@@ -329,6 +329,22 @@ def test_stale_temp_files_are_removed_live_ones_kept(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, fresh_old_style.name])
 
 
+def test_stale_scratch_folders_are_removed_recursively(tmp_path: Path) -> None:
+    dead_pid = _dead_pid()
+    song = tmp_path / "0123abcd" / "model"
+    song.mkdir(parents=True)
+    killed = song / f".work-p{dead_pid}-xyz"
+    live = song / f".work-p{os.getpid()}-abc"
+    tricky = song / f".tmp-take.p{dead_pid}.p{os.getpid()}.0badf00d.wav"  # the writer is the last .p<pid>: alive
+    for d in (killed, live):
+        d.mkdir()
+        (d / "input.wav").write_bytes(b"x")
+    tricky.write_bytes(b"x")
+    assert remove_stale_temp_files(tmp_path) == 0  # not recursive: nothing at the top level
+    assert remove_stale_temp_files(tmp_path, recursive=True) == 1
+    assert not killed.exists() and live.is_dir() and tricky.exists()
+
+
 def test_temp_names_carry_the_writer_pid(tmp_path: Path) -> None:
     with atomic_path(tmp_path / "x.json") as tmp:
         assert tmp.name.startswith(f".tmp-x.p{os.getpid()}.") and tmp.suffix == ".json"
@@ -340,7 +356,7 @@ def test_dataset_run_cleans_leftovers_of_a_killed_run(tmp_logs: Path, tmp_path: 
 
     gt = tmp_logs / "voice" / "0_gt_wavs"
     gt.mkdir(parents=True)
-    killed = gt / f".tmp-abc_000.p{_dead_pid()}.x1y2z3w4.wav"
+    killed = gt / f".tmp-abc_000.p{_dead_pid()}.a1b2c3d4.wav"
     killed.write_bytes(b"RIFF half a chunk")
     build_dataset("voice", [_song(tmp_path / "a.wav")])
     assert not killed.exists() and list(gt.glob("*.wav"))
