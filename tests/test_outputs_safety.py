@@ -375,3 +375,66 @@ def test_convert_output_with_unknown_extension_is_refused(tmp_logs: Path, tmp_pa
     _song(tmp_path / "b.wav")
     assert cli_main(["convert", "--exp", "voice", "--input", str(tmp_path), "--output", str(tmp_path / "x.wav")]) == 1
     assert "need an output folder" in _error_line(capsys) and not (tmp_path / "x.wav").exists()
+
+
+# ------------------------------------------------------------------------------------ extract and index stages
+
+
+def _extracted(tmp_logs: Path):
+    """A two-chunk experiment (the dataset stage's own output) with the extract stage's counting fakes."""
+    from core.dataset import build_dataset
+    from core.experiment import Experiment
+    from tests.test_extract import Fakes
+
+    exp = Experiment.open("voice")
+    build_dataset("voice", [_song(tmp_logs.parent / "a.wav", 9.0), _song(tmp_logs.parent / "b.wav", 8.0, seed=4)])
+    return exp, Fakes
+
+
+def test_extract_disk_full_is_one_line_and_next_run_cleans_up(tmp_logs: Path, monkeypatch) -> None:
+    from core.features.extract import ExtractConfig, list_feature_chunks, run_extract
+
+    exp, Fakes = _extracted(tmp_logs)
+    real = np.savez
+    calls = {"n": 0}
+
+    def full_disk(file, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            with open(file, "wb") as f:
+                f.write(b"PK\x03\x04 half")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(file, *args, **kwargs)
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    with pytest.raises(WriteError, match=r"\.npz: cannot write \(disk full\)$") as err:
+        run_extract("voice", ExtractConfig(), extractors=Fakes().extractors())
+    assert str(exp.features) in str(err.value)
+    assert not _leftovers(exp.root)
+    monkeypatch.setattr(np, "savez", real)
+    killed = exp.features / f".tmp-content.p{_dead_pid()}.00ff00ff.npz"  # a run killed mid-write
+    killed.write_bytes(b"PK\x03\x04 half")
+    run_extract("voice", ExtractConfig(), extractors=Fakes().extractors())
+    assert not killed.exists() and len(list_feature_chunks("voice")) == 2
+
+
+def test_index_write_failure_is_one_line(tmp_logs: Path, monkeypatch) -> None:
+    import shutil
+
+    import faiss
+
+    from core.features.extract import ExtractConfig, run_extract
+    from core.index import build_index
+
+    exp, Fakes = _extracted(tmp_logs)
+    run_extract("voice", ExtractConfig(), extractors=Fakes().extractors())
+
+    def failing_write(index, path):
+        Path(path).write_bytes(b"IxF2 half")
+        raise RuntimeError("Error in faiss::FileIOWriter: 'ret == (n)' failed: write error in /x/index.faiss: 0 != 1")
+
+    monkeypatch.setattr(faiss, "write_index", failing_write)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(10**9, 10**9, 0))
+    with pytest.raises(WriteError, match=r"index/units\.index: cannot write \(disk full\)$"):
+        build_index("voice")
+    assert not _leftovers(exp.root)
