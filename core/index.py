@@ -95,6 +95,8 @@ def build_index(exp_name: str, progress: ProgressFn | None = None, seed: int = 0
     exp = Experiment.open(exp_name)
     if not exp.exists():
         raise RetrievalIndexError(f"{exp.root}: no such experiment")
+    if same_file(exp.index, exp.features) or same_file(exp.index, exp.root):
+        raise RetrievalIndexError(f"{exp.index}: the index folder is the features folder it is built from; remove that link")
     chunks = list_feature_chunks(exp)
     if not chunks:
         raise NothingToDoError(f"{exp.root}: no extracted features", remedy=Remedy("extract", exp.name))
@@ -110,8 +112,6 @@ def build_index(exp_name: str, progress: ProgressFn | None = None, seed: int = 0
     report(progress, 0.6, f"indexing {len(vectors)} vectors")
     index, kind = make_faiss_index(vectors, seed)
     out = exp.index
-    if same_file(out, exp.features) or same_file(out, exp.root):
-        raise RetrievalIndexError(f"{out}: the index folder is the features folder it is built from; remove that link")
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(out)
     with atomic_path(out / VECTORS_FILE) as tmp:

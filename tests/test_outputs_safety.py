@@ -150,6 +150,18 @@ def test_dataset_skips_links_into_its_own_folder(tmp_logs: Path, tmp_path: Path)
     assert report.new_files == 0
 
 
+def test_index_folder_linked_to_the_features_is_refused(tmp_logs: Path) -> None:
+    from core.index import RetrievalIndexError, build_index
+
+    features = tmp_logs / "voice" / "features"
+    (features / "chunk").mkdir(parents=True)
+    (features / "chunk" / "content.npz").write_bytes(b"features")
+    (tmp_logs / "voice" / "index").symlink_to(features, target_is_directory=True)
+    with pytest.raises(RetrievalIndexError, match="index folder is the features folder"):
+        build_index("voice")
+    assert (features / "chunk" / "content.npz").read_bytes() == b"features"
+
+
 def test_same_file_helper() -> None:
     assert same_file(ROOT / "core" / "cli.py", ROOT / "core" / ".." / "core" / "cli.py")
     assert not same_file(ROOT / "core" / "cli.py", ROOT / "core" / "fsutil.py")
