@@ -563,7 +563,7 @@ def convert_files(
     if single_file_target:
         refuse_output_as_input(out_arg, inputs)
     _check_writable(out_arg.parent if single_file_target else out_arg)
-    remove_stale_temp_files(out_arg.parent if single_file_target else out_arg)
+    remove_stale_temp_files(out_arg.parent if single_file_target else out_arg, user_folder=output is not None)
     # Headers only (no decoding): a non-audio or too long input fails before the models load.
     infos = [probe_audio(path) for path in inputs]
     for path, info in zip(inputs, infos, strict=True):

@@ -154,7 +154,7 @@ def make_cover(
     refuse_output_as_input(output, [song, vocals, instrumental])
     from core.separate import stems_cache_root
 
-    remove_stale_temp_files(output.parent)
+    remove_stale_temp_files(output.parent, user_folder=True)
     remove_stale_temp_files(stems_cache_root(), recursive=True)  # stems and scratch folders of a killed run
     seconds: dict[str, float] = {}
     cpu: dict[str, float] = {}

@@ -152,12 +152,14 @@ def _writer_alive(pid: int) -> bool:
         return True
 
 
-def remove_stale_temp_files(*folders: str | Path, recursive: bool = False) -> int:
+def remove_stale_temp_files(*folders: str | Path, recursive: bool = False, user_folder: bool = False) -> int:
     """Remove ``.tmp-*`` files (and ``.work-*`` scratch folders) left in ``folders`` by killed runs; returns how many.
 
     One is stale when the process that created it is gone (its id is in the name), or, for names
     without a process id, when it is older than an hour. Those of live runs are kept, so two jobs
-    writing to the same folder never delete each other's work in progress.
+    writing to the same folder never delete each other's work in progress. In a ``user_folder`` (an
+    output folder the user chose, where other programs may keep their own ``.tmp-*`` files) only names
+    carrying svcover's process id are considered.
     """
     removed = 0
     now = time.time()
@@ -177,7 +179,7 @@ def remove_stale_temp_files(*folders: str | Path, recursive: bool = False) -> in
                 if m:
                     if _writer_alive(int(m.group(1) or m.group(2))):
                         continue
-                elif now - tmp.stat().st_mtime < STALE_UNKNOWN_WRITER_SECONDS:
+                elif user_folder or now - tmp.stat().st_mtime < STALE_UNKNOWN_WRITER_SECONDS:
                     continue
                 if is_work_dir:
                     shutil.rmtree(tmp)

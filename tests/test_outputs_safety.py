@@ -337,7 +337,9 @@ def test_stale_temp_files_are_removed_live_ones_kept(tmp_path: Path) -> None:
         p.write_bytes(b"half")
     hour_ago = time.time() - 7200
     os.utime(old_style, (hour_ago, hour_ago))
-    assert remove_stale_temp_files(tmp_path) == 2
+    assert remove_stale_temp_files(tmp_path, user_folder=True) == 1  # another program's ".tmp-" names are kept
+    assert not dead.exists() and old_style.exists()
+    assert remove_stale_temp_files(tmp_path) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, fresh_old_style.name])
 
 
