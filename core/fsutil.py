@@ -33,7 +33,7 @@ _TEMP_PID = re.compile(r"^\.(?:tmp-.*\.p(\d+)\.[0-9a-f]{8}(?:\.|$)|work-p(\d+)-)
 # Why a write failed, in words a user can act on.
 _CAUSES = {
     errno.ENOSPC: "disk full",
-    errno.EDQUOT: "disk quota exceeded",
+    getattr(errno, "EDQUOT", errno.ENOSPC): "disk quota exceeded",  # EDQUOT may be missing on Windows
     errno.EACCES: "permission denied",
     errno.EPERM: "operation not permitted",
     errno.EROFS: "read-only file system",
