@@ -33,7 +33,6 @@ _TEMP_PID = re.compile(r"^\.(?:tmp-.*\.p(\d+)\.[0-9a-f]{8}(?:\.|$)|work-p(\d+)-)
 # Why a write failed, in words a user can act on.
 _CAUSES = {
     errno.ENOSPC: "disk full",
-    getattr(errno, "EDQUOT", errno.ENOSPC): "disk quota exceeded",  # EDQUOT may be missing on Windows
     errno.EACCES: "permission denied",
     errno.EPERM: "operation not permitted",
     errno.EROFS: "read-only file system",
@@ -43,6 +42,8 @@ _CAUSES = {
     errno.EISDIR: "is a folder",
     errno.ENOTDIR: "a part of the path is a file, not a folder",
 }
+if hasattr(errno, "EDQUOT"):  # not defined on every platform
+    _CAUSES[errno.EDQUOT] = "disk quota exceeded"
 # Writers in C/Rust (libsndfile, torch's zip writer, safetensors, faiss) raise these instead of OSError.
 _WRITER_FAILURE = re.compile(
     r"inline_container|PytorchStreamWriter|file write failed|unexpected pos|I/O error|os error \d+|"
