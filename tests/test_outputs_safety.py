@@ -452,3 +452,16 @@ def test_index_write_failure_is_one_line(tmp_logs: Path, monkeypatch) -> None:
     with pytest.raises(WriteError, match=r"index/units\.index: cannot write \(disk full\)$"):
         build_index("voice")
     assert not _leftovers(exp.root)
+
+
+def test_cover_disk_full_is_one_line_and_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
+    from core.cover import make_cover
+
+    vocals, inst = _song(tmp_path / "v.wav", 3.0), _song(tmp_path / "i.wav", 3.0, seed=2)
+    out_dir = tmp_path / "covers"
+    out_dir.mkdir()
+    monkeypatch.setattr(sf, "write", _partial_then(OSError(errno.ENOSPC, "No space left on device")))
+    with pytest.raises(WriteError) as err:
+        make_cover(out_dir / "cover.wav", lambda p: p, vocals=vocals, instrumental=inst)
+    assert str(err.value) == f"{out_dir / 'cover.wav'}: cannot write (disk full)"
+    assert list(out_dir.iterdir()) == []
