@@ -85,6 +85,20 @@ def test_cover_pipeline_refuses_output_equal_to_a_stem(tmp_path: Path) -> None:
             make_cover(target, lambda p: p, vocals=vocals, instrumental=inst)
 
 
+@pytest.fixture
+def identity_conversion(monkeypatch):
+    """The conversion stage with its model step replaced by the identity (no voice model needed here)."""
+    import core.convert as convert_stage
+
+    def identity(wav, models, config, progress=None):
+        result = convert_stage.ConvertResult.__new__(convert_stage.ConvertResult)
+        result.key, result.warnings = 0.0, []
+        return wav, result
+
+    monkeypatch.setattr(convert_stage, "convert_waveform", identity)
+
+
+@pytest.mark.usefixtures("identity_conversion")
 def test_convert_folder_of_earlier_outputs_into_itself_keeps_them(tmp_logs: Path, tmp_path: Path) -> None:
     """Outputs named like an input (``<stem>_<exp>_key0.wav``) would replace it: refused per file."""
     from core.convert import ConvertConfig, convert_files
@@ -94,24 +108,24 @@ def test_convert_folder_of_earlier_outputs_into_itself_keeps_them(tmp_logs: Path
     done = _song(tmp_path / "a_voice_key0.wav")
     before = done.read_bytes()
 
-    class _Identity:  # a stand-in for the models: convert_waveform is replaced below
-        pass
-
-    import core.convert as convert_stage
-
-    def fake_convert(wav, models, config, progress=None):
-        result = convert_stage.ConvertResult.__new__(convert_stage.ConvertResult)
-        result.key, result.warnings = 0.0, []
-        return wav, result
-
-    orig = convert_stage.convert_waveform
-    convert_stage.convert_waveform = fake_convert
-    try:
-        with pytest.raises(OutputIsInputError, match="a_voice_key0_voice_key0.wav|a_voice_key0.wav"):
-            convert_files("voice", tmp_path, tmp_path, ConvertConfig(), models=_Identity())
-    finally:
-        convert_stage.convert_waveform = orig
+    with pytest.raises(OutputIsInputError, match="a_voice_key0_voice_key0.wav|a_voice_key0.wav"):
+        convert_files("voice", tmp_path, tmp_path, ConvertConfig(), models=object())
     assert done.read_bytes() == before
+
+
+@pytest.mark.usefixtures("identity_conversion")
+def test_convert_disk_full_is_one_line_and_leaves_nothing(tmp_logs: Path, tmp_path: Path, monkeypatch) -> None:
+    from core.convert import ConvertConfig, convert_files
+
+    (tmp_logs / "voice").mkdir()
+    song = _song(tmp_path / "a.wav", 2.0)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    monkeypatch.setattr(sf, "write", _partial_then(OSError(errno.ENOSPC, "No space left on device")))
+    with pytest.raises(WriteError) as err:
+        convert_files("voice", song, out_dir / "x.flac", ConvertConfig(), models=object())
+    assert str(err.value) == f"{out_dir / 'x.flac'}: cannot write (disk full)"
+    assert list(out_dir.iterdir()) == []
 
 
 def test_export_and_zip_refuse_their_inputs(tmp_logs: Path, tmp_path: Path) -> None:
