@@ -234,3 +234,22 @@ def test_files_under_logs_hold_no_absolute_paths(tmp_logs: Path, tmp_path: Path)
     texts = [p.read_text(encoding="utf-8") for p in (tmp_logs / "voice").rglob("*.json")]
     assert texts and not any(str(tmp_path) in t for t in texts)
     assert any("takes/b.wav" in t for t in texts)
+
+
+def test_train_process_record_holds_no_absolute_paths(tmp_logs: Path, tmp_path: Path) -> None:
+    import json
+
+    from core.experiment import Experiment
+    from webui import train_tab
+
+    exp = Experiment.open("voice")
+    info = train_tab.launch(exp, [sys.executable, "-c", "pass", "--source", str(tmp_path / "private" / "takes")])
+    import contextlib
+
+    import psutil
+
+    with contextlib.suppress(psutil.NoSuchProcess):  # reap the child: nothing is left running
+        psutil.Process(info["pid"]).wait(timeout=60)
+    text = (exp.root / train_tab.PID_FILE).read_text(encoding="utf-8")
+    assert json.loads(text)["command"][:3] == ["python", "-c", "pass"] and "takes" in text
+    assert str(tmp_path) not in text and sys.executable not in text

@@ -20,6 +20,7 @@ import gradio as gr
 
 from core.experiment import PROJECT_ROOT, Experiment
 from webui.common import experiment_choices, user_errors
+from webui.security import server_paths_allowed
 
 POLL_SECONDS = 2.0
 PID_FILE = "train_process.json"  # logs/<exp>/train_process.json: pid + command of the background run
@@ -58,7 +59,8 @@ def build() -> None:
                 device = gr.Dropdown(choices=list(DEVICE_CHOICES), value="auto", label="Device")
                 grad_ckpt = gr.Checkbox(value=False, label="Gradient checkpointing (less GPU memory, slower)")
                 sources = gr.Textbox(lines=2, label="Recordings for the dataset (only if the experiment has none)",
-                                     placeholder="D:\\vocals\\my_voice", elem_id="train-sources")  # fmt: skip
+                                     placeholder="D:\\vocals\\my_voice", elem_id="train-sources",
+                                     interactive=server_paths_allowed())  # off with --listen: server paths  # fmt: skip
                 f0 = gr.Dropdown(choices=["rmvpe", "fcpe", "harvest", "parselmouth"], value="rmvpe", label="F0 method (extraction)")
             with gr.Row():
                 start = gr.Button("Train", variant="primary", elem_id="train-start")
@@ -139,7 +141,11 @@ def launch(exp: Experiment, cmd: list[str]) -> dict[str, Any]:
         kwargs["start_new_session"] = True
     proc = subprocess.Popen(cmd, **kwargs)
     log_file.close()
-    info = {"pid": proc.pid, "created": psutil.Process(proc.pid).create_time(), "command": cmd, "started": time.time()}
+    # The record lives under logs/, which the file route serves: no absolute paths of this machine in it.
+    from core.fsutil import portable_label
+
+    shown = ["python", *(portable_label(a, PROJECT_ROOT) if os.path.isabs(a) else a for a in cmd[1:])]
+    info = {"pid": proc.pid, "created": psutil.Process(proc.pid).create_time(), "command": shown, "started": time.time()}
     save_json(exp.root / PID_FILE, info)
     return info
 
