@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     if remote and not args.allow_server_paths:
         os.environ[security.SERVER_PATHS_ENV] = "0"  # read by the tabs when they are built
     uploads = security.configure_upload_folder(logs_root())  # before gradio is imported
-    security.start_upload_cleaner(uploads, security.upload_max_age_seconds())
+    if uploads is not None:
+        security.start_upload_cleaner(uploads, security.upload_max_age_seconds())
 
     from starlette.middleware import Middleware
 

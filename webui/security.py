@@ -84,13 +84,16 @@ def upload_max_age_seconds() -> float:
         return DEFAULT_UPLOAD_MAX_AGE_HOURS * 3600
 
 
-def configure_upload_folder(logs: Path) -> Path:
-    """Point gradio's upload/cache folder at ``<logs>/.uploads`` (unless ``GRADIO_TEMP_DIR`` is set).
+def configure_upload_folder(logs: Path) -> Path | None:
+    """Point gradio's upload/cache folder at ``<logs>/.uploads``; returns it, or None if ``GRADIO_TEMP_DIR`` is set.
 
     Must run before gradio is imported. Gradio otherwise keeps every upload in the system temp folder
-    forever (170 MB after one afternoon); here they sit beside the user's data and are cleaned.
+    forever (170 MB after one afternoon); here they sit beside the user's data and are cleaned. A folder
+    the user chose with ``GRADIO_TEMP_DIR`` is left alone (it may hold other things): not cleaned.
     """
-    folder = Path(os.environ.get("GRADIO_TEMP_DIR") or logs / ".uploads")
+    if os.environ.get("GRADIO_TEMP_DIR"):
+        return None
+    folder = logs / ".uploads"
     folder.mkdir(parents=True, exist_ok=True)
     os.environ["GRADIO_TEMP_DIR"] = str(folder)
     return folder
