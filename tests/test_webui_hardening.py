@@ -253,3 +253,12 @@ def test_train_process_record_holds_no_absolute_paths(tmp_logs: Path, tmp_path: 
     text = (exp.root / train_tab.PID_FILE).read_text(encoding="utf-8")
     assert json.loads(text)["command"][:3] == ["python", "-c", "pass"] and "takes" in text
     assert str(tmp_path) not in text and sys.executable not in text
+
+
+def test_upload_folder_of_the_users_choice_is_left_alone(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "mine"))
+    assert security.configure_upload_folder(tmp_path / "logs") is None  # so it is never cleaned
+    assert os.environ["GRADIO_TEMP_DIR"] == str(tmp_path / "mine") and not (tmp_path / "logs").exists()
+    monkeypatch.delenv("GRADIO_TEMP_DIR")
+    assert security.configure_upload_folder(tmp_path / "logs") == tmp_path / "logs" / ".uploads"
+    assert os.environ["GRADIO_TEMP_DIR"] == str(tmp_path / "logs" / ".uploads")
