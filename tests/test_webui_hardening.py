@@ -202,7 +202,8 @@ def test_checkpoint_box_is_not_a_file_oracle(tmp_logs: Path, tmp_path: Path) -> 
     answers = set()
     for value in (str(existing), str(tmp_path / "missing.pt"), "../../secret.txt", str(ROOT / "app.py")):
         with pytest.raises(gr.Error) as err:
-            convert_tab._convert(vocal, "voice", value, 0, False, "dpm-solver++", 10, 0, 0, "wav")
+            convert_tab._convert(vocal, "voice", value, key=0, auto_key=False, sampler="dpm-solver++", steps=10,
+                                 index_rate=0, protect=0.33, loudness=0, fmt="wav")  # fmt: skip
         answers.add(str(err.value))
     assert len(answers) == 1, answers
     (answer,) = answers
