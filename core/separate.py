@@ -839,7 +839,7 @@ def _ensemble_pass(
             sf.write(str(tmp), combined, SAMPLE_RATE, subtype="FLOAT", format="WAV")
         outputs.append((path, combined))
     rms_db = float(10 * np.log10(np.mean(np.square(outputs[0][1], dtype=np.float64)) + 1e-20))
-    save_json(sidecar, {"args": args, "source": str(input_path), "target_rms_db": rms_db})
+    save_json(sidecar, {"args": args, "source": Path(input_path).name, "target_rms_db": rms_db})  # no server path
     report(progress, 1.0, f"{preset}: ensemble of {len(models)} models")
     return outputs[0][0], outputs[1][0], rms_db, False
 
