@@ -129,14 +129,20 @@ def test_convert_disk_full_is_one_line_and_leaves_nothing(tmp_logs: Path, tmp_pa
 
 
 def test_export_and_zip_refuse_their_inputs(tmp_logs: Path, tmp_path: Path) -> None:
+    import dataclasses
+
     import torch
 
     from core.experiment import Experiment
+    from core.model import CHECKPOINT_FORMAT, SvcDecoder
+    from core.model.config import DecoderConfig
     from core.voicemodel import export_experiment, install_voice_model, pack_zip
 
     exp = Experiment.open("voice")
     exp.checkpoints.mkdir(parents=True)
-    torch.save({"model": {"w": torch.ones(4)}, "step": 1}, exp.checkpoints / "step_1.pt")
+    cfg = DecoderConfig(units_dim=768, n_chans=16, n_layers=1)  # a tiny decoder saved as the train stage does
+    torch.save({"format": CHECKPOINT_FORMAT, "version": 1, "step": 1, "model": SvcDecoder(cfg).state_dict(),
+                "config": dataclasses.asdict(cfg), "stats": {}}, exp.checkpoints / "step_1.pt")  # fmt: skip
     folder = export_experiment("voice")
     weights = folder / "model.safetensors"
     before = weights.read_bytes()
