@@ -40,3 +40,16 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def unique_path(path: str | Path) -> Path:
+    """``path`` if nothing is there yet, else ``<stem>-2<suffix>``, ``<stem>-3<suffix>``, ... (the first free one).
+
+    Used for results kept as a history (converted vocals, covers): a new result never replaces an earlier one.
+    """
+    path = Path(path)
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
