@@ -30,7 +30,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["SVCOVER_LOGS"] = str(Path(tmp) / "logs")
         os.environ["SVCOVER_TEST_JOB_STAGES"] = "tests.job_stages"
-        from core.jobs import Job, JobState, LocalProcessRunner
+        from core.jobs.model import Job, JobState
+        from core.jobs.runner import LocalProcessRunner
         from core.jobs.store import JobStore
         from core.jobs.worker import _Reporter
         from tests.job_stages import WaitRequest

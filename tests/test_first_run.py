@@ -121,7 +121,7 @@ def test_download_everything_installs_what_it_can_then_self_tests(tmp_pretrained
 def test_models_tab_download_runs_the_self_test(tmp_pretrained: Path, tmp_logs: Path, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """The download job (its worker run in this process here) installs, then self-tests; the page shows both."""
-    from core.jobs import LocalProcessRunner
+    from core.jobs.runner import LocalProcessRunner
     from core.jobs.worker import run_job
     from webui import models_tab
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from core.jobs import JobConflictError, JobState, LocalProcessRunner
+from core.jobs.model import JobConflictError, JobState
+from core.jobs.runner import LocalProcessRunner
 from core.jobs.store import JobStore
 from tests.conftest import REAL
 from tests.job_stages import WaitRequest

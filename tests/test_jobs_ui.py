@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.jobs import Job, JobState
+from core.jobs.model import Job, JobState
 
 
 def test_done_failed_and_stopped_read_differently(tmp_logs: Path) -> None:

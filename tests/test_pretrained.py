@@ -327,7 +327,8 @@ def test_stale_part_file_is_restarted_once(server: str, tmp_path: Path) -> None:
 def test_models_tab_download_handler(server: str, tmp_pretrained: Path, tmp_logs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The Download button submits a job; its result reaches the page. The job's worker runs in this process here
     (the registry is patched in this process only); tests/test_jobs.py runs workers as their own processes."""
-    from core.jobs import JobState, LocalProcessRunner
+    from core.jobs.model import JobState
+    from core.jobs.runner import LocalProcessRunner
     from core.jobs.worker import run_job
     from webui import models_tab
 

@@ -301,7 +301,7 @@ def test_cli_help_and_error_exit(tmp_logs: Path) -> None:
 def test_train_tab_runs_a_job_shows_progress_stops_and_keeps_its_target(exp: Experiment, tmp_logs: Path) -> None:
     import dataclasses
 
-    from core.jobs import JobState
+    from core.jobs.model import JobState
     from webui import train_tab
     from webui.jobs_view import runner
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import gradio as gr
 
-from core.jobs import JobState
+from core.jobs.model import JobState
 from webui.common import checked_name, clean_name_field, user_errors
 from webui.jobs_view import POLL_SECONDS, latest_job, runner, status_markdown
 

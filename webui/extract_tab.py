@@ -6,7 +6,7 @@ from typing import Any
 
 import gradio as gr
 
-from core.jobs import JobState
+from core.jobs.model import JobState
 from webui.common import experiment_choices, experiment_dropdown, fresh_experiment_choices, on_page_load, user_errors
 from webui.jobs_view import POLL_SECONDS, latest_job, runner, status_markdown
 

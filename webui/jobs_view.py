@@ -11,7 +11,8 @@ from typing import Any
 
 import gradio as gr
 
-from core.jobs import Job, JobState, default_runner
+from core.jobs.model import Job, JobState
+from core.jobs.runner import default_runner
 from webui.common import user_errors
 
 POLL_SECONDS = 1.0

@@ -11,7 +11,7 @@ from typing import Any
 
 import gradio as gr
 
-from core.jobs import JobState
+from core.jobs.model import JobState
 from webui.common import (
     clean_name_field,
     experiment_choices,
