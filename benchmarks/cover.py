@@ -63,7 +63,9 @@ def main() -> int:
             build_small_pretrained(tmp / "pretrained")
             build_voice_model(Experiment.open("voice"))
             print(f"tiny voice model trained in {time.perf_counter() - t0:.1f} s (not part of the timings)")
-            stand_in_convert = make_convert_fn(argparse.Namespace(exp="voice", key=args.key, device="cpu"))  # noqa: F811
+            from core.convert import ConvertConfig
+
+            stand_in_convert = make_convert_fn("voice", ConvertConfig(key=args.key, device="cpu"))  # noqa: F811
 
         settings = CoverSettings.build(SeparationSettings(model=TINY_MODEL), MixSettings(key=args.key))
         result = make_cover(tmp / "cover.wav", stand_in_convert, song=args.song, settings=settings)

@@ -22,9 +22,12 @@ from core.checkpoint_store import find_checkpoint
 from core.config import AUDIO
 from core.errors import NothingToDoError, Remedy, SvcoverError, WriteError
 from core.experiment import Experiment
-from core.fsutil import refuse_output_as_input, remove_stale_temp_files
+from core.fsutil import refuse_output_as_input, remove_stale_temp_files, unique_path
 from core.model.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
 from core.progress import ProgressFn, report, scaled
+
+# convert_fn(vocals_path, progress=None) -> converted_path: the voice conversion as the cover pipeline uses it
+ConvertFn = Callable[..., Path]
 
 if TYPE_CHECKING:
     from core.features.extract import Extractors
@@ -227,7 +230,7 @@ def range_warning(source_f0: np.ndarray, key: float, stats: dict[str, Any]) -> s
     suggestion = suggest_key(source_f0, stats)
     return (
         f"the input's median pitch after the key shift ({shifted:.0f} Hz) is outside the voice model's range "
-        f"({low:.0f}-{high:.0f} Hz); try --key {suggestion:+.0f}"
+        f"({low:.0f}-{high:.0f} Hz); a key shift of {suggestion:+.0f} semitones would centre it"
     )
 
 
@@ -577,9 +580,11 @@ def convert_files(
         converted, result = convert_waveform(wav, models, config, progress=sub)
         if single_file_target:
             target = out_arg
-        else:
+        elif output:
             target = out_arg / output_name(path, exp.name, result.key, config.format)
             refuse_output_as_input(target, inputs)  # converting a folder of earlier outputs into itself
+        else:  # the experiment's outputs history: never replace an earlier result
+            target = unique_path(out_arg / output_name(path, exp.name, result.key, config.format))
         try:
             save_audio(target, converted, AUDIO.sample_rate)
         except WriteError:
@@ -660,32 +665,25 @@ def run_cli(args: argparse.Namespace) -> int:
     return 0
 
 
-def make_convert_fn(args: argparse.Namespace) -> Callable[[Path], Path]:
-    """The cover pipeline's ``convert_fn(vocals_path) -> converted_path`` for ``args.exp`` (models loaded once).
+def make_convert_fn(exp_name: str, config: ConvertConfig, results: list[ConvertResult] | None = None) -> ConvertFn:
+    """The cover pipeline's ``convert_fn(vocals_path, progress=None) -> converted_path`` (models loaded once).
 
-    Reads the conversion flags the cover command shares with ``convert`` (missing ones take their defaults).
+    The converted files go to ``logs/<exp>/outputs/cover_work`` (work files, replaced by the next cover);
+    each call's :class:`ConvertResult` (key, suggested key, warnings) is appended to ``results`` if given.
     """
     from core.device import pick_device
 
-    config = ConvertConfig(
-        key=getattr(args, "key", 0.0),
-        sampler=getattr(args, "sampler", DEFAULT_SAMPLER),
-        steps=getattr(args, "steps", DEFAULT_STEPS),
-        index_rate=getattr(args, "index_rate", 0.0),
-        protect=getattr(args, "protect", DEFAULT_PROTECT),
-        f0_method=getattr(args, "f0_method", None),
-        device=getattr(args, "device", "auto"),
-        ckpt=getattr(args, "ckpt", "best"),
-        seed=getattr(args, "seed", 0),
-    ).validate()
-    exp = Experiment.open(args.exp)
+    config.validate()
+    exp = Experiment.open(exp_name)
     if not exp.exists():
         raise ConvertError(f"{exp.root}: no such experiment")
     models = Models.load(exp, config, pick_device(config.device))
     work = exp.outputs / "cover_work"
 
-    def convert_fn(vocals: Path) -> Path:
-        results = convert_files(exp.name, vocals, work, config, models=models)
-        return results[0].output
+    def convert_fn(vocals: Path, progress: ProgressFn | None = None) -> Path:
+        converted = convert_files(exp.name, vocals, work, config, progress=progress, models=models)
+        if results is not None:
+            results.extend(converted)
+        return converted[0].output
 
     return convert_fn

@@ -29,7 +29,7 @@ from core.separate import (
 
 log = logging.getLogger(__name__)
 
-ConvertFn = Callable[[Path], Path]
+ConvertFn = Callable[..., Path]  # convert_fn(vocals_path[, progress=...]) -> converted_path
 # What happens to backing vocals after the lead/backing split (shared by the CLI and the UI).
 BACKING_MODES = ("convert", "keep", "drop")
 BACKING_DESCRIPTIONS = {
@@ -113,11 +113,23 @@ def _user_stems(vocals: Path, instrumental: Path) -> Stems:
     return stems
 
 
-def _converted(convert_fn: ConvertFn, path: Path, what: str) -> Path:
-    out = Path(convert_fn(path))
+def _converted(convert_fn: ConvertFn, path: Path, what: str, progress: ProgressFn | None) -> Path:
+    import inspect
+
+    # The conversion reports its sampler steps when the function takes a progress callback (the real stage does;
+    # simple stand-ins need not).
+    takes_progress = "progress" in inspect.signature(convert_fn).parameters
+    out = Path(convert_fn(path, progress=progress) if takes_progress else convert_fn(path))
     if not out.is_file():
         raise SvcoverError(f"{out}: voice conversion of the {what} returned no file")
     return out
+
+
+def _prefixed(progress: ProgressFn, prefix: str) -> ProgressFn:
+    def inner(fraction: float, message: str = "") -> None:
+        progress(fraction, f"{prefix}: {message}" if message else prefix)
+
+    return inner
 
 
 def make_cover(
@@ -161,7 +173,7 @@ def make_cover(
 
     t0, c0 = time.perf_counter(), time.process_time()
     if song is not None:
-        stems = separate_song(song, settings.separation, progress=scaled(progress, 0.0, 0.45))
+        stems = separate_song(song, settings.separation, progress=_prefixed(scaled(progress, 0.0, 0.45), "separating"))
     else:
         stems = _user_stems(Path(vocals), Path(instrumental))  # type: ignore[arg-type]
     seconds["separate"], cpu["separate"] = time.perf_counter() - t0, time.process_time() - c0
@@ -170,11 +182,14 @@ def make_cover(
     t0, c0 = time.perf_counter(), time.process_time()
     converted = converted_backing = None
     if stems.has_vocals:
+        both = settings.backing == "convert" and stems.backing is not None
+        lead_end = 0.7 if both else 0.9
         report(progress, 0.45, "converting the vocal")
-        converted = _converted(convert_fn, stems.vocals, "lead vocal")
-        if settings.backing == "convert" and stems.backing is not None:
+        converted = _converted(convert_fn, stems.vocals, "lead vocal", _prefixed(scaled(progress, 0.45, lead_end), "converting the vocal"))
+        if both:
             report(progress, 0.7, "converting the backing vocals")
-            converted_backing = _converted(convert_fn, stems.backing, "backing vocals")
+            converted_backing = _converted(convert_fn, stems.backing, "backing vocals",
+                                           _prefixed(scaled(progress, 0.7, 0.9), "converting the backing vocals"))  # fmt: skip
     seconds["convert"], cpu["convert"] = time.perf_counter() - t0, time.process_time() - c0
 
     t0, c0 = time.perf_counter(), time.process_time()
@@ -269,13 +284,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _voice_convert_fn(args: argparse.Namespace) -> ConvertFn:
     """The Convert stage's convert function for experiment ``args.exp`` (models loaded once, key bound)."""
-    from core.convert import make_convert_fn
+    from core.convert import ConvertConfig, make_convert_fn
     from core.experiment import Experiment
 
     exp = Experiment.open(args.exp)
     if not exp.exists():
         raise SvcoverError(f"voice model '{args.exp}' not found: no experiment folder {exp.root}")
-    return make_convert_fn(args)
+    config = ConvertConfig(key=args.key, sampler=args.sampler, steps=args.steps, index_rate=args.index_rate,
+                           protect=args.protect, f0_method=args.f0_method, device=args.device, ckpt=args.ckpt,
+                           seed=args.seed)  # fmt: skip
+    return make_convert_fn(exp.name, config)
 
 
 def settings_from_args(args: argparse.Namespace) -> CoverSettings:

@@ -235,3 +235,15 @@ def portable_label(path: str | Path, *roots: str | Path) -> str:
         except (ValueError, OSError):
             continue
     return p.name
+
+def unique_path(path: str | Path) -> Path:
+    """``path`` if nothing is there yet, else ``<stem>-2<suffix>``, ``<stem>-3<suffix>``, ... (the first free one).
+
+    Used for results kept as a history (converted vocals, covers): a new result never replaces an earlier one.
+    """
+    path = Path(path)
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate

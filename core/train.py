@@ -248,6 +248,27 @@ def checkpoint_table(exp: Experiment) -> list[dict[str, Any]]:
     return rows
 
 
+def _record_config(exp: Experiment, cfg: TrainConfig) -> None:
+    """This run's settings under ``"train"`` in ``config.json`` (its target: a later resume keeps it)."""
+    from core.config import load_json, save_json
+
+    data: dict[str, Any] = {}
+    with contextlib.suppress(ValueError, OSError):
+        loaded = load_json(exp.config) if exp.config.is_file() else {}
+        data = loaded if isinstance(loaded, dict) else {}
+    data["train"] = dataclasses.asdict(cfg)
+    save_json(exp.config, data)
+
+
+def recorded_target(exp: Experiment) -> tuple[int, int] | None:
+    """(steps, save_every) of the experiment's latest run as recorded in ``config.json``."""
+    train_cfg = (_read_json(exp.config) or {}).get("train") or {}
+    try:
+        return int(train_cfg["steps"]), int(train_cfg["save_every"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -610,6 +631,7 @@ def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None =
     # ---- model: resume > base > scratch -------------------------------------------------------------
     if is_main:
         _log_to_file(exp)
+        _record_config(exp, cfg)
         exp.checkpoints.mkdir(parents=True, exist_ok=True)
         _remove_stale_temp_files(exp)
         with contextlib.suppress(FileNotFoundError):
@@ -925,7 +947,8 @@ def prepare(exp: Experiment, sources: list[str] | None = None, f0_method: str = 
     if not visible_files(exp.gt_wavs, "*.wav"):
         if not sources:
             raise NothingToDoError(
-                f"{exp.gt_wavs}: the experiment has no dataset yet: give recordings with --source or build it in the Dataset tab"
+                f"{exp.gt_wavs}: the experiment has no dataset yet: build it in the Dataset tab, or give recordings "
+                "('Recordings for the dataset' in the Train tab, --source on the command line)"
             )
         from core.dataset import build_dataset
         from core.progress import scaled

@@ -1,4 +1,4 @@
-"""The app in a real browser: start-up promise (127.0.0.1, five tabs, < 10 s) and the Dataset tab."""
+"""The app in a real browser: start-up promise (127.0.0.1, six tabs, < 10 s) and the Dataset tab."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from tests.browser import chromium_page, free_port, running_app, stop_process
 from tests.conftest import REAL, ROOT
 
 pytestmark = pytest.mark.browser
-TAB_LABELS = ["Dataset", "Extract", "Train", "Convert", "Models"]
+TAB_LABELS = ["Dataset", "Extract", "Train", "Convert", "Models", "Jobs"]
 
 
 def _listening_addresses(pid: int) -> set[str]:
@@ -31,7 +31,7 @@ def _listening_addresses(pid: int) -> set[str]:
     return addrs
 
 
-def test_app_binds_localhost_by_default_and_serves_five_tabs(tmp_path: Path) -> None:
+def test_app_binds_localhost_by_default_and_serves_six_tabs(tmp_path: Path) -> None:
     # One retry: on a CI machine shared with other jobs a single cold start can stall on disk/CPU;
     # the app must still serve within 10 s in one of two starts.
     try:

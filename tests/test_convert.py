@@ -418,14 +418,16 @@ def test_default_sampler_is_within_5_percent_of_pndm100_on_held_out_chunks(env: 
 
 
 def test_make_convert_fn_for_the_cover_stage(env: Voice, tmp_path: Path) -> None:
-    import argparse
-
     from core.convert import make_convert_fn
 
     vocal = tmp_path / "vocals.wav"
     sf.write(vocal, real_vocal(1.5), SR)
-    convert = make_convert_fn(argparse.Namespace(exp="voice", key=-3.0, ckpt="best", steps=3))  # as webui/cover_tab
-    out = convert(vocal)
+    results: list = []
+    steps_seen: list[str] = []
+    convert = make_convert_fn("voice", ConvertConfig(key=-3.0, ckpt="best", steps=3), results)
+    out = convert(vocal, progress=lambda fraction, message="": steps_seen.append(message))
     assert out == env.logs / "voice" / "outputs" / "cover_work" / "vocals_voice_key-3.wav"
+    assert [r.output for r in results] == [out] and results[0].key == -3.0
+    assert any("step" in m for m in steps_seen), steps_seen  # the sampler's steps reach the cover's progress
     wav, _ = sf.read(out, dtype="float32")
     assert abs(wav.size - int(1.5 * SR)) < HOP and np.isfinite(wav).all()

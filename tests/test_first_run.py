@@ -118,13 +118,19 @@ def test_download_everything_installs_what_it_can_then_self_tests(tmp_pretrained
     assert fractions == sorted(fractions) and any("self-test" in (d or "") for _, d in seen)
 
 
-def test_models_tab_download_runs_the_self_test(tmp_pretrained: Path, tmp_path: Path,
+def test_models_tab_download_runs_the_self_test(tmp_pretrained: Path, tmp_logs: Path, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """The download job (its worker run in this process here) installs, then self-tests; the page shows both."""
+    from core.jobs.runner import LocalProcessRunner
+    from core.jobs.worker import run_job
     from webui import models_tab
 
+    monkeypatch.setattr(LocalProcessRunner, "_launch", lambda self, folder: run_job(self.store, folder.name))
     with serve_files({mirror_path("nsf_hifigan"): vocoder_zip(tmp_path)}) as mirror:
         monkeypatch.setenv("SVCOVER_MIRROR", mirror)
-        rows, text = models_tab.download(["nsf_hifigan", "rmvpe"], progress=lambda f, desc=None: None)
+        models_tab.download(["nsf_hifigan", "rmvpe"])
+        _, status, rows, text = models_tab.render_download("")
+    assert "Done" in status
     assert "Self-test: 1 of 1 model(s) FAILED: nsf_hifigan" in text  # rmvpe failed to download: not tested
     assert "- **rmvpe**: failed:" in text and "Models tab" in text and "python -m core" not in text
     assert {r[0]: r[1] for r in rows}["nsf_hifigan"] in ("present", "ok")
@@ -148,4 +154,4 @@ def test_train_tab_names_the_missing_model_before_starting(tmp_pretrained: Path,
         train_tab._start("singer", 10, 5, "4", "none", "tiny", "cpu", False, "", "fcpe")
     assert "Models tab" in box.value.message and "'contentvec'" in box.value.message
     assert "python -m core" not in box.value.message
-    assert not (tmp_logs / "singer" / train_tab.PID_FILE).exists()
+    assert not (tmp_logs / ".jobs").exists()  # no job was started

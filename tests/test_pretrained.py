@@ -324,7 +324,12 @@ def test_stale_part_file_is_restarted_once(server: str, tmp_path: Path) -> None:
     assert _Handler.calls[0][1] is not None and _Handler.calls[-1][1] is None  # resumed, then restarted from 0
 
 
-def test_models_tab_download_handler(server: str, tmp_pretrained: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_models_tab_download_handler(server: str, tmp_pretrained: Path, tmp_logs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Download button submits a job; its result reaches the page. The job's worker runs in this process here
+    (the registry is patched in this process only); tests/test_jobs.py runs workers as their own processes."""
+    from core.jobs.model import JobState
+    from core.jobs.runner import LocalProcessRunner
+    from core.jobs.worker import run_job
     from webui import models_tab
 
     entry = pt.Pretrained(name="tiny", title="t", licence="test", verified=True,
@@ -334,7 +339,11 @@ def test_models_tab_download_handler(server: str, tmp_pretrained: Path, monkeypa
                            files=(pt.RemoteFile(dest="broken/x.bin", urls=(f"{server}/corrupt.bin",), sha256=PAYLOAD_SHA),),
                            required=("broken/x.bin",))
     monkeypatch.setattr(pt, "REGISTRY", (entry, broken))
-    rows, text = models_tab.download(["tiny", "broken"])
+    monkeypatch.setattr(LocalProcessRunner, "_launch", lambda self, folder: run_job(self.store, folder.name))
+    status = models_tab.download(["tiny", "broken"])
+    assert "Queued" in status and "download of tiny, broken" in status
+    shown, status, rows, text = models_tab.render_download("")
+    assert "Done" in status and shown.endswith(f":{JobState.DONE}")
     assert (tmp_pretrained / "tiny" / "file.bin").read_bytes() == PAYLOAD
     assert {r[0]: r[1] for r in rows} == {"tiny": "ok", "broken": "missing"}
     assert "sha256 mismatch" in text and "Still missing" in text and str(tmp_pretrained / "broken" / "x.bin") in text

@@ -298,30 +298,53 @@ def test_cli_help_and_error_exit(tmp_logs: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------ the tab
-def test_train_tab_runs_in_background_shows_progress_and_stops(exp: Experiment, tmp_logs: Path) -> None:
-    from webui import train_tab
+def test_train_tab_runs_a_job_shows_progress_stops_and_keeps_its_target(exp: Experiment, tmp_logs: Path) -> None:
+    import dataclasses
 
-    cmd = train_tab.build_command("ljs", 100000, 1000, "4", "none", "tiny", "cpu", False, [], "harvest")
-    assert cmd[cmd.index("--steps") + 1] == "100000" and "--prepare" in cmd and "--base" not in cmd
-    assert "--base" in train_tab.build_command("ljs", 5, 5, "auto", "pretrained", "default", "auto", True, ["a"], "rmvpe")
-    info = train_tab.launch(exp, [*cmd, "--threads", "1", "--crop-frames", "48", "--log-every", "1"])
+    from core.jobs.model import JobState
+    from webui import train_tab
+    from webui.jobs_view import runner
+
+    request = train_tab.train_request("ljs", 100000, 1000, "4", "none", "tiny", "cpu", False, "", "harvest")
+    assert request.config.steps == 100000 and request.config.base is None and request.prepare
+    assert train_tab.train_request("ljs", 5, 5, "auto", "pretrained", "default", "auto", True, "a", "rmvpe").config.base == "pretrained"
+    fast = dataclasses.replace(request.config, threads=1, crop_frames=48, log_every=1)
+    job = runner().submit(dataclasses.replace(request, config=fast))
     try:
         wait_for(lambda: len(read_metrics(exp)) >= 3, 120)
-        assert train_tab.running_process(exp)["pid"] == info["pid"]
         status, curve, table, console = train_tab.snapshot("ljs")
-        assert "**Training**" in status and "steps/s" in status and "ETA" in status
-        assert set(curve["series"]) == {"train"} and len(curve) >= 3
+        assert "Running" in status and "steps/s" in status and "ETA" in status and "/ 100000" in status
+        assert len(curve.dropna()) >= 3 and set(curve.dropna()["series"]) == {"train"}
         train_tab._stop("ljs")
-        wait_for(lambda: train_tab.running_process(exp) is None, 60)
+        assert runner().wait(job.id, timeout=60).state == JobState.STOPPED
     finally:
-        if train_tab.running_process(exp):
-            os.kill(info["pid"], signal.SIGKILL)
+        runner().kill(job.id)
     status, curve, table, console = train_tab.snapshot("ljs")
     stopped_at = step_checkpoints(exp)[-1][0]
-    assert "Not running" in status and f"Step **{stopped_at}**" in status
-    assert set(curve["series"]) == {"train", "validation"}
+    assert "Stopped" in status and f"stopped at step {stopped_at} of 100000" in status and f"Step **{stopped_at}**" in status
+    assert set(curve.dropna()["series"]) == {"train", "validation"}
     assert [row[0] for row in table] == ["best.pt", f"step_{stopped_at}.pt"]
-    assert "stopped: ljs at step" in console
+    assert "resuming" in console or "training from scratch" in console
+    # a reload (choosing the experiment again) puts the run's own target back into the form, not the default
+    assert train_tab._select("ljs")[-2:] == [100000, 1000]
+    from core.train import recorded_target
+
+    assert recorded_target(exp) == (100000, 1000)  # also known to a run started from the command line
+
+
+def test_empty_loss_curve_is_typed_like_a_filled_one_and_names_both_series() -> None:
+    """The plot fixes its scales from the first value it sees (and then only swaps the data): even with no points,
+    ``series`` must be a category holding both series (tests/test_browser_jobs.py checks the drawn lines)."""
+    import gradio as gr
+
+    from webui import train_tab
+
+    plot = gr.LinePlot(x="step", y="loss", color="series")
+    empty = plot.postprocess(train_tab.empty_curve())
+    filled = plot.postprocess(train_tab.loss_curve([{"step": 1, "loss": 0.5, "val_loss": 0.6}]))
+    assert empty.datatypes == filled.datatypes == {"step": "quantitative", "loss": "quantitative", "series": "nominal"}
+    assert {row[2] for row in empty.data} == {row[2] for row in filled.data} == {"train", "validation"}
+    assert all(row[0] is None and row[1] is None for row in empty.data)  # no point is drawn for the placeholders
 
 
 def test_validation_audio_and_mel_images_reach_tensorboard(exp: Experiment, tmp_pretrained: Path, weights_builder) -> None:

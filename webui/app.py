@@ -15,6 +15,7 @@ TABS: list[tuple[str, str]] = [
     ("Train", "webui.train_tab"),
     ("Convert", "webui.convert_page"),
     ("Models", "webui.models_tab"),
+    ("Jobs", "webui.jobs_view"),
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -66,3 +67,77 @@ def selftest_markdown(results: list[ModelCheck]) -> str:
 def experiment_choices() -> list[str]:
     return list_experiments()
 
+
+def trained_at(name: str) -> float:
+    """When ``name`` was last trained (its newest checkpoint file), 0 if never."""
+    from core.experiment import Experiment
+
+    try:
+        folder = Experiment.open(name).checkpoints
+        return max((p.stat().st_mtime for p in folder.glob("*.pt") if not p.name.startswith(".")), default=0.0)
+    except (OSError, SvcoverError):
+        return 0.0
+
+
+def recently_trained() -> str | None:
+    """The experiment trained most recently (None if none has a checkpoint)."""
+    times = {name: trained_at(name) for name in list_experiments()}
+    best = max(times, key=times.__getitem__, default=None)
+    return best if best is not None and times[best] > 0 else None
+
+
+def experiment_dropdown(current: str | None = None, preselect: bool = True) -> Any:
+    """Fresh choices for an experiment dropdown; keeps ``current`` if it still exists, else the most recently
+    trained experiment (never just the first name in the list). On page load it is called without ``current``:
+    Gradio shows the first choice when a dropdown has no value, which must not count as the user's choice."""
+    choices = list_experiments()
+    value = current if current in choices else (recently_trained() if preselect else None)
+    return gr.update(choices=choices, value=value)
+
+
+def fresh_experiment_choices() -> Any:
+    """Fresh choices only (when a list is opened): the value, chosen or typed, is left alone — sending it back
+    could overwrite what the user types meanwhile."""
+    return gr.update(choices=list_experiments())
+
+
+def on_page_load(fn: Callable[..., Any], inputs: Any = None, outputs: Any = None) -> None:
+    """Run ``fn`` whenever the page is (re)loaded, from inside a tab's ``build()``."""
+    from gradio.context import Context
+
+    root = Context.root_block
+    if root is None:  # built outside a Blocks (tests of a single tab): nothing to attach to
+        return
+    root.load(fn, inputs=inputs, outputs=outputs, show_progress="hidden")
+
+
+def offered_name(raw: str) -> str:
+    """The experiment name offered for what the user typed (``my voice`` -> ``my_voice``, ``CON`` -> ``CON_1``);
+    empty when nothing usable was typed. The cleaning rule itself lives in :func:`core.experiment.suggest_name`."""
+    from core.experiment import suggest_name
+
+    typed = str(raw or "").strip()
+    return suggest_name(typed) if re.search(r"[A-Za-z0-9]", typed) else ""
+
+
+def clean_name_field(raw: str) -> Any:
+    """On leaving a name field: put the offered name in it (and say so) when the typed one is not usable."""
+    typed = (raw or "").strip()
+    offered = offered_name(typed)
+    if not typed or offered == typed:
+        return gr.skip()
+    if offered:
+        gr.Info(f"'{typed}' is not usable as an experiment name (letters, digits, _ and - only; no Windows device "
+                f"names): using '{offered}'.")  # fmt: skip
+    return gr.update(value=offered)
+
+
+def checked_name(raw: str | None) -> str:
+    """``raw`` as an experiment name, or a one-line error offering the cleaned form."""
+    from core.experiment import validate_name
+
+    typed = (raw or "").strip()
+    offered = offered_name(typed)
+    if typed and offered != typed:
+        raise SvcoverError(f"'{typed}' is not usable as an experiment name: use '{offered}'")
+    return validate_name(typed)

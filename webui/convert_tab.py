@@ -1,4 +1,4 @@
-"""Convert tab: a vocal in, the same performance in the trained voice out."""
+"""Convert tab: a vocal in, the same performance in the trained voice out (as a job; results kept as a history)."""
 
 from __future__ import annotations
 
@@ -13,16 +13,20 @@ from core.convert import (  # light: heavy imports are lazy there
     DEFAULT_STEPS,
     SAMPLER_CHOICES,
 )
-from webui.common import experiment_choices, gradio_progress, user_errors
+from webui.common import experiment_choices, experiment_dropdown, fresh_experiment_choices, on_page_load, user_errors
+from webui.jobs_view import POLL_SECONDS, latest_job, runner, status_markdown
+from webui.outputs_view import history_html, page_warning, suggested_key
 from webui.security import ui_checkpoint
 
 SAMPLERS = list(SAMPLER_CHOICES)
+KEY_RANGE = (-24, 24)
 
 
 def build() -> None:
     gr.Markdown(
         "Convert a **vocal** (no music: use *Song → cover* for full songs) with a trained voice model. "
-        "`auto` key moves the melody into the range of the voice you trained."
+        "`auto` key moves the melody into the range of the voice you trained. Each result is kept in the "
+        "outputs history below (a new conversion never replaces an earlier one)."
     )
     with gr.Row():
         with gr.Column():
@@ -34,7 +38,7 @@ def build() -> None:
             ckpt = gr.Dropdown(choices=["best", "latest"], value="best", label="Checkpoint", allow_custom_value=True,
                                elem_id="convert-ckpt")
             with gr.Row():
-                key = gr.Slider(-24, 24, value=0, step=1, label="Key (semitones)", elem_id="convert-key")
+                key = gr.Slider(*KEY_RANGE, value=0, step=1, label="Key (semitones)", elem_id="convert-key")
                 auto_key = gr.Checkbox(value=False, label="auto key", elem_id="convert-auto-key")
             with gr.Accordion("Sampler and extras", open=False):
                 sampler = gr.Dropdown(SAMPLERS, value=DEFAULT_SAMPLER, label="Sampler")
@@ -44,25 +48,44 @@ def build() -> None:
                                     label="Protect breaths/consonants from the index (0 = off)")
                 loudness = gr.Slider(0, 1, value=0, step=0.05, label="Follow the input's loudness (0 = off)")
                 fmt = gr.Radio(["wav", "flac", "mp3"], value="wav", label="Output format")
-            run = gr.Button("Convert", variant="primary", elem_id="convert-run")
+            with gr.Row():
+                run = gr.Button("Convert", variant="primary", elem_id="convert-run")
+                stop = gr.Button("Stop", variant="stop", elem_id="convert-stop", scale=0, min_width=80)
         with gr.Column():
+            job_status = gr.Markdown(elem_id="convert-job")
             summary = gr.Markdown(elem_id="convert-summary")
+            warnings = gr.Markdown(elem_id="convert-warnings")
+            use_key = gr.Button("Use suggested key", visible=False, size="sm", elem_id="convert-use-key")
             result = gr.Audio(label="Converted", type="filepath", interactive=False, elem_id="convert-result")
             download = gr.File(label="Download", interactive=False)
             f0_plot = gr.LinePlot(x="seconds", y="Hz", color="curve", title="F0: source vs converted", visible=False,
                                   elem_id="convert-f0-plot")
+            with gr.Accordion("Outputs history (newest first)", open=True):
+                history = gr.HTML(elem_id="convert-history")
 
-    refresh.click(lambda: gr.Dropdown(choices=experiment_choices()), outputs=exp)
+    shown = gr.State("")
+    suggestion = gr.State(None)
+    timer = gr.Timer(POLL_SECONDS)
+    refresh.click(experiment_dropdown, inputs=exp, outputs=exp)
+    exp.focus(fresh_experiment_choices, outputs=exp)
+    on_page_load(experiment_dropdown, outputs=exp)
     exp.change(_checkpoint_choices, inputs=exp, outputs=ckpt)
+    exp.change(history_html, inputs=exp, outputs=history, show_progress="hidden")
     run.click(
-        _convert,
+        _submit,
         inputs=[vocal, exp, ckpt, key, auto_key, sampler, steps, index_rate, protect, loudness, fmt],
-        outputs=[summary, result, download, f0_plot],
+        outputs=job_status,
     )
+    stop.click(_stop, outputs=job_status)
+    render_outputs = [shown, suggestion, job_status, summary, warnings, use_key, result, download, f0_plot, history]
+    timer.tick(render, inputs=[shown, exp], outputs=render_outputs, show_progress="hidden")
+    use_key.click(lambda k: (gr.update(value=k), gr.update(value=False)) if k is not None else (gr.skip(), gr.skip()),
+                  inputs=suggestion, outputs=[key, auto_key])  # fmt: skip
 
 
 def _checkpoint_choices(exp: str | None) -> Any:
-    choices = ["best", "latest"]
+    """best, latest and the step checkpoints, shown by file name (the value is the file's path)."""
+    choices: list[Any] = ["best", "latest"]
     if exp:
         try:
             from core.checkpoint_store import step_checkpoints
@@ -75,54 +98,78 @@ def _checkpoint_choices(exp: str | None) -> Any:
     return gr.Dropdown(choices=choices, value="best")
 
 
-@user_errors
-def _convert(
-    vocal: Any,
-    exp: str | None,
-    ckpt: str,
-    key: float,
-    auto_key: bool,
-    sampler: str,
-    steps: float,
-    index_rate: float,
-    protect: float,
-    loudness: float,
-    fmt: str,
-    progress: gr.Progress = gr.Progress(),  # noqa: B008 - gradio injects the tracker through this default
-) -> list[Any]:
-    import pandas as pd
-
-    from core.convert import ConvertConfig, convert_files
+def convert_request(vocal: Any, exp: str | None, ckpt: str, key: float, auto_key: bool, sampler: str, steps: float,
+                    index_rate: float, protect: float, loudness: float, fmt: str) -> Any:  # fmt: skip
+    from core.convert import ConvertConfig
     from core.errors import SvcoverError
+    from core.experiment import Experiment
+    from core.jobs.stages import ConvertRequest
 
     if not vocal:
         raise SvcoverError("drop a vocal file first")
     if not exp:
         raise SvcoverError("pick a voice model (experiment) first")
+    experiment = Experiment.open(exp)
+    if not experiment.exists():
+        raise SvcoverError(f"voice model '{exp}' not found: no experiment folder {experiment.root}")
     path = Path(vocal if isinstance(vocal, str) else vocal.name)
     config = ConvertConfig(
         key=None if auto_key else float(key), sampler=sampler, steps=int(steps), index_rate=float(index_rate),
         protect=float(protect), loudness_match=float(loudness), ckpt=ui_checkpoint(ckpt), format=fmt,
-    )
-    results = convert_files(exp, path, None, config, progress=gradio_progress(progress))
-    r = results[0]
-    lines = [
-        f"**{r.output.name}** — key {r.key:+g}"
-        + (f" (suggested {r.suggested_key:+.0f})" if r.suggested_key is not None else ""),
-        f"{r.seconds_audio:.1f} s of audio in {r.seconds_taken:.1f} s "
-        f"(features {r.timings.get('features', 0):.1f} s, sampling {r.timings.get('sampling', 0):.1f} s, "
-        f"vocoder {r.timings.get('vocoder', 0):.1f} s)",
-    ]
-    lines += [f"⚠️ {w}" for w in r.warnings]
-    plot = gr.LinePlot(visible=False)
-    if r.source_f0 is not None and r.converted_f0 is not None:
-        hop_s = 512 / 44100
-        every = max(1, len(r.source_f0) // 3000)  # a long song would otherwise send ~20k points per minute
-        rows = []
-        for name, curve in (("source", r.source_f0), ("converted", r.converted_f0)):
-            for i in range(0, len(curve), every):
-                if curve[i] > 0:
-                    rows.append({"seconds": i * hop_s, "Hz": float(curve[i]), "curve": name})
-        if rows:
-            plot = gr.LinePlot(value=pd.DataFrame(rows), visible=True)
-    return ["\n\n".join(lines), str(r.output), str(r.output), plot]
+    ).validate()  # fmt: skip
+    return ConvertRequest(exp=exp, input=str(path), config=config, label=path.name)
+
+
+@user_errors
+def _submit(*form: Any) -> str:
+    return status_markdown(runner().submit(convert_request(*form)))
+
+
+@user_errors
+def _stop() -> str:
+    job = latest_job("convert")
+    if job is None or not job.active:
+        return status_markdown(job, idle="No conversion is running.")
+    return status_markdown(runner().stop(job.id))
+
+
+def render(shown: str, exp: str | None) -> list[Any]:
+    """The newest conversion job: progress every tick; its result once it changes."""
+    job = latest_job("convert")
+    status = status_markdown(job, idle="*No conversion yet: drop a vocal and press **Convert**.*")
+    key = f"{job.id}:{job.state}" if job else ""
+    if key == shown:
+        return [gr.skip(), gr.skip(), status, *[gr.skip()] * 7]
+    if job is None or job.active:
+        return [key, None, status, "", "", gr.update(visible=False), None, None, gr.update(visible=False),
+                history_html(exp)]  # fmt: skip
+    d = job.details
+    lines = []
+    if job.outputs:
+        suggested = f" (suggested {d['suggested_key']:+.0f})" if d.get("suggested_key") is not None else ""
+        t = d.get("timings") or {}
+        lines = [
+            f"**{Path(job.outputs[0]).name}** — key {d.get('key', 0):+g}{suggested}",
+            f"{d.get('seconds_audio', 0):.1f} s of audio in {d.get('seconds_taken', 0):.1f} s (features "
+            f"{t.get('features', 0):.1f} s, sampling {t.get('sampling', 0):.1f} s, vocoder {t.get('vocoder', 0):.1f} s)",
+        ]
+    warn_lines = [f"⚠️ {page_warning(w, KEY_RANGE)}" for w in job.warnings]
+    offer = suggested_key(job.warnings, KEY_RANGE)
+    use_key = gr.update(visible=offer is not None, value=f"Use suggested key {offer:+d}" if offer is not None else "")
+    output = job.outputs[0] if job.outputs and Path(job.outputs[0]).is_file() else None
+    return [key, offer, status, "\n\n".join(lines), "\n\n".join(warn_lines), use_key, output, output, f0_plot(d),
+            history_html(exp or job.experiment)]  # fmt: skip
+
+
+def f0_plot(details: dict) -> Any:
+    import pandas as pd
+
+    hop = details.get("f0_hop_s")
+    rows = []
+    for name, field in (("source", "source_f0"), ("converted", "converted_f0")):
+        for i, hz in enumerate(details.get(field) or []):
+            if hz > 0:
+                rows.append({"seconds": i * hop, "Hz": float(hz), "curve": name})
+    if not rows or not hop:
+        return gr.LinePlot(visible=False)
+    return gr.LinePlot(value=pd.DataFrame(rows), visible=True)

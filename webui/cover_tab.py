@@ -1,18 +1,26 @@
-"""Song → cover: drop a song (or your own stems), pick a voice model and key, press one button."""
+"""Song → cover: drop a song (or your own stems), pick a voice model and key, press one button.
+
+The cover is a job (core.jobs): the button submits a CoverRequest and the tab renders the newest cover job on a
+timer, so a reload (or a restarted server) finds the running job again, and every finished cover stays in the
+experiment's outputs history.
+"""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from core.convert import DEFAULT_STEPS
-from webui.common import experiment_choices, gradio_progress, user_errors
+from webui.common import experiment_choices, experiment_dropdown, fresh_experiment_choices, on_page_load, user_errors
+from webui.jobs_view import POLL_SECONDS, latest_job, runner, status_markdown
+from webui.outputs_view import history_html, page_warning, suggested_key
 from webui.security import ui_checkpoint
 
-N_STEM_PLAYERS = 4  # vocals, instrumental, backing, converted vocal
+KEY_RANGE = (-12, 12)
+STEM_LABELS = ("Separated vocal", "Instrumental", "Backing vocals", "Converted vocal")
+STEM_KEYS = ("vocals", "instrumental", "backing", "converted_vocals")
 
 
 def separation_choices(role: str) -> list[tuple[str, str]]:
@@ -33,7 +41,8 @@ def build() -> None:
         "Drop a **song**: the vocal is separated (audio-separator: a Mel-Band Roformer on a CUDA GPU, MDX-Net on "
         "CPU; Models tab → download uvr_vocals / roformer_vocals), converted with your voice "
         "model and remixed with the instrumental, pitch-shifted by the same key. Already have stems? Open "
-        "*Use my own stems* and separation is skipped."
+        "*Use my own stems* and separation is skipped. The cover runs as a job: you can reload or close this page "
+        "and find it here (and in the **Jobs** tab) when you come back."
     )
     with gr.Row():
         with gr.Column():
@@ -46,7 +55,7 @@ def build() -> None:
                                   allow_custom_value=True)
                 refresh = gr.Button("↻", scale=0)
             ckpt = gr.Dropdown(choices=["best", "latest"], value="best", label="Checkpoint", allow_custom_value=True)
-            key = gr.Slider(-12, 12, value=0, step=1, label="Key (semitones, applied to vocal and music)",
+            key = gr.Slider(*KEY_RANGE, value=0, step=1, label="Key (semitones, applied to vocal and music)",
                             elem_id="cover-key")
             with gr.Accordion("Separation and mix", open=False):
                 from core.cover import BACKING_DESCRIPTIONS
@@ -62,26 +71,40 @@ def build() -> None:
                 vocal_gain = gr.Slider(-12, 12, value=0, step=0.5, label="Vocal gain (dB)")
                 inst_gain = gr.Slider(-12, 12, value=0, step=0.5, label="Instrumental gain (dB)")
                 backing_gain = gr.Slider(-12, 12, value=0, step=0.5, label="Backing gain (dB)")
-                steps = gr.Slider(2, 100, value=DEFAULT_STEPS, step=1, label="Sampler steps (DPM-Solver++)")
+                steps = gr.Slider(2, 100, value=DEFAULT_STEPS, step=1, label="Sampler steps (DPM-Solver++)", elem_id="cover-steps")
                 fmt = gr.Radio(["wav", "flac", "mp3"], value="mp3", label="Cover format")
-            run = gr.Button("Make cover", variant="primary", elem_id="cover-run")
+            with gr.Row():
+                run = gr.Button("Make cover", variant="primary", elem_id="cover-run")
+                stop = gr.Button("Stop", variant="stop", elem_id="cover-stop", scale=0, min_width=80)
         with gr.Column():
+            job_status = gr.Markdown(elem_id="cover-job")
             summary = gr.Markdown(elem_id="cover-summary")
+            warnings = gr.Markdown(elem_id="cover-warnings")
+            use_key = gr.Button("Use suggested key", visible=False, size="sm", elem_id="cover-use-key")
             final = gr.Audio(label="Cover", type="filepath", interactive=False, elem_id="cover-final")
             download = gr.File(label="Download", interactive=False)
             with gr.Accordion("Stems", open=False):
-                players = [
-                    gr.Audio(label=name, type="filepath", interactive=False, visible=False)
-                    for name in ("Separated vocal", "Instrumental", "Backing vocals", "Converted vocal")
-                ]
+                players = [gr.Audio(label=name, type="filepath", interactive=False, visible=False) for name in STEM_LABELS]
+            with gr.Accordion("Outputs history (newest first)", open=True):
+                history = gr.HTML(elem_id="cover-history")
 
-    refresh.click(lambda: gr.Dropdown(choices=experiment_choices()), outputs=exp)
+    shown = gr.State("")  # "<job id>:<state>" whose result is on the page (the timer skips re-sending players)
+    suggestion = gr.State(None)
+    timer = gr.Timer(POLL_SECONDS)
+    refresh.click(experiment_dropdown, inputs=exp, outputs=exp)
+    exp.focus(fresh_experiment_choices, outputs=exp)
+    on_page_load(experiment_dropdown, outputs=exp)
+    exp.change(history_html, inputs=exp, outputs=history, show_progress="hidden")
+    render_outputs = [shown, suggestion, job_status, summary, warnings, use_key, final, download, *players, history]
     run.click(
-        _make_cover,
+        _submit,
         inputs=[song, vocals, instrumental, exp, ckpt, key, backing, dereverb, vocal_gain, inst_gain, backing_gain,
                 steps, fmt, separator, karaoke, dereverb_model, low_memory],
-        outputs=[summary, final, download, *players],
+        outputs=job_status,
     )  # fmt: skip
+    stop.click(_stop, outputs=job_status)
+    timer.tick(render, inputs=[shown, exp], outputs=render_outputs, show_progress="hidden")
+    use_key.click(lambda k: gr.update(value=k) if k is not None else gr.skip(), inputs=suggestion, outputs=key)
 
 
 def _path(file: Any) -> Path | None:
@@ -90,33 +113,16 @@ def _path(file: Any) -> Path | None:
     return Path(file if isinstance(file, str) else file.name)
 
 
-@user_errors
-def _make_cover(
-    song: Any,
-    vocals: Any,
-    instrumental: Any,
-    exp: str | None,
-    ckpt: str,
-    key: float,
-    backing: str,
-    dereverb: bool,
-    vocal_gain: float,
-    inst_gain: float,
-    backing_gain: float,
-    steps: float,
-    fmt: str,
-    separator: str = "auto",
-    karaoke: str = "auto",
-    dereverb_model: str = "auto",
-    low_memory: bool = False,
-    progress: gr.Progress = gr.Progress(),  # noqa: B008 - gradio injects the tracker through this default
-) -> list[Any]:
-    import argparse
-
-    from core.convert import make_convert_fn
-    from core.cover import CoverSettings, make_cover
+def cover_request(song: Any, vocals: Any, instrumental: Any, exp: str | None, ckpt: str, key: float, backing: str,
+                  dereverb: bool, vocal_gain: float, inst_gain: float, backing_gain: float, steps: float, fmt: str,
+                  separator: str = "auto", karaoke: str = "auto", dereverb_model: str = "auto",
+                  low_memory: bool = False) -> Any:  # fmt: skip
+    """The Make cover button's job request (the conversion's and the cover's own config dataclasses)."""
+    from core.convert import ConvertConfig
+    from core.cover import CoverSettings
     from core.errors import SvcoverError
     from core.experiment import Experiment
+    from core.jobs.stages import CoverRequest
     from core.mix import MixSettings
     from core.separate import AUTO, LOW_MEMORY_SEGMENT_FRAMES, SeparationSettings
 
@@ -128,32 +134,61 @@ def _make_cover(
     experiment = Experiment.open(exp)
     if not experiment.exists():
         raise SvcoverError(f"voice model '{exp}' not found: no experiment folder {experiment.root}")
-    report = gradio_progress(progress)
-    report(0.0, "loading the voice model")
-    args = argparse.Namespace(exp=exp, key=float(key), ckpt=ui_checkpoint(ckpt), steps=int(steps))
-    convert_fn = make_convert_fn(args)
-    mode = None if backing == "none" else backing
     settings = CoverSettings.build(
         SeparationSettings(model=separator or AUTO, karaoke_model=karaoke or AUTO, dereverb=bool(dereverb),
                            dereverb_model=dereverb_model or AUTO,
                            segment_frames=LOW_MEMORY_SEGMENT_FRAMES if low_memory else None),
         MixSettings(key=float(key), vocal_gain_db=float(vocal_gain), instrumental_gain_db=float(inst_gain),
                     backing_gain_db=float(backing_gain)),
-        mode,
+        None if backing == "none" else backing,
     )  # fmt: skip
-    stem = (song_path or vocals_path).stem  # type: ignore[union-attr]
-    output = experiment.outputs / f"{stem}_{exp}_key{float(key):g}_cover_{time.strftime('%H%M%S')}.{fmt}"
+    convert = ConvertConfig(key=float(key), ckpt=ui_checkpoint(ckpt), steps=int(steps), format="wav").validate()
     if song_path is not None:
-        result = make_cover(output, convert_fn, song=song_path, settings=settings, progress=report)
-    else:
-        result = make_cover(output, convert_fn, vocals=vocals_path, instrumental=inst_path, settings=settings,
-                            progress=report)  # fmt: skip
-    times = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
-    lines = [f"**{result.output.name}** — {times}" + (" (stems from cache)" if result.stems.cached and song_path else "")]
-    lines += [f"Mix: {result.loudness_line()}"] if result.figures is not None else []
-    if song_path is not None and result.stems.models:
-        lines.append("Separation: " + " → ".join(result.stems.models))
-    lines += [f"⚠️ {w}" for w in result.warnings]
-    stems = [result.stems.vocals, result.stems.instrumental, result.stems.backing, result.converted_vocals]
-    players = [gr.Audio(value=str(p), visible=True) if p else gr.Audio(visible=False) for p in stems]
-    return ["\n\n".join(lines), str(result.output), str(result.output), *players]
+        return CoverRequest(exp=exp, song=str(song_path), convert=convert, settings=settings, format=fmt,
+                            label=song_path.name)  # fmt: skip
+    return CoverRequest(exp=exp, vocals=str(vocals_path), instrumental=str(inst_path), convert=convert,
+                        settings=settings, format=fmt, label=vocals_path.name)  # type: ignore[union-attr]  # fmt: skip
+
+
+@user_errors
+def _submit(*form: Any) -> str:
+    job = runner().submit(cover_request(*form))
+    return status_markdown(job)
+
+
+@user_errors
+def _stop() -> str:
+    job = latest_job("cover")
+    if job is None or not job.active:
+        return status_markdown(job, idle="No cover is running.")
+    return status_markdown(runner().stop(job.id))
+
+
+def render(shown: str, exp: str | None) -> list[Any]:
+    """The newest cover job: its progress every tick; its result (players, warnings, history) once it changes."""
+    job = latest_job("cover")
+    status = status_markdown(job, idle="*No cover yet: drop a song and press **Make cover**.*")
+    key = f"{job.id}:{job.state}" if job else ""
+    n_rest = 6 + len(STEM_LABELS)  # summary, warnings, use_key, final, download, players, history
+    if key == shown:  # only the progress line changes
+        return [gr.skip(), gr.skip(), status, *[gr.skip()] * n_rest]
+    if job is None or job.active:
+        cleared = [gr.update(value=None, visible=False) for _ in STEM_LABELS]
+        return [key, None, status, "", "", gr.update(visible=False), None, None, *cleared, history_html(exp)]
+    details = job.details
+    lines, warn_lines = [], [f"⚠️ {page_warning(w, KEY_RANGE)}" for w in job.warnings]
+    if job.outputs:
+        times = ", ".join(f"{k} {v:.1f} s" for k, v in (details.get("seconds") or {}).items())
+        cached = " (stems from cache)" if details.get("cached_stems") else ""
+        lines.append(f"**{Path(job.outputs[0]).name}** — {times}{cached}")
+        if details.get("loudness"):
+            lines.append(f"Mix: {details['loudness']}")
+        if details.get("separation_models"):
+            lines.append("Separation: " + " → ".join(details["separation_models"]))
+    offer = suggested_key(job.warnings, KEY_RANGE)
+    stems = details.get("stems") or {}
+    players = [gr.update(value=stems.get(k), visible=bool(stems.get(k))) for k in STEM_KEYS]
+    output = job.outputs[0] if job.outputs and Path(job.outputs[0]).is_file() else None
+    use_key = gr.update(visible=offer is not None, value=f"Use suggested key {offer:+d}" if offer is not None else "")
+    return [key, offer, status, "\n\n".join(lines), "\n\n".join(warn_lines), use_key, output, output, *players,
+            history_html(exp or job.experiment)]  # fmt: skip

@@ -1,4 +1,4 @@
-"""Dataset tab: drop recordings (or .zip archives), slice them into logs/<exp>/, see what came out."""
+"""Dataset tab: drop recordings (or .zip archives), slice them into logs/<exp>/ (as a job), see what came out."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Any
 
 import gradio as gr
 
-from webui.common import gradio_progress, user_errors
+from core.jobs.model import JobState
+from webui.common import checked_name, clean_name_field, user_errors
+from webui.jobs_view import POLL_SECONDS, latest_job, runner, status_markdown
 from webui.security import refuse_server_paths, server_paths_allowed
 
 N_PLAYERS = 4
@@ -43,52 +45,44 @@ def build() -> None:
                 highpass = gr.Number(value=48.0, label="High-pass cutoff (Hz, 0 = off)")
                 normalize = gr.Radio(["loudness", "peak", "none"], value="loudness", label="Level normalisation")
             run = gr.Button("Build dataset", variant="primary", elem_id="dataset-run")
+    job_status = gr.Markdown(elem_id="dataset-job")
     summary = gr.Markdown(elem_id="dataset-summary")
-    histogram = gr.BarPlot(
-        x="chunk length (s)", y="chunks", title="Chunk durations", visible=False, elem_id="dataset-histogram"
-    )
+    histogram = gr.Plot(label="Chunk durations", visible=False, elem_id="dataset-histogram")
     with gr.Row():
         players = [gr.Audio(visible=False, interactive=False, type="filepath") for _ in range(N_PLAYERS)]
 
+    shown = gr.State("")
+    timer = gr.Timer(POLL_SECONDS)
+    exp.blur(clean_name_field, inputs=exp, outputs=exp)
     run.click(
-        _run,
+        _submit,
         inputs=[files, folders, exp, threshold, min_interval, max_sil_kept, min_length, min_chunk, max_chunk,
                 highpass, normalize],
-        outputs=[summary, histogram, *players],
+        outputs=job_status,
     )  # fmt: skip
+    timer.tick(render, inputs=shown, outputs=[shown, job_status, summary, histogram, *players], show_progress="hidden")
 
 
-@user_errors
-def _run(
-    files: list[Any] | None,
-    folders: str,
-    exp: str,
-    threshold: float,
-    min_interval: float,
-    max_sil_kept: float,
-    min_length: float,
-    min_chunk: float,
-    max_chunk: float,
-    highpass: float,
-    normalize: str,
-    progress: gr.Progress = gr.Progress(),  # noqa: B008 - gradio injects the tracker through this default
-) -> list[Any]:
-    from core.dataset import DatasetConfig, NoUsableAudioError, build_dataset
+def dataset_request(files: list[Any] | None, folders: str, exp: str, threshold: float, min_interval: float,
+                    max_sil_kept: float, min_length: float, min_chunk: float, max_chunk: float, highpass: float,
+                    normalize: str) -> Any:  # fmt: skip
+    """The Build dataset button's job request: inputs, their names as the user knows them, the DatasetConfig."""
+    from core.dataset import DatasetConfig
     from core.errors import SvcoverError
-    from core.experiment import validate_name
+    from core.jobs.stages import DatasetRequest
     from core.slicer import SliceSettings
 
-    validate_name((exp or "").strip())
-    inputs: list[Path] = []
+    name = checked_name(exp)
+    inputs: list[str] = []
     labels: list[str] = []
     for f in files or []:
         path = Path(f if isinstance(f, str) else f.name)
-        inputs.append(path)
+        inputs.append(str(path))
         labels.append(path.name)  # the uploaded file's own name, not gradio's temp path
     refuse_server_paths(folders)
     for line in (folders or "").splitlines():
         if line.strip():
-            inputs.append(Path(line.strip().strip('"')))
+            inputs.append(line.strip().strip('"'))
             labels.append(line.strip().strip('"'))
     if not inputs:
         raise SvcoverError("add some audio files, .zip archives or folder paths first")
@@ -104,33 +98,51 @@ def _run(
         highpass_hz=float(highpass),
         normalize=normalize,
     )
-    try:
-        result = build_dataset(exp.strip(), inputs, config, gradio_progress(progress), labels=labels)
-    except NoUsableAudioError as e:
-        skipped = "\n".join(f"- skipped **{s.file}**: {s.reason}" for s in e.report.skipped)
-        return [f"### Nothing usable\n{e.for_ui()}\n\n{skipped}", gr.update(visible=False)] + [
-            gr.update(visible=False, value=None) for _ in range(N_PLAYERS)
-        ]
-    return [_summary_markdown(result), _histogram(result.durations), *_players(result)]
+    config.validate()
+    return DatasetRequest(exp=name, inputs=inputs, labels=labels, config=config)
 
 
-def _summary_markdown(result: Any) -> str:
-    lines = [f"### Dataset `{result.experiment}`: {result.chunks} chunks"]
-    body = result.summary_lines()[1:]
+@user_errors
+def _submit(*form: Any) -> str:
+    return status_markdown(runner().submit(dataset_request(*form)))
+
+
+def render(shown: str) -> list[Any]:
+    """The newest dataset job: progress every tick; its summary, histogram and players once it ends."""
+    job = latest_job("dataset")
+    status = status_markdown(job, idle="")
+    key = f"{job.id}:{job.state}" if job else ""
+    if key == shown:
+        return [gr.skip(), status, *[gr.skip()] * (2 + N_PLAYERS)]
+    hidden = [gr.update(visible=False, value=None) for _ in range(N_PLAYERS)]
+    if job is None or job.active:
+        return [key, status, "", gr.update(visible=False), *hidden]
+    if job.state != JobState.DONE:  # the status line above carries the reason (once)
+        return [key, status, "", gr.update(visible=False), *hidden]
+    d = job.details
+    return [key, status, summary_markdown(job.experiment or "", d), histogram(d.get("durations") or []),
+            *players(job.experiment or "", d)]  # fmt: skip
+
+
+def summary_markdown(exp: str, d: dict) -> str:
+    lines = [f"### Dataset `{exp}`: {d.get('chunks', 0)} chunks"]
+    body = (d.get("summary_lines") or [])[1:]
     lines += [f"- {line}" for line in body if not line.startswith(("skipped:", "note:"))]
-    if result.skipped:
+    if d.get("skipped"):
         lines.append("\n**Skipped files**")
-        lines += [f"- {s.file}: {s.reason}" for s in result.skipped]
-    if result.notes:
+        lines += [f"- {s['file']}: {s['reason']}" for s in d["skipped"]]
+    if d.get("notes"):
         lines.append("\n**Dataset quality notes**")
-        lines += [f"- {n}" for n in result.notes]
+        lines += [f"- ⚠️ {n}" for n in d["notes"]]
     return "\n".join(lines)
 
 
-def _histogram(durations: list[float]) -> Any:
+def histogram(durations: list[float]) -> Any:
+    """Chunks per 1-second bin (whole counts on the y-axis)."""
     import math
 
-    import pandas as pd
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     if not durations:
         return gr.update(visible=False)
@@ -140,16 +152,43 @@ def _histogram(durations: list[float]) -> Any:
     for d in durations:
         counts[min(top - 1, int(d // HISTOGRAM_BIN_S)) - low] += 1
     bins = [f"{i * HISTOGRAM_BIN_S:g}-{(i + 1) * HISTOGRAM_BIN_S:g}" for i in range(low, top)]
-    frame = pd.DataFrame({"chunk length (s)": bins, "chunks": counts})
-    return gr.update(value=frame, visible=True, sort=bins)  # category order, not "10-11" before "4-5"
+    fig = Figure(figsize=(7, 2.4), layout="constrained")
+    ax = fig.add_subplot()
+    ax.bar(bins, counts, color="#4c72b0")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("chunk length (s)")
+    ax.set_ylabel("chunks")
+    ax.set_title("Chunk durations", fontsize=9)
+    return gr.update(value=fig, visible=True)
 
 
-def _players(result: Any) -> list[Any]:
-    from core.experiment import visible_files
+def players(exp: str, d: dict) -> list[Any]:
+    """Up to N_PLAYERS chunks spread over the new ones, labelled by the recording they come from."""
+    from core.experiment import Experiment, visible_files
 
-    chosen = list(result.new_chunk_files) or visible_files(result.chunk_folder, "*.wav")
+    experiment = Experiment.open(exp)
+    chosen = [Path(p) for p in d.get("new_chunk_files") or []] or visible_files(experiment.gt_wavs, "*.wav")
+    chosen = [p for p in chosen if p.is_file()]
     if len(chosen) > N_PLAYERS:  # spread the examples over the whole dataset
         step = len(chosen) / N_PLAYERS
         chosen = [chosen[int(i * step)] for i in range(N_PLAYERS)]
-    updates = [gr.update(value=str(p), label=p.name, visible=True) for p in chosen]
+    sources = _chunk_sources(experiment)
+    updates = [gr.update(value=str(p), label=sources.get(p.stem, p.name), visible=True) for p in chosen]
     return updates + [gr.update(value=None, visible=False) for _ in range(N_PLAYERS - len(updates))]
+
+
+def _chunk_sources(experiment: Any) -> dict[str, str]:
+    """chunk name -> "<source file> @ m:ss" from the dataset manifest."""
+    import json
+
+    try:
+        manifest = json.loads(experiment.manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    out = {}
+    for c in manifest.get("chunks") or []:
+        if isinstance(c, dict) and "name" in c:
+            offset = float(c.get("offset_s") or 0.0)
+            source = str(c.get("source", "")).replace("\\", "/").rsplit("/", 1)[-1]
+            out[Path(c["name"]).stem] = f"{source} @ {int(offset // 60)}:{int(offset % 60):02d}"
+    return out

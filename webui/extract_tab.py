@@ -6,7 +6,9 @@ from typing import Any
 
 import gradio as gr
 
-from webui.common import experiment_choices, gradio_progress, user_errors
+from core.jobs.model import JobState
+from webui.common import experiment_choices, experiment_dropdown, fresh_experiment_choices, on_page_load, user_errors
+from webui.jobs_view import POLL_SECONDS, latest_job, runner, status_markdown
 
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
@@ -37,43 +39,66 @@ def build() -> None:
             )  # fmt: skip
             device = gr.Dropdown(choices=list(DEVICE_CHOICES), value="auto", label="Device", elem_id="extract-device")
             run = gr.Button("Extract features", variant="primary", elem_id="extract-run")
+            index_run = gr.Button("Build retrieval index", elem_id="extract-index-run")
+            index_status = gr.Markdown(elem_id="extract-index-job")
         with gr.Column(scale=2):
+            job_status = gr.Markdown(elem_id="extract-job")
             summary = gr.Markdown(elem_id="extract-summary")
             range_plot = gr.Plot(label="Singer's range (voiced frames per note)", elem_id="extract-range")
     with gr.Row():
         chunk = gr.Dropdown(choices=[], label="Chunk", elem_id="extract-chunk", scale=1)
         f0_plot = gr.Plot(label="F0 of the chosen chunk", elem_id="extract-f0-plot", scale=3)
 
-    refresh.click(lambda: gr.update(choices=experiment_choices()), outputs=exp)
-    run.click(_run, inputs=[exp, f0_method, encoder, device], outputs=[summary, range_plot, chunk, f0_plot])
+    shown = gr.State("")
+    timer = gr.Timer(POLL_SECONDS)
+    refresh.click(lambda current: experiment_dropdown(current, preselect=False), inputs=exp, outputs=exp)
+    exp.focus(fresh_experiment_choices, outputs=exp)
+    on_page_load(experiment_dropdown, outputs=exp)
+    run.click(_submit, inputs=[exp, f0_method, encoder, device], outputs=job_status)
+    index_run.click(_submit_index, inputs=exp, outputs=index_status)
+    timer.tick(lambda: status_markdown(latest_job("index")), outputs=index_status, show_progress="hidden")
+    timer.tick(render, inputs=[shown, exp], outputs=[shown, job_status, summary, range_plot, chunk, f0_plot],
+               show_progress="hidden")  # fmt: skip
     exp.change(_show_existing, inputs=exp, outputs=[summary, range_plot, chunk, f0_plot])
     chunk.change(_chunk_plot, inputs=[exp, chunk], outputs=f0_plot)
 
 
 @user_errors
-def _run(
-    exp: str | None,
-    f0_method: str,
-    encoder: str,
-    device: str,
-    progress: gr.Progress = gr.Progress(),  # noqa: B008 - gradio injects the tracker through this default
-) -> list[Any]:
+def _submit(exp: str | None, f0_method: str, encoder: str, device: str) -> str:
     from core.errors import SvcoverError
-    from core.features.extract import ExtractConfig, list_feature_chunks, load_stats, run_extract
+    from core.features.extract import ExtractConfig
+    from core.jobs.stages import ExtractRequest
 
     if not exp:
         raise SvcoverError("choose an experiment first (build one in the Dataset tab)")
-    report = run_extract(exp, ExtractConfig(f0_method=f0_method, encoder=encoder, device=device),
-                         gradio_progress(progress))  # fmt: skip
-    stats = load_stats(exp)
-    chunks = list_feature_chunks(exp)
-    first = chunks[0] if chunks else None
-    return [
-        f"### Features of `{exp}`\n\n{report.summary()}\n\n{_range_text(stats)}",
-        range_figure(stats),
-        gr.update(choices=chunks, value=first),
-        _chunk_plot(exp, first) if first else None,
-    ]
+    config = ExtractConfig(f0_method=f0_method, encoder=encoder, device=device).validate()
+    return status_markdown(runner().submit(ExtractRequest(exp=exp, config=config)))
+
+
+@user_errors
+def _submit_index(exp: str | None) -> str:
+    """The retrieval index of the experiment's content features (optional: the Convert tab's index rate)."""
+    from core.errors import SvcoverError
+    from core.jobs.stages import IndexRequest
+
+    if not exp:
+        raise SvcoverError("choose an experiment first")
+    return status_markdown(runner().submit(IndexRequest(exp=exp)))
+
+
+def render(shown: str, exp: str | None) -> list[Any]:
+    """The newest extraction job: progress every tick; when it ends, the features of its experiment as on disk."""
+    job = latest_job("extract")
+    status = status_markdown(job, idle="")
+    key = f"{job.id}:{job.state}" if job else ""
+    if key == shown or job is None or job.active or not shown:  # the first tick after a load shows the status only
+        return [key if not shown else gr.skip(), status, *[gr.skip()] * 4]
+    if job.state != JobState.DONE or job.experiment != exp:
+        return [key, status, *[gr.skip()] * 4]
+    text, figure, chunks, plot = _show_existing(job.experiment)
+    summary = job.details.get("summary", "")
+    return [key, status, f"### Features of `{job.experiment}`\n\n{summary}\n\n{text.split(chr(10), 2)[-1]}", figure,
+            chunks, plot]  # fmt: skip
 
 
 @user_errors

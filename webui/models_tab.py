@@ -6,9 +6,23 @@ Only widgets and events; the work is done by core.pretrained, core.voicemodel an
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 import gradio as gr
 
-from webui.common import experiment_choices, gradio_progress, selftest_markdown, user_errors
+from core.jobs.model import JobState
+from webui.common import (
+    clean_name_field,
+    experiment_choices,
+    experiment_dropdown,
+    fresh_experiment_choices,
+    gradio_progress,
+    on_page_load,
+    selftest_markdown,
+    user_errors,
+)
+from webui.jobs_view import POLL_SECONDS, latest_job, runner, status_markdown
 
 STATUS_HEADERS = ["name", "state", "detail", "what", "licence", "checksum source"]
 
@@ -36,38 +50,37 @@ def refresh_status(verify: bool = False) -> list[list[str]]:
 
 
 @user_errors
-def download(names: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[list[list[str]], str]:
-    from core.errors import SvcoverError
-    from core.pretrained import get, install, missing_report
-    from core.progress import scaled
-    from core.selftest import TESTED_MODELS, run_self_test
+def download(names: list[str] | None) -> str:
+    """Submit the download of the chosen registry entries as one job (it keeps going if the page is closed)."""
+    from core.jobs.stages import DownloadRequest
+    from core.pretrained import get
 
     if not names:
         raise gr.Error("choose at least one model to download", print_exception=False)
-    cb = gradio_progress(progress)
-    download_share = 0.8  # of the bar; the self-test of what was downloaded gets the rest
-    messages, failed, installed = [], [], []
-    for i, name in enumerate(names):
-        entry = get(name)  # validates: only registry names reach the downloader
-        sub = scaled(cb, download_share * i / len(names), download_share * (i + 1) / len(names))
-        try:
-            st = install(entry.name, sub)
-            installed.append(entry.name)
-            messages.append(f"- **{entry.name}**: {st.state} ({st.detail})")
-        except Exception as e:  # one failure must not stop the others
-            failed.append(entry.name)
-            messages.append(f"- **{entry.name}**: failed: {e.for_ui() if isinstance(e, SvcoverError) else e}")
-    text = "\n".join(messages)
-    if failed:
+    request = DownloadRequest(names=[get(n).name for n in names])  # validates: only registry names reach the job
+    return status_markdown(runner().submit(request))
+
+
+def render_download(shown: str) -> list[Any]:
+    """The newest download job: progress every tick; per-file results and a fresh status table when it ends."""
+    from core.pretrained import missing_report
+
+    job = latest_job("download")
+    status = status_markdown(job, idle="")
+    key = f"{job.id}:{job.state}" if job else ""
+    if key == shown or job is None or job.active:
+        return [key, status, gr.skip(), gr.skip()]
+    lines = job.details.get("lines") or ([] if job.state == JobState.DONE else (job.reason or "").split("; "))
+    text = "\n".join(f"- **{name}**:{rest}" for name, _, rest in (line.partition(":") for line in lines))
+    if job.details.get("failed") or job.state == JobState.FAILED:
         text += "\n\nStill missing (download by hand if you are offline):\n```\n" + missing_report(for_ui=True) + "\n```"
-    tested = [n for n in installed if n in TESTED_MODELS]
-    if tested:  # every download is checked by running it, not only by its checksum
-        text += "\n\n" + selftest_markdown(run_self_test(tested, scaled(cb, download_share, 1.0)))
-    return _status_rows(True), text  # cheap: freshly verified downloads are in the checksum cache
+    if job.details.get("selftest"):  # every download is checked by running it, not only by its checksum
+        text += "\n\n" + selftest_markdown([SimpleNamespace(**c) for c in job.details["selftest"]])
+    return [key, status, _status_rows(True), text]  # cheap: freshly verified downloads are in the checksum cache
 
 
 @user_errors
-def self_test(progress: gr.Progress = gr.Progress()) -> str:
+def self_test(progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008 - gradio injects the tracker
     """Run every installed model on a known input (core.selftest) and list the results."""
     from core.selftest import run_self_test
 
@@ -130,6 +143,7 @@ def build() -> None:
     with gr.Row():
         choose = gr.CheckboxGroup(choices=_names(), label="download", scale=3)
         download_btn = gr.Button("Download selected", variant="primary", scale=1)
+    download_job = gr.Markdown(elem_id="models-download-job")
     download_log = gr.Markdown(elem_id="models-download-log")
     with gr.Row():
         selftest_btn = gr.Button("Self-test installed models", elem_id="models-selftest", scale=1)
@@ -137,9 +151,12 @@ def build() -> None:
                     "runs by itself after every download. Command line: `python -m core doctor --self-test`.")  # fmt: skip
     selftest_msg = gr.Markdown(elem_id="models-selftest-msg")
     selftest_btn.click(self_test, outputs=selftest_msg, api_name="selftest")
+    shown = gr.State("")
     refresh_btn.click(lambda: refresh_status(False), outputs=table, api_name="pretrained_status")
     verify_btn.click(lambda: refresh_status(True), outputs=table, api_name="pretrained_verify")
-    download_btn.click(download, inputs=choose, outputs=[table, download_log], api_name="pretrained_download")
+    download_btn.click(download, inputs=choose, outputs=download_job, api_name="pretrained_download")
+    gr.Timer(POLL_SECONDS).tick(render_download, inputs=shown, outputs=[shown, download_job, table, download_log],
+                                show_progress="hidden")  # fmt: skip
 
     gr.Markdown(
         "### Voice models\nShareable format: `model.safetensors` + `model_card.json` (no code inside). "
@@ -155,13 +172,16 @@ def build() -> None:
             import_btn = gr.Button("Import", elem_id="models-import")
             import_msg = gr.Markdown(elem_id="models-import-msg")
         with gr.Column():
-            export_exp = gr.Dropdown(choices=experiment_choices(), label="experiment to export", allow_custom_value=False)
+            export_exp = gr.Dropdown(choices=experiment_choices(), value=None, label="experiment to export",
+                                     allow_custom_value=False, elem_id="models-export-exp")  # fmt: skip
             export_btn = gr.Button("Export")
             export_file = gr.File(label="shareable zip", interactive=False)
             export_msg = gr.Markdown()
+    import_name.blur(clean_name_field, inputs=import_name, outputs=import_name)
     import_btn.click(import_model, inputs=[upload, import_name], outputs=import_msg, api_name="voice_import")
     export_btn.click(export_model, inputs=export_exp, outputs=[export_file, export_msg], api_name="voice_export")
-    export_exp.focus(lambda: gr.Dropdown(choices=experiment_choices()), outputs=export_exp)
+    export_exp.focus(fresh_experiment_choices, outputs=export_exp)
+    on_page_load(experiment_dropdown, outputs=export_exp)  # the most recently trained one
 
     gr.Markdown("### Environment doctor")
     doctor_btn = gr.Button("Check environment", elem_id="models-doctor")
