@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     if warning:
         print(warning, file=sys.stderr, flush=True)
     from core.experiment import logs_root
+    from core.jobs.store import JOBS_FOLDER
     from core.pretrained import pretrained_root
     from webui import security
 
@@ -79,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         inbrowser=args.inbrowser,
         # Only these folders (plus Gradio's own upload temp folder) can be read through the file route.
         allowed_paths=[str(logs_root()), str(pretrained_root())],
-        blocked_paths=[str(pretrained_root() / ".sha256-cache.json")],  # lists absolute paths of this machine
+        # Both list absolute paths of this machine: the checksum cache, and the job records (a job's request
+        # names its input files as given); the tabs read job records server-side, never through the route.
+        blocked_paths=[str(pretrained_root() / ".sha256-cache.json"), str(logs_root() / JOBS_FOLDER)],
         max_file_size="4gb",
         show_error=True,
         app_kwargs={"middleware": [Middleware(security.LoginRateLimiter)]},  # backoff after wrong passwords

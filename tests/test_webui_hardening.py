@@ -237,23 +237,22 @@ def test_files_under_logs_hold_no_absolute_paths(tmp_logs: Path, tmp_path: Path)
     assert any("takes/b.wav" in t for t in texts)
 
 
-def test_train_process_record_holds_no_absolute_paths(tmp_logs: Path, tmp_path: Path) -> None:
-    import json
+def test_job_records_are_not_served_but_outputs_are(tmp_path: Path) -> None:
+    """A job's request names its inputs by absolute path: the file route must refuse the job folder."""
+    from tests.browser import running_app
 
-    from core.experiment import Experiment
-    from webui import train_tab
-
-    exp = Experiment.open("voice")
-    info = train_tab.launch(exp, [sys.executable, "-c", "pass", "--source", str(tmp_path / "private" / "takes")])
-    import contextlib
-
-    import psutil
-
-    with contextlib.suppress(psutil.NoSuchProcess):  # reap the child: nothing is left running
-        psutil.Process(info["pid"]).wait(timeout=60)
-    text = (exp.root / train_tab.PID_FILE).read_text(encoding="utf-8")
-    assert json.loads(text)["command"][:3] == ["python", "-c", "pass"] and "takes" in text
-    assert str(tmp_path) not in text and sys.executable not in text
+    logs = tmp_path / "logs"
+    record = logs / ".jobs" / "cover-voice-1" / "request.json"
+    record.parent.mkdir(parents=True)
+    record.write_text('{"input": "/home/someone/private/song.wav"}', encoding="utf-8")
+    output = logs / "voice" / "outputs" / "take.wav"
+    output.parent.mkdir(parents=True)
+    output.write_bytes(b"RIFF a result")
+    with running_app(tmp_path, timeout=120) as url:
+        served = requests.get(f"{url}gradio_api/file={output}", timeout=10)
+        refused = requests.get(f"{url}gradio_api/file={record}", timeout=10)
+    assert served.status_code == 200 and served.content == b"RIFF a result"
+    assert refused.status_code in (403, 404) and b"private" not in refused.content
 
 
 def test_upload_folder_of_the_users_choice_is_left_alone(tmp_path: Path, monkeypatch) -> None:
