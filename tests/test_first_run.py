@@ -72,7 +72,7 @@ def serve_files(files: dict[str, bytes], bytes_per_second: float | None = None) 
         server.server_close()
 
 
-def test_panel_lists_what_each_stage_needs(tmp_pretrained: Path) -> None:
+def test_panel_lists_what_each_stage_needs(tmp_pretrained: Path, tmp_logs: Path) -> None:
     from webui import first_run
 
     assert first_run.missing_names() == ["contentvec", "rmvpe", "diffusion_svc_base", "nsf_hifigan", "uvr_vocals"]
@@ -86,7 +86,7 @@ def test_panel_lists_what_each_stage_needs(tmp_pretrained: Path) -> None:
         assert get(name).name == name
 
 
-def test_panel_hides_when_every_stage_has_its_models(tmp_pretrained: Path) -> None:
+def test_panel_hides_when_every_stage_has_its_models(tmp_pretrained: Path, tmp_logs: Path) -> None:
     from core.pretrained import get
     from webui import first_run
 
@@ -100,22 +100,55 @@ def test_panel_hides_when_every_stage_has_its_models(tmp_pretrained: Path) -> No
     assert "missing" not in text
 
 
-def test_download_everything_installs_what_it_can_then_self_tests(tmp_pretrained: Path, tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_download_everything_is_a_job_the_panel_reattaches_to(tmp_pretrained: Path, tmp_logs: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """The button submits one download job for every missing model (its worker run in this process here); a page
+    loaded while it runs shows its progress and no button; when it ends the panel shows each model's result and
+    the self-test; a later page load shows it only while something is still missing."""
+    from core.jobs.model import JobState
+    from core.jobs.runner import LocalProcessRunner
+    from core.jobs.worker import run_job
     from webui import first_run
 
+    seen_running: list[list] = []
+
+    def launch_and_look(self: LocalProcessRunner, folder: Path) -> None:
+        assert self.store.load(folder.name).active
+        seen_running.append([first_run.on_load(), first_run.render_job("")])  # a reload before the worker ran
+        run_job(self.store, folder.name)
+
+    monkeypatch.setattr(LocalProcessRunner, "_launch", launch_and_look)
     with serve_files({mirror_path("nsf_hifigan"): vocoder_zip(tmp_path)}) as mirror:
         monkeypatch.setenv("SVCOVER_MIRROR", mirror)
-        seen: list[tuple[float, str]] = []
-        table, text = first_run.download_everything(progress=lambda f, desc=None: seen.append((f, desc)))
+        submitted = first_run.download_everything()
+    assert "download of contentvec, rmvpe, diffusion_svc_base, nsf_hifigan, uvr_vocals" in submitted
+    (panel, _, button), (key, panel_tick, table_tick, button_tick, status, result) = seen_running[0]
+    assert panel["visible"] and not button["visible"]  # reattached: no second download offered while one runs
+    assert key.endswith(":queued") and panel_tick["visible"] and not button_tick["visible"]
+    assert "Queued" in status and result == "" and "missing: `nsf_hifigan`" in table_tick
+
+    job = first_run.latest_job("download")
+    assert job.state == JobState.DONE
+    _, panel, table, button, status, text = first_run.render_job(key)  # the same page, one tick later
     assert (tmp_pretrained / "nsf_hifigan" / "model").is_file()
+    assert panel["visible"] and button["visible"] and "Done" in status
     assert "- **nsf_hifigan**: present" in text
-    assert "- **contentvec**: download failed:" in text and "HTTP 404" in text
+    assert "- **contentvec**: failed:" in text and "HTTP 404" in text
     assert "Self-test: 1 of 1 model(s) FAILED: nsf_hifigan" in text and "log-mel distance" in text
     assert "python -m core" not in text  # the UI speaks UI
     assert "| Convert | vocoder (`nsf_hifigan`) | ready |" in table and "missing: `contentvec`" in table
-    fractions = [f for f, _ in seen]
-    assert fractions == sorted(fractions) and any("self-test" in (d or "") for _, d in seen)
+    skip = first_run.gr.skip()
+    assert first_run.render_job(f"{job.id}:{job.state}")[1:] == [skip] * 5  # nothing changed: nothing re-rendered
+    reloaded = first_run.render_job("")  # a fresh page: the last result explains what is still missing
+    assert reloaded[5] == text
+
+    for name in first_run.required_names():  # everything installed later (say by hand): a fresh page stays quiet
+        for req in get(name).required:
+            path = tmp_pretrained / (req if isinstance(req, str) else req[0])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"x")
+    assert not first_run.on_load()[0]["visible"]
+    assert first_run.render_job("")[1:] == [skip] * 5  # the old result does not bring the panel back
 
 
 def test_models_tab_download_runs_the_self_test(tmp_pretrained: Path, tmp_logs: Path, tmp_path: Path,

@@ -1,16 +1,21 @@
 """Guided first run: a panel above the tabs saying what each stage still needs, and one button that downloads
-everything required (live progress), then self-tests what it downloaded.
+everything required, then self-tests what it downloaded.
 
-The panel is filled when the page loads (not when the app is built), so it reflects the pretrained folder as it
-is now; it hides itself once every stage has its models. Downloads go through ``core.pretrained.install``, the
-check through ``core.selftest.run_self_test``; torch is imported only when the button is pressed.
+The button submits the same download job as the Models tab (``core.jobs``, stage ``download``), so the download
+keeps going through a page reload, a closed browser or a server restart: on every load the panel reattaches to
+the newest download job and shows its live progress, then its result and self-test. The panel is filled when the
+page loads (not when the app is built), so it reflects the pretrained folder as it is now; it hides itself once
+every stage has its models and no download is running.
 """
 
 from __future__ import annotations
 
 import gradio as gr
 
-from webui.common import gradio_progress, selftest_markdown, user_errors
+from core.jobs.model import Job
+from webui.common import user_errors
+from webui.jobs_view import POLL_SECONDS, latest_job, runner, status_markdown
+from webui.models_tab import download_result_markdown
 
 # What each stage needs from pretrained/, in pipeline order: (stage, [registry names], note when nothing is needed).
 STAGE_NEEDS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -70,45 +75,57 @@ def panel_markdown(missing: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _download_running() -> Job | None:
+    """The newest download job while it is queued or running (the panel's or the Models tab's: one at a time)."""
+    job = latest_job("download")
+    return job if job is not None and job.active else None
+
+
 def on_load() -> tuple[dict, str, dict]:
-    """Page load: show the panel (and its button) only while something is missing."""
+    """Page load: show the panel while something is missing or a download is running (to watch it after a
+    reload); the button only when there is something to download and no download running."""
     missing = missing_names()
-    return gr.update(visible=bool(missing)), panel_markdown(missing), gr.update(visible=bool(missing))
+    running = _download_running() is not None
+    return (gr.update(visible=bool(missing) or running), panel_markdown(missing),
+            gr.update(visible=bool(missing) and not running))  # fmt: skip
 
 
 @user_errors
-def download_everything(progress: gr.Progress = gr.Progress()) -> tuple[str, str]:
-    """Install every missing required model (one failure does not stop the others), then self-test them."""
-    from core.errors import SvcoverError
-    from core.pretrained import install, missing_report
-    from core.progress import scaled
-    from core.selftest import TESTED_MODELS, run_self_test
+def download_everything() -> str:
+    """Submit one download job for every missing required model (it installs each, one failure not stopping the
+    others, then self-tests them); the panel's timer shows its progress and result."""
+    from core.jobs.stages import DownloadRequest
 
-    cb = gradio_progress(progress)
     todo = missing_names()
     if not todo:
-        return panel_markdown([]), "Nothing to download: every stage has its models."
-    lines, installed = [], []
-    download_share = 0.8  # of the bar; the self-test gets the rest
-    for i, name in enumerate(todo):
-        sub = scaled(cb, download_share * i / len(todo), download_share * (i + 1) / len(todo))
-        sub(0.0, f"downloading {name}")
-        try:
-            st = install(name, sub)
-            installed.append(name)
-            lines.append(f"- **{name}**: {st.state} ({st.detail})")
-        except Exception as e:  # shown per model; the others still download
-            text = e.for_ui() if isinstance(e, SvcoverError) else f"{type(e).__name__}: {e}"
-            lines.append(f"- **{name}**: download failed: {text}")
-    text = "#### Downloads\n" + "\n".join(lines)
-    still = missing_names()
-    if still:
-        text += ("\n\nStill missing (offline? get them by hand):\n```\n" + missing_report(for_ui=True) + "\n```")
-    tested = [n for n in installed if n in TESTED_MODELS]
-    if tested:
-        results = run_self_test(tested, scaled(cb, download_share, 1.0))
-        text += "\n\n" + selftest_markdown(results)
-    return panel_markdown(still), text
+        return "Nothing to download: every stage has its models."
+    return status_markdown(runner().submit(DownloadRequest(names=todo)))
+
+
+def render_job(shown: str) -> list:
+    """Timer tick: [shown, panel, table, button, job status, result] for the newest download job.
+
+    ``shown`` is ``<job id>:<state>`` as last rendered by this page ("" after a (re)load). While the job runs only
+    its status line changes; when its state changes the table and button follow what is on disk, and when it
+    ends the per-model result and the self-test appear. A job that ended before this page was loaded is shown
+    only while the panel is needed (something still missing), so a finished first run does not bring it back.
+    """
+    job = latest_job("download")
+    if job is None:
+        return [shown] + [gr.skip()] * 5
+    key = f"{job.id}:{job.state}"
+    if key == shown:  # nothing changed but the progress
+        return [key, gr.skip(), gr.skip(), gr.skip(), status_markdown(job) if job.active else gr.skip(), gr.skip()]
+    missing = missing_names()
+    if job.active:
+        return [key, gr.update(visible=True), panel_markdown(missing), gr.update(visible=False),
+                status_markdown(job), ""]  # fmt: skip
+    watched = shown.startswith(f"{job.id}:")  # this page saw it run: show how it ended even if nothing is missing
+    if not missing and not watched:
+        return [key] + [gr.skip()] * 5
+    result = "#### Downloads\n" + download_result_markdown(job)
+    return [key, gr.update(visible=True), panel_markdown(missing), gr.update(visible=bool(missing)),
+            status_markdown(job), result]  # fmt: skip
 
 
 def build(demo: gr.Blocks) -> None:
@@ -117,6 +134,10 @@ def build(demo: gr.Blocks) -> None:
         table = gr.Markdown(elem_id="first-run-needs")
         button = gr.Button("Download everything needed", variant="primary", elem_id="first-run-download",
                            visible=False)  # fmt: skip
+        job_status = gr.Markdown(elem_id="first-run-job")
         result = gr.Markdown(elem_id="first-run-result")
-    button.click(download_everything, outputs=[table, result], api_name="first_run_download")
+    shown = gr.State("")  # reset by a reload, so the first tick reattaches to the running job
+    button.click(download_everything, outputs=job_status, api_name="first_run_download")
     demo.load(on_load, outputs=[panel, table, button])
+    gr.Timer(POLL_SECONDS).tick(render_job, inputs=shown, outputs=[shown, panel, table, button, job_status, result],
+                                show_progress="hidden")  # fmt: skip

@@ -11,7 +11,7 @@ from typing import Any
 
 import gradio as gr
 
-from core.jobs.model import JobState
+from core.jobs.model import Job, JobState
 from webui.common import (
     clean_name_field,
     experiment_choices,
@@ -61,21 +61,28 @@ def download(names: list[str] | None) -> str:
     return status_markdown(runner().submit(request))
 
 
-def render_download(shown: str) -> list[Any]:
-    """The newest download job: progress every tick; per-file results and a fresh status table when it ends."""
+def download_result_markdown(job: Job) -> str:
+    """An ended download job as Markdown: one line per file, what is still missing, the self-test.
+    Shared with the first-run panel, which submits the same job."""
     from core.pretrained import missing_report
 
-    job = latest_job("download")
-    status = status_markdown(job, idle="")
-    key = f"{job.id}:{job.state}" if job else ""
-    if key == shown or job is None or job.active:
-        return [key, status, gr.skip(), gr.skip()]
     lines = job.details.get("lines") or ([] if job.state == JobState.DONE else (job.reason or "").split("; "))
     text = "\n".join(f"- **{name}**:{rest}" for name, _, rest in (line.partition(":") for line in lines))
     if job.details.get("failed") or job.state == JobState.FAILED:
         text += "\n\nStill missing (download by hand if you are offline):\n```\n" + missing_report(for_ui=True) + "\n```"
     if job.details.get("selftest"):  # every download is checked by running it, not only by its checksum
         text += "\n\n" + selftest_markdown([SimpleNamespace(**c) for c in job.details["selftest"]])
+    return text
+
+
+def render_download(shown: str) -> list[Any]:
+    """The newest download job: progress every tick; per-file results and a fresh status table when it ends."""
+    job = latest_job("download")
+    status = status_markdown(job, idle="")
+    key = f"{job.id}:{job.state}" if job else ""
+    if key == shown or job is None or job.active:
+        return [key, status, gr.skip(), gr.skip()]
+    text = download_result_markdown(job)
     return [key, status, _status_rows(True), text]  # cheap: freshly verified downloads are in the checksum cache
 
 
