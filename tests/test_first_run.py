@@ -151,6 +151,27 @@ def test_download_everything_is_a_job_the_panel_reattaches_to(tmp_pretrained: Pa
     assert first_run.render_job("")[1:] == [skip] * 5  # the old result does not bring the panel back
 
 
+def test_an_optional_download_on_a_complete_install_does_not_bring_the_panel_back(
+        tmp_pretrained: Path, tmp_logs: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A Models-tab download of an optional model (karaoke separation) while every stage has its models: the
+    panel stays hidden on load and on the timer, but its button is not offered while that download runs."""
+    from core.jobs.runner import LocalProcessRunner
+    from webui import first_run, models_tab
+
+    for name in first_run.required_names():
+        for req in get(name).required:
+            path = tmp_pretrained / (req if isinstance(req, str) else req[0])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"x")
+    seen: list = []
+    monkeypatch.setattr(LocalProcessRunner, "_launch",  # look while the job is queued; no worker is started
+                        lambda self, folder: seen.append((first_run.on_load(), first_run.render_job(""))))  # fmt: skip
+    models_tab.download(["uvr_karaoke"])
+    (panel, _, button), tick = seen[0]
+    assert not panel["visible"] and not button["visible"]
+    assert tick[0].endswith(":queued") and tick[1] == first_run.gr.skip()  # the panel's visibility is left alone
+
+
 def test_models_tab_download_runs_the_self_test(tmp_pretrained: Path, tmp_logs: Path, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """The download job (its worker run in this process here) installs, then self-tests; the page shows both."""

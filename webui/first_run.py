@@ -75,18 +75,23 @@ def panel_markdown(missing: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _download_running() -> Job | None:
-    """The newest download job while it is queued or running (the panel's or the Models tab's: one at a time)."""
-    job = latest_job("download")
-    return job if job is not None and job.active else None
+def _fetches_only_required(job: Job) -> bool:
+    """Whether a download job is the panel's kind (required models only), not say a Models-tab re-download of an
+    optional model on a complete install, which must not bring the first-run panel back."""
+    try:
+        names = runner().store.request(job.id)["request"]["names"]
+    except (OSError, KeyError, TypeError, ValueError):  # unreadable record: treat as not ours
+        return False
+    return set(names) <= set(required_names())
 
 
 def on_load() -> tuple[dict, str, dict]:
-    """Page load: show the panel while something is missing or a download is running (to watch it after a
-    reload); the button only when there is something to download and no download running."""
+    """Page load: show the panel while something is missing or a first-run download is running (to watch it after
+    a reload); the button only when there is something to download and no download job running (one at a time)."""
     missing = missing_names()
-    running = _download_running() is not None
-    return (gr.update(visible=bool(missing) or running), panel_markdown(missing),
+    job = latest_job("download")
+    running = job is not None and job.active
+    return (gr.update(visible=bool(missing) or (running and _fetches_only_required(job))), panel_markdown(missing),
             gr.update(visible=bool(missing) and not running))  # fmt: skip
 
 
@@ -117,11 +122,12 @@ def render_job(shown: str) -> list:
     if key == shown:  # nothing changed but the progress
         return [key, gr.skip(), gr.skip(), gr.skip(), status_markdown(job) if job.active else gr.skip(), gr.skip()]
     missing = missing_names()
+    ours = bool(missing) or _fetches_only_required(job)
     if job.active:
-        return [key, gr.update(visible=True), panel_markdown(missing), gr.update(visible=False),
-                status_markdown(job), ""]  # fmt: skip
+        return [key, gr.update(visible=True) if ours else gr.skip(), panel_markdown(missing),
+                gr.update(visible=False), status_markdown(job), ""]  # fmt: skip
     watched = shown.startswith(f"{job.id}:")  # this page saw it run: show how it ended even if nothing is missing
-    if not missing and not watched:
+    if not missing and not (watched and ours):
         return [key] + [gr.skip()] * 5
     result = "#### Downloads\n" + download_result_markdown(job)
     return [key, gr.update(visible=True), panel_markdown(missing), gr.update(visible=bool(missing)),
