@@ -52,6 +52,7 @@ def test_first_run_download_is_a_job_that_survives_a_reload(tmp_path: Path) -> N
         expect(job).to_contain_text("download of contentvec, rmvpe, diffusion_svc_base, nsf_hifigan, uvr_vocals")
         assert "nsf_hifigan" in job.inner_text(), (before, job.inner_text())  # still the vocoder: reload was mid-way
         expect(page.locator("#first-run-download")).to_be_hidden()
+        expect(page.locator("#first-run-needs")).to_contain_text("It keeps going if you reload the page")
         percent = _percent(job.inner_text())
         expect(job).not_to_contain_text(re.compile(rf"(?<!\d){percent}%"), timeout=30_000)  # the progress keeps moving after the reload
         _shot(page, tmp_path, "3_after_reload")

@@ -126,6 +126,7 @@ def test_download_everything_is_a_job_the_panel_reattaches_to(tmp_pretrained: Pa
     assert panel["visible"] and not button["visible"]  # reattached: no second download offered while one runs
     assert key.endswith(":queued") and panel_tick["visible"] and not button_tick["visible"]
     assert "Queued" in status and result == "" and "missing: `nsf_hifigan`" in table_tick
+    assert "Downloading (progress below)" in table_tick and "Press" not in table_tick  # its button is hidden
 
     job = first_run.latest_job("download")
     assert job.state == JobState.DONE
@@ -137,6 +138,7 @@ def test_download_everything_is_a_job_the_panel_reattaches_to(tmp_pretrained: Pa
     assert "Self-test: 1 of 1 model(s) FAILED: nsf_hifigan" in text and "log-mel distance" in text
     assert "python -m core" not in text  # the UI speaks UI
     assert "| Convert | vocoder (`nsf_hifigan`) | ready |" in table and "missing: `contentvec`" in table
+    assert "Press **Download everything needed** to fetch 4 model(s)" in table  # the rest can be tried again
     skip = first_run.gr.skip()
     assert first_run.render_job(f"{job.id}:{job.state}")[1:] == [skip] * 5  # nothing changed: nothing re-rendered
     reloaded = first_run.render_job("")  # a fresh page: the last result explains what is still missing

@@ -57,15 +57,18 @@ def _size_text(names: list[str]) -> str:
     return f" (at least {known / 1e6:,.0f} MB)" if None in sizes else f" ({known / 1e6:,.0f} MB)"
 
 
-def panel_markdown(missing: list[str]) -> str:
-    """The stage table: ready, or which model is missing and what to press."""
+def panel_markdown(missing: list[str], downloading: bool = False) -> str:
+    """The stage table: ready, or which model is missing and what to press (or that a download is running)."""
     lines = ["### First run: what each stage still needs", "", "| stage | needs | status |", "|---|---|---|"]
     for stage, names in STAGE_NEEDS:
         needs = " + ".join(f"{NEEDS_TEXT[n]} (`{n}`)" for n in names) or "nothing"
         gaps = [n for n in names if n in missing]
         status = "ready" if not gaps else "missing: " + ", ".join(f"`{n}`" for n in gaps)
         lines.append(f"| {stage} | {needs} | {status} |")
-    if missing:
+    if missing and downloading:
+        lines += ["", "Downloading (progress below). It keeps going if you reload the page or close the browser; "
+                  "this panel shows it again when you come back."]  # fmt: skip
+    elif missing:
         lines += ["", f"Press **Download everything needed** to fetch {len(missing)} model(s){_size_text(missing)}, "
                   "checked with sha256 where published and then self-tested; or tick single models in the "
                   "**Models** tab → **Download selected**. Dataset works already; Extract can use the built-in "
@@ -91,7 +94,8 @@ def on_load() -> tuple[dict, str, dict]:
     missing = missing_names()
     job = latest_job("download")
     running = job is not None and job.active
-    return (gr.update(visible=bool(missing) or (running and _fetches_only_required(job))), panel_markdown(missing),
+    return (gr.update(visible=bool(missing) or (running and _fetches_only_required(job))),
+            panel_markdown(missing, downloading=running),
             gr.update(visible=bool(missing) and not running))  # fmt: skip
 
 
@@ -124,7 +128,7 @@ def render_job(shown: str) -> list:
     missing = missing_names()
     ours = bool(missing) or _fetches_only_required(job)
     if job.active:
-        return [key, gr.update(visible=True) if ours else gr.skip(), panel_markdown(missing),
+        return [key, gr.update(visible=True) if ours else gr.skip(), panel_markdown(missing, downloading=True),
                 gr.update(visible=False), status_markdown(job), ""]  # fmt: skip
     watched = shown.startswith(f"{job.id}:")  # this page saw it run: show how it ended even if nothing is missing
     if not missing and not (watched and ours):
