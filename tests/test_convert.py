@@ -194,7 +194,7 @@ def test_auto_key_moves_an_octave_high_input_down_and_warns_when_not_shifted(voi
 
     _, unshifted = convert_waveform(wav, models, ConvertConfig(**FAST, key=0))
     warning = next(w for w in unshifted.warnings if "outside the voice model's range" in w)
-    assert f"--key {auto.suggested_key:+.0f}" in warning
+    assert f"key shift of {auto.suggested_key:+.0f} semitones would centre it" in warning
 
 
 def test_auto_key_on_synthetic_singing_with_known_f0(voice: Voice, models: Models) -> None:

@@ -171,18 +171,24 @@ def _song(path: Path, seconds: float = 8.0) -> Path:
 def test_dataset_folder_box_refused_when_server_paths_are_off(tmp_logs: Path, tmp_path: Path, monkeypatch) -> None:
     import gradio as gr
 
+    from core.jobs.runner import LocalProcessRunner
+    from core.jobs.worker import run_job
     from webui import dataset_tab
 
     folder = tmp_path / "server_folder"
     folder.mkdir()
     _song(folder / "private.wav")
+    form = (None, str(folder), "voice", -42, 400, 500, 5000, 4.0, 15.0, 0.0, "peak")
     monkeypatch.setenv(security.SERVER_PATHS_ENV, "0")
     with pytest.raises(gr.Error, match="disabled because the UI is reachable") as err:
-        dataset_tab._run(None, str(folder), "voice", -42, 400, 500, 5000, 4.0, 15.0, 0.0, "peak")
+        dataset_tab._submit(*form)
     assert str(folder) not in str(err.value)
     assert not (tmp_logs / "voice").exists()
-    monkeypatch.setenv(security.SERVER_PATHS_ENV, "1")  # on this computer alone (or --allow-server-paths)
-    dataset_tab._run(None, str(folder), "voice", -42, 400, 500, 5000, 4.0, 15.0, 0.0, "peak")
+    # On this computer alone (or --allow-server-paths) the same form builds the dataset: the Build button's
+    # job, run here in this process instead of a worker process.
+    monkeypatch.setenv(security.SERVER_PATHS_ENV, "1")
+    monkeypatch.setattr(LocalProcessRunner, "_launch", lambda self, job_dir: run_job(self.store, Path(job_dir).name))
+    dataset_tab._submit(*form)
     assert list((tmp_logs / "voice" / "0_gt_wavs").glob("*.wav"))
 
 
@@ -202,8 +208,7 @@ def test_checkpoint_box_is_not_a_file_oracle(tmp_logs: Path, tmp_path: Path) -> 
     answers = set()
     for value in (str(existing), str(tmp_path / "missing.pt"), "../../secret.txt", str(ROOT / "app.py")):
         with pytest.raises(gr.Error) as err:
-            convert_tab._convert(vocal, "voice", value, key=0, auto_key=False, sampler="dpm-solver++", steps=10,
-                                 index_rate=0, protect=0.33, loudness=0, fmt="wav")  # fmt: skip
+            convert_tab._submit(vocal, "voice", value, 0, False, "dpm-solver++", 10, 0, 0.33, 0, "wav")
         answers.add(str(err.value))
     assert len(answers) == 1, answers
     (answer,) = answers

@@ -88,10 +88,15 @@ def recently_trained() -> str | None:
 
 def experiment_dropdown(current: str | None = None, preselect: bool = True) -> Any:
     """Fresh choices for an experiment dropdown; keeps ``current`` if it still exists, else the most recently
-    trained experiment (never just the first name in the list). On page load it is called without ``current``:
-    Gradio shows the first choice when a dropdown has no value, which must not count as the user's choice."""
+    trained experiment (never just the first name in the list). On page load ``current`` is the dropdown's own
+    value: the dropdowns are built with ``value=None`` (so Gradio does not pick the first name on its own), and a
+    name the user chose before this load event ran (it can wait behind other events) is kept."""
     choices = list_experiments()
     value = current if current in choices else (recently_trained() if preselect else None)
+    if value is None:
+        # Nothing to preselect: leave the value alone. A load event carries the value it saw when the page
+        # loaded; sending that back would clear a name the user picked while the event waited in the queue.
+        return gr.update(choices=choices)
     return gr.update(choices=choices, value=value)
 
 
@@ -108,7 +113,9 @@ def on_page_load(fn: Callable[..., Any], inputs: Any = None, outputs: Any = None
     root = Context.root_block
     if root is None:  # built outside a Blocks (tests of a single tab): nothing to attach to
         return
-    root.load(fn, inputs=inputs, outputs=outputs, show_progress="hidden")
+    # Not behind the app's one-at-a-time queue: these are cheap reads, and waiting behind a long event would let
+    # them overwrite what the user did meanwhile.
+    root.load(fn, inputs=inputs, outputs=outputs, show_progress="hidden", concurrency_limit=None)
 
 
 def offered_name(raw: str) -> str:

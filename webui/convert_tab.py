@@ -32,7 +32,7 @@ def build() -> None:
         with gr.Column():
             vocal = gr.File(label="Vocal (any audio format)", file_count="single", elem_id="convert-input")
             with gr.Row():
-                exp = gr.Dropdown(choices=experiment_choices(), label="Voice model (experiment)", elem_id="convert-exp",
+                exp = gr.Dropdown(choices=experiment_choices(), value=None, label="Voice model (experiment)", elem_id="convert-exp",
                                   allow_custom_value=True)
                 refresh = gr.Button("↻", scale=0)
             ckpt = gr.Dropdown(choices=["best", "latest"], value="best", label="Checkpoint", allow_custom_value=True,
@@ -68,7 +68,7 @@ def build() -> None:
     timer = gr.Timer(POLL_SECONDS)
     refresh.click(experiment_dropdown, inputs=exp, outputs=exp)
     exp.focus(fresh_experiment_choices, outputs=exp)
-    on_page_load(experiment_dropdown, outputs=exp)
+    on_page_load(experiment_dropdown, inputs=exp, outputs=exp)
     exp.change(_checkpoint_choices, inputs=exp, outputs=ckpt)
     exp.change(history_html, inputs=exp, outputs=history, show_progress="hidden")
     run.click(

@@ -51,7 +51,7 @@ def build() -> None:
                 vocals = gr.File(label="Vocal stem", file_count="single", elem_id="cover-vocals")
                 instrumental = gr.File(label="Instrumental stem", file_count="single", elem_id="cover-instrumental")
             with gr.Row():
-                exp = gr.Dropdown(choices=experiment_choices(), label="Voice model (experiment)", elem_id="cover-exp",
+                exp = gr.Dropdown(choices=experiment_choices(), value=None, label="Voice model (experiment)", elem_id="cover-exp",
                                   allow_custom_value=True)
                 refresh = gr.Button("↻", scale=0)
             ckpt = gr.Dropdown(choices=["best", "latest"], value="best", label="Checkpoint", allow_custom_value=True)
@@ -93,7 +93,7 @@ def build() -> None:
     timer = gr.Timer(POLL_SECONDS)
     refresh.click(experiment_dropdown, inputs=exp, outputs=exp)
     exp.focus(fresh_experiment_choices, outputs=exp)
-    on_page_load(experiment_dropdown, outputs=exp)
+    on_page_load(experiment_dropdown, inputs=exp, outputs=exp)
     exp.change(history_html, inputs=exp, outputs=history, show_progress="hidden")
     render_outputs = [shown, suggestion, job_status, summary, warnings, use_key, final, download, *players, history]
     run.click(

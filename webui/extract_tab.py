@@ -53,7 +53,7 @@ def build() -> None:
     timer = gr.Timer(POLL_SECONDS)
     refresh.click(lambda current: experiment_dropdown(current, preselect=False), inputs=exp, outputs=exp)
     exp.focus(fresh_experiment_choices, outputs=exp)
-    on_page_load(experiment_dropdown, outputs=exp)
+    on_page_load(experiment_dropdown, inputs=exp, outputs=exp)
     run.click(_submit, inputs=[exp, f0_method, encoder, device], outputs=job_status)
     index_run.click(_submit_index, inputs=exp, outputs=index_status)
     timer.tick(lambda: status_markdown(latest_job("index")), outputs=index_status, show_progress="hidden")

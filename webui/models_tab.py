@@ -188,7 +188,7 @@ def build() -> None:
     import_btn.click(import_model, inputs=[upload, import_name], outputs=import_msg, api_name="voice_import")
     export_btn.click(export_model, inputs=export_exp, outputs=[export_file, export_msg], api_name="voice_export")
     export_exp.focus(fresh_experiment_choices, outputs=export_exp)
-    on_page_load(experiment_dropdown, outputs=export_exp)  # the most recently trained one
+    on_page_load(experiment_dropdown, inputs=export_exp, outputs=export_exp)  # the most recently trained one
 
     gr.Markdown("### Environment doctor")
     doctor_btn = gr.Button("Check environment", elem_id="models-doctor")

@@ -79,7 +79,7 @@ def build() -> None:
     timer = gr.Timer(POLL_SECONDS)
     refresh.click(fresh_experiment_choices, outputs=exp)
     exp.focus(fresh_experiment_choices, outputs=exp)
-    on_page_load(experiment_dropdown, outputs=exp)  # fresh list, most recently trained preselected
+    on_page_load(experiment_dropdown, inputs=exp, outputs=exp)  # fresh list, most recently trained preselected
     outputs = [status, curve, table, console]
     start.click(_start, inputs=[exp, steps, save_every, batch, base, config, device, grad_ckpt, sources, f0], outputs=outputs)
     stop.click(_stop, inputs=exp, outputs=outputs)
