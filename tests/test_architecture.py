@@ -30,7 +30,6 @@ ARGPARSE_ALLOWED = {
     "core.convert",
     "core.cover",
     "core.dataset",
-    "core.doctor",
     "core.features.extract",
     "core.index",
     "core.pretrained",

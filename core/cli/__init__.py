@@ -23,8 +23,8 @@ STAGES: dict[str, tuple[str, str]] = {
     "convert": ("core.convert", "convert a vocal with a trained voice model"),
     "cover": ("core.cover", "song in, cover out: separate, convert, remix"),
     "download": ("core.pretrained", "download pretrained weights or any file, verified"),
-    "doctor": ("core.doctor", "check the environment: torch, GPU, ffmpeg, pretrained files"),
-    "voice": ("core.cli_voice", "export or import a shareable voice model (safetensors + model card)"),
+    "doctor": ("core.cli.doctor", "check the environment: torch, GPU, ffmpeg, pretrained files"),
+    "voice": ("core.cli.voice", "export or import a shareable voice model (safetensors + model card)"),
 }
 
 
