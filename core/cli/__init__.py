@@ -18,7 +18,7 @@ from core.errors import SvcoverError
 STAGES: dict[str, tuple[str, str]] = {
     "dataset": ("core.dataset", "slice audio files/folders/zips into a training dataset"),
     "extract": ("core.features.extract", "compute content, F0, loudness and mel features"),
-    "index": ("core.index", "build the retrieval index of training content features"),
+    "index": ("core.cli.index", "build the retrieval index of training content features"),
     "train": ("core.train", "train the diffusion decoder"),
     "convert": ("core.convert", "convert a vocal with a trained voice model"),
     "cover": ("core.cover", "song in, cover out: separate, convert, remix"),
