@@ -1,7 +1,8 @@
 """``python -m core <stage>``: the command line, a thin caller of the stage functions.
 
 Each stage's CLI module (``core/cli/<stage>.py``, or for stages not yet moved the stage module itself)
-defines ``add_arguments(parser)`` and ``run_cli(args) -> int``. Only the module of the chosen stage is imported, so ``--help`` is fast and does not load torch (tests/test_architecture.py).
+defines ``add_arguments(parser)`` and ``run_cli(args) -> int``. Only the module of the chosen stage is
+imported, so ``--help`` is fast and does not load torch (tests/test_architecture.py).
 """
 
 from __future__ import annotations
