@@ -31,7 +31,6 @@ ARGPARSE_ALLOWED = {
     "core.cover",
     "core.dataset",
     "core.features.extract",
-    "core.pretrained",
     "core.train",
 }
 

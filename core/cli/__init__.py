@@ -23,7 +23,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "train": ("core.train", "train the diffusion decoder"),
     "convert": ("core.convert", "convert a vocal with a trained voice model"),
     "cover": ("core.cover", "song in, cover out: separate, convert, remix"),
-    "download": ("core.pretrained", "download pretrained weights or any file, verified"),
+    "download": ("core.cli.pretrained", "download pretrained weights or any file, verified"),
     "doctor": ("core.cli.doctor", "check the environment: torch, GPU, ffmpeg, pretrained files"),
     "voice": ("core.cli.voice", "export or import a shareable voice model (safetensors + model card)"),
 }
