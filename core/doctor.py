@@ -9,12 +9,10 @@ input (core/selftest.py).
 
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import Remedy
@@ -191,38 +189,3 @@ def format_report(checks: list[Check]) -> str:
     warns = sum(c.status == WARN for c in checks)
     lines.append(f"{fails} problem(s), {warns} warning(s)")
     return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
-    parser.add_argument("--verify-checksums", action="store_true",
-                        help="also check the sha256 of present pretrained files (reads every file once, then cached)")
-    parser.add_argument("--self-test", nargs="*", metavar="MODEL", default=None,
-                        help="also run every installed model (or only the MODELs named) on a known input and check "
-                        "its output; exit 1 if one fails (models: contentvec, rmvpe, fcpe, nsf_hifigan, "
-                        "diffusion_svc_base, uvr_vocals)")
-    parser.add_argument("--device", default="cpu", help="device for --self-test (cpu, cuda, auto; default cpu)")
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    checks = run_doctor(verify_checksums=args.verify_checksums)
-    self_test = getattr(args, "self_test", None)
-    results = []
-    if self_test is not None:
-        from core import selftest
-        from core.progress import tqdm_progress
-
-        with tqdm_progress("self-test") as bar:
-            results = selftest.run_self_test(self_test or None, bar, device=args.device)
-    if args.json:
-        out = [{**asdict(c), "detail": c.cli_detail} for c in checks]
-        print(json.dumps({"checks": out, "self_test": [asdict(r) for r in results]} if self_test is not None else out,
-                         indent=1))  # fmt: skip
-    else:
-        print(format_report(checks))
-        if self_test is not None:
-            from core.selftest import format_results
-
-            print(format_results(results))
-    failed = any(c.status == FAIL for c in checks) or any(r.failed for r in results)
-    return 1 if failed else 0

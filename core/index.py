@@ -10,7 +10,6 @@ Files: ``logs/<exp>/index/units.index`` (faiss), ``units.npy`` (the vectors, flo
 
 from __future__ import annotations
 
-import argparse
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,18 +144,3 @@ def load_index(exp: Experiment | str) -> RetrievalIndex:
     if index.ntotal != len(vectors) or index.d != vectors.shape[1]:
         raise RetrievalIndexError(f"{folder}: index and vectors disagree", remedy=Remedy("index", exp.name))
     return RetrievalIndex(index=index, vectors=vectors, meta=load_json(paths[2]))
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--exp", required=True, help="experiment whose extracted content features are indexed")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the subsampling and IVF training")
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    from core.progress import tqdm_progress
-
-    with tqdm_progress("index") as bar:
-        folder = build_index(args.exp, progress=bar, seed=args.seed)
-    meta = load_json(folder / META_FILE)
-    print(f"retrieval index: {meta['vectors']} frames of {meta['dim']}-d features ({meta['kind']}) in {folder}")
-    return 0

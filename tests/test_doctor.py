@@ -106,7 +106,9 @@ def test_missing_bundled_ffmpeg_is_a_failure_and_exit_1(
     assert check.status == doctor.FAIL and "imageio-ffmpeg is not installed" in check.detail
     import argparse
 
-    assert doctor.run_cli(argparse.Namespace(json=False, verify_checksums=False)) == 1
+    from core.cli import doctor as doctor_cli
+
+    assert doctor_cli.run_cli(argparse.Namespace(json=False, verify_checksums=False)) == 1
     assert "[FAIL] ffmpeg" in capsys.readouterr().out
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from core import doctor, selftest
+from core.cli import doctor as doctor_cli
 from tests.conftest import REFERENCE, ROOT
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -184,12 +185,12 @@ def test_doctor_exit_code_follows_the_self_test(monkeypatch: pytest.MonkeyPatch,
     """With the environment checks all fine, the exit code is the self-test's: 0 when every tested model passes."""
     monkeypatch.setattr(doctor, "run_doctor", lambda verify_checksums=False: [doctor.Check("Python", doctor.OK, "x")])
     args = argparse.Namespace(json=False, verify_checksums=False, self_test=["fcpe"], device="cpu")
-    assert doctor.run_cli(args) == 0
+    assert doctor_cli.run_cli(args) == 0
     out = capsys.readouterr().out
     assert "[pass] fcpe" in out and "all 1 installed model(s) passed" in out
     monkeypatch.setattr(selftest, "run_self_test", lambda names, progress, device: [
         selftest.ModelCheck("nsf_hifigan", selftest.FAIL, "log-mel distance 2.6 (max 0.6)")])  # fmt: skip
-    assert doctor.run_cli(args) == 1
+    assert doctor_cli.run_cli(args) == 1
     assert "FAILED: nsf_hifigan" in capsys.readouterr().out
 
 

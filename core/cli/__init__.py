@@ -1,7 +1,8 @@
 """``python -m core <stage>``: the command line, a thin caller of the stage functions.
 
-Each stage module defines ``add_arguments(parser)`` and ``run_cli(args) -> int``. Only the module of
-the chosen stage is imported, so ``--help`` is fast and does not load torch (tests/test_architecture.py).
+Each stage's CLI module (``core/cli/<stage>.py``, or for stages not yet moved the stage module itself)
+defines ``add_arguments(parser)`` and ``run_cli(args) -> int``. Only the module of the chosen stage is
+imported, so ``--help`` is fast and does not load torch (tests/test_architecture.py).
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from core.errors import SvcoverError
 STAGES: dict[str, tuple[str, str]] = {
     "dataset": ("core.dataset", "slice audio files/folders/zips into a training dataset"),
     "extract": ("core.features.extract", "compute content, F0, loudness and mel features"),
-    "index": ("core.index", "build the retrieval index of training content features"),
+    "index": ("core.cli.index", "build the retrieval index of training content features"),
     "train": ("core.train", "train the diffusion decoder"),
     "convert": ("core.convert", "convert a vocal with a trained voice model"),
     "cover": ("core.cover", "song in, cover out: separate, convert, remix"),
-    "download": ("core.pretrained", "download pretrained weights or any file, verified"),
-    "doctor": ("core.doctor", "check the environment: torch, GPU, ffmpeg, pretrained files"),
-    "voice": ("core.cli_voice", "export or import a shareable voice model (safetensors + model card)"),
+    "download": ("core.cli.pretrained", "download pretrained weights or any file, verified"),
+    "doctor": ("core.cli.doctor", "check the environment: torch, GPU, ffmpeg, pretrained files"),
+    "voice": ("core.cli.voice", "export or import a shareable voice model (safetensors + model card)"),
 }
 
 
