@@ -14,7 +14,7 @@ from core.convert import (  # light: heavy imports are lazy there
     SAMPLER_CHOICES,
 )
 from webui.common import experiment_choices, experiment_dropdown, fresh_experiment_choices, on_page_load, user_errors
-from webui.jobs_view import POLL_SECONDS, latest_job, runner, status_markdown
+from webui.jobs_view import POLL_SECONDS, latest_job, runner, status_markdown, stop_latest
 from webui.outputs_view import history_html, page_warning, suggested_key
 from webui.security import ui_checkpoint
 
@@ -127,10 +127,7 @@ def _submit(*form: Any) -> str:
 
 @user_errors
 def _stop() -> str:
-    job = latest_job("convert")
-    if job is None or not job.active:
-        return status_markdown(job, idle="No conversion is running.")
-    return status_markdown(runner().stop(job.id))
+    return stop_latest("convert", idle="No conversion is running.")
 
 
 def render(shown: str, exp: str | None) -> list[Any]:

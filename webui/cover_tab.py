@@ -14,7 +14,7 @@ import gradio as gr
 
 from core.convert import DEFAULT_STEPS
 from webui.common import experiment_choices, experiment_dropdown, fresh_experiment_choices, on_page_load, user_errors
-from webui.jobs_view import POLL_SECONDS, latest_job, runner, status_markdown
+from webui.jobs_view import POLL_SECONDS, latest_job, runner, status_markdown, stop_latest
 from webui.outputs_view import history_html, page_warning, suggested_key
 from webui.security import ui_checkpoint
 
@@ -158,10 +158,7 @@ def _submit(*form: Any) -> str:
 
 @user_errors
 def _stop() -> str:
-    job = latest_job("cover")
-    if job is None or not job.active:
-        return status_markdown(job, idle="No cover is running.")
-    return status_markdown(runner().stop(job.id))
+    return stop_latest("cover", idle="No cover is running.")
 
 
 def render(shown: str, exp: str | None) -> list[Any]:

@@ -62,6 +62,14 @@ def latest_job(stage: str, experiment: str | None = None) -> Job | None:
     return runner().latest(experiment, stage)
 
 
+def stop_latest(stage: str, idle: str) -> str:
+    """The Stop button of a tab: stop that stage's newest job if it is still running (``idle`` otherwise)."""
+    job = latest_job(stage)
+    if job is None or not job.active:
+        return status_markdown(job, idle=idle)
+    return status_markdown(runner().stop(job.id))
+
+
 def signature(job: Job | None) -> str:
     """Changes whenever what the page shows of ``job`` changes (skip re-rendering players otherwise)."""
     if job is None:
