@@ -9,7 +9,6 @@ explicit allow-list of the harmless classes that the ecosystem's checkpoints con
 
 from __future__ import annotations
 
-import argparse
 import threading
 import zipfile
 from pathlib import Path
@@ -32,12 +31,23 @@ class FairseqDictionaryStub(_InertObject):
     """fairseq.data.dictionary.Dictionary (the label dictionary in HuBERT/ContentVec files)."""
 
 
+class ArgsNamespaceStub(_InertObject):
+    """argparse.Namespace: old fairseq checkpoints keep their hyperparameters in one under ``args``.
+
+    Rebuilt as an inert object with the same attributes (``ckpt["args"].label_rate``, ``vars(ckpt["args"])``
+    both work), so loading a checkpoint never involves the command-line module.
+    """
+
+
 # (stub class, qualified name in the pickle) pairs that are allowed but never imported.
-_STUBBED = [(FairseqDictionaryStub, "fairseq.data.dictionary.Dictionary")]
+_STUBBED = [
+    (FairseqDictionaryStub, "fairseq.data.dictionary.Dictionary"),
+    (ArgsNamespaceStub, "argparse.Namespace"),
+]
 
 
 def _allowed_globals() -> list[Any]:
-    allowed: list[Any] = [argparse.Namespace, *_STUBBED]
+    allowed: list[Any] = [*_STUBBED]
     import builtins
     import collections
     import typing

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.checkpoints import FairseqDictionaryStub, safe_load
+from core.checkpoints import ArgsNamespaceStub, FairseqDictionaryStub, safe_load
 from core.errors import CheckpointError
 from tests.standins import write_small_content_encoder, write_small_vocoder
 
@@ -89,7 +89,7 @@ def checkpoint_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
 def _check(kind: str, obj: dict) -> None:
     """What each file must contain once loaded (proves it was really read, not just not refused)."""
     if kind == "content":
-        assert isinstance(obj["args"], argparse.Namespace) and obj["args"].label_rate == 50
+        assert isinstance(obj["args"], ArgsNamespaceStub) and obj["args"].label_rate == 50
         assert isinstance(obj["task_state"]["dictionaries"][0], FairseqDictionaryStub)
         assert obj["cfg"]["model"]["encoder_embed_dim"] == 768
     elif kind == "vocoder":
