@@ -128,7 +128,7 @@ SECTIONS: list[Section] = [
         {
             "model": ("Train › Network (from scratch)",
                       NETWORK, "the architecture preset (`default` 512 x 20, `tiny` 64 x 4) when there is no base"),
-            "base": ("Train › Base model (`none` = from scratch)",
+            "base": ("Train › Base model (`pretrained` once downloaded, else `none` = from scratch)",
                      NETWORK, "a Diffusion-SVC model or checkpoint to fine-tune; `pretrained` = the downloaded base"),
             "steps": ("Train › Train until step", TRAINING, "stop at this optimizer step"),
             "save_every": ("Train › Save every", TRAINING, "validate and checkpoint every this many steps"),
@@ -307,6 +307,7 @@ class Flag:
     help: str
     targets: tuple[Target, ...]
     required: bool = False
+    choices: tuple[Any, ...] = ()
 
 
 REQUIRED = object()  # a field without a default
@@ -381,7 +382,8 @@ def _collect(parser: argparse.ArgumentParser, stage: str, out: list[Flag]) -> No
         elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
             option = max(action.option_strings, key=len) if action.option_strings else action.dest
             out.append(Flag(stage, option, action.dest, plain(action.default), _help_text(action),
-                            _targets(stage.split()[0], action.dest), action.required and action.nargs != "*"))  # fmt: skip
+                            _targets(stage.split()[0], action.dest), action.required and action.nargs != "*",
+                            tuple(plain(c) for c in action.choices or ())))  # fmt: skip
 
 
 @cache
