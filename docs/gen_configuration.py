@@ -128,8 +128,8 @@ SECTIONS: list[Section] = [
         {
             "model": ("Train › Network (from scratch)",
                       NETWORK, "the architecture preset (`default` 512 x 20, `tiny` 64 x 4) when there is no base"),
-            "base": ("Train › Base model (`pretrained` once downloaded, else `none` = from scratch)",
-                     NETWORK, "a Diffusion-SVC model or checkpoint to fine-tune; `pretrained` = the downloaded base"),
+            "base": ("Train › Base model", NETWORK, "a Diffusion-SVC model or checkpoint to fine-tune; `pretrained` = the "
+                     "downloaded base (the Train tab offers it once downloaded; its `none` = `None`, from scratch)"),
             "steps": ("Train › Train until step", TRAINING, "stop at this optimizer step"),
             "save_every": ("Train › Save every", TRAINING, "validate and checkpoint every this many steps"),
             "log_every": (NO_UI, TRAINING, "a metrics line every this many steps"),
@@ -157,16 +157,17 @@ SECTIONS: list[Section] = [
         "One conversion (`python -m core convert`, Convert › Vocal); the cover's voice conversion uses the same "
         "config (`python -m core cover`, Convert › Song → cover). Nothing here needs retraining.",
         {
-            "key": ("Convert › Vocal › Key (semitones), auto key; Song → cover › Key",
+            "key": ("Convert › Vocal › Key (semitones); Convert › Vocal › auto key; "
+                    "Convert › Song → cover › Key (semitones, applied to vocal and music)",
                     INFERENCE, "semitones; `None` (CLI `auto`) moves the input into the model's range"),
             "sampler": ("Convert › Vocal › Sampler", INFERENCE, "diffusion sampler"),
-            "steps": ("Convert › Vocal › Steps; Song → cover › Sampler steps", INFERENCE, "sampler steps"),
+            "steps": ("Convert › Vocal › Steps; Convert › Song → cover › Sampler steps", INFERENCE, "sampler steps"),
             "index_rate": ("Convert › Vocal › Retrieval index rate", INFERENCE, "retrieval blend 0..1 (needs the index)"),
             "protect": ("Convert › Vocal › Protect breaths/consonants",
                         INFERENCE, "share of the blend undone in unvoiced frames (0 = off)"),
             "f0_method": (NO_UI, INFERENCE, "`None` = the method the model was trained with"),
             "device": (NO_UI, INFERENCE, "compute device"),
-            "ckpt": ("Convert › Vocal › Checkpoint; Song → cover › Checkpoint",
+            "ckpt": ("Convert › Vocal › Checkpoint; Convert › Song → cover › Checkpoint",
                      INFERENCE, "`best`, `latest`, a file name or a path"),
             "format": ("Convert › Vocal › Output format", INFERENCE, "format of folder outputs"),
             "seed": (NO_UI, INFERENCE, "same seed, same output"),
@@ -182,8 +183,8 @@ SECTIONS: list[Section] = [
         {
             "separation": (NO_UI, SEPARATION, "the separation settings (next table)"),
             "mix": (NO_UI, REMIX, "the remix settings (table after next)"),
-            "backing": ("Song → cover › Backing vocals (`no split` = `None`)",
-                        SEPARATION, "`None` = no lead/backing split, else `convert`, `keep` or `drop`"),
+            "backing": ("Convert › Song → cover › Backing vocals", SEPARATION,
+                        "`None` (the UI's `no split`) = no lead/backing split, else `convert`, `keep` or `drop`"),
         },
     ),
     Section(
@@ -191,15 +192,16 @@ SECTIONS: list[Section] = [
         "Cover: separation",
         "`CoverSettings.separation`. `auto` models resolve to a Roformer with a CUDA GPU and MDX-Net on a CPU.",
         {
-            "model": ("Song → cover › Separation model", SEPARATION, "vocal model, `preset:<id>` or `auto`"),
+            "model": ("Convert › Song → cover › Separation model", SEPARATION, "vocal model, `preset:<id>` or `auto`"),
             "split_backing": (NO_UI, SEPARATION, "set together with `CoverSettings.backing`"),
-            "karaoke_model": ("Song → cover › Karaoke model", SEPARATION, "lead/backing model"),
-            "dereverb": ("Song → cover › Remove reverb/echo", SEPARATION, "de-reverb the lead before conversion"),
-            "dereverb_model": ("Song → cover › De-reverb model", SEPARATION, "de-reverb model"),
+            "karaoke_model": ("Convert › Song → cover › Karaoke model", SEPARATION, "lead/backing model"),
+            "dereverb": ("Convert › Song → cover › Remove reverb/echo", SEPARATION, "de-reverb the lead before conversion"),
+            "dereverb_model": ("Convert › Song → cover › De-reverb model", SEPARATION, "de-reverb model"),
             "chunk_seconds": (NO_UI, SEPARATION, "separation window (bounds memory)"),
             "overlap_seconds": (NO_UI, SEPARATION, "overlap of the windows"),
-            "segment_frames": ("Song → cover › Lower GPU memory (256 frames)",
-                               SEPARATION, "Roformer: `None` = the model's own segment"),
+            "segment_frames": ("Convert › Song → cover › Lower GPU memory", SEPARATION,
+                               "Roformer: STFT frames per segment, `None` = the model's own; the UI box and "
+                               "`--low-memory` set `LOW_MEMORY_SEGMENT_FRAMES`"),
             "segment_overlap": (NO_UI, SEPARATION, "Roformer: segments overlapping at each sample"),
         },
     ),
@@ -208,10 +210,11 @@ SECTIONS: list[Section] = [
         "Cover: remix",
         "`CoverSettings.mix`: how the stems are combined (gains in dB, on top of loudness matching).",
         {
-            "key": ("Song → cover › Key", REMIX, "semitones for the instrumental and kept backing vocals"),
-            "vocal_gain_db": ("Song → cover › Vocal gain (dB)", REMIX, ""),
-            "instrumental_gain_db": ("Song → cover › Instrumental gain (dB)", REMIX, ""),
-            "backing_gain_db": ("Song → cover › Backing gain (dB)", REMIX, ""),
+            "key": ("Convert › Song → cover › Key (semitones, applied to vocal and music)", REMIX,
+                    "semitones for the instrumental and kept backing vocals"),
+            "vocal_gain_db": ("Convert › Song → cover › Vocal gain (dB)", REMIX, ""),
+            "instrumental_gain_db": ("Convert › Song → cover › Instrumental gain (dB)", REMIX, ""),
+            "backing_gain_db": ("Convert › Song → cover › Backing gain (dB)", REMIX, ""),
             "match_loudness": (NO_UI, REMIX, "the converted lead matches the original lead's loudness"),
             "limiter_threshold_db": (NO_UI, REMIX, "true-peak level (dBTP) the limiter holds the mix to"),
             "ceiling_db": (NO_UI, REMIX, "the cover's true peak (dBTP) never exceeds this"),
@@ -519,6 +522,27 @@ def stale_lines(current: str, expected: str) -> list[str]:
     return out
 
 
+def ui_labels() -> set[str]:
+    """The ``label="..."`` texts of the web UI's controls (read from the source: building the UI is slow)."""
+    labels = set()
+    for path in sorted((ROOT / "webui").glob("*.py")):
+        labels |= set(re.findall(r'\blabel="([^"]+)"', path.read_text(encoding="utf-8")))
+    return labels
+
+
+def unknown_ui_controls() -> list[str]:
+    """UI column entries ("Tab › ... › label start") whose label no control of the web UI has."""
+    labels = ui_labels()
+    out = []
+    for section in SECTIONS:
+        for key, (ui, _scope, _meaning) in section.keys.items():
+            for control in ([] if ui == NO_UI else ui.split("; ")):
+                label = control.split(" › ")[-1]
+                if not any(real.startswith(label) for real in labels):
+                    out.append(f"{section.cls}.{key}: no UI control labelled {label!r}...")
+    return out
+
+
 def undocumented_keys() -> list[str]:
     """Fields without UI/scope text in SECTIONS, and SECTIONS entries that are no field (anymore)."""
     out = []
@@ -533,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report whether docs/configuration.md is up to date")
     args = parser.parse_args(argv)
-    problems = undocumented_keys() + [f"unclassified flag: {f}" for f in unclassified_flags()]
+    problems = undocumented_keys() + unknown_ui_controls() + [f"unclassified flag: {f}" for f in unclassified_flags()]
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return 1

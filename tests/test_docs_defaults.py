@@ -175,13 +175,18 @@ def doc_files() -> list[Path]:
 
 
 def claims_in_docs() -> list[Claim]:
-    return [c for p in doc_files() for c in stated_defaults(p.read_text(encoding="utf-8"), p.relative_to(ROOT).as_posix())]
+    return [
+        claim
+        for path in doc_files()
+        for claim in stated_defaults(path.read_text(encoding="utf-8"), path.relative_to(ROOT).as_posix())
+    ]
 
 
 # ------------------------------------------------------------------------------------------- the tests
 def test_configuration_reference_is_generated_from_todays_code() -> None:
-    problems = gen.undocumented_keys() + [f"unclassified flag (docs/gen_configuration.py NOT_CONFIG or FLAG_TARGETS): "
-                                          f"{f}" for f in gen.unclassified_flags()]  # fmt: skip
+    unclassified = [f"{f}: add it to NOT_CONFIG or FLAG_TARGETS in docs/gen_configuration.py"
+                    for f in gen.unclassified_flags()]  # fmt: skip
+    problems = gen.undocumented_keys() + gen.unknown_ui_controls() + unclassified
     assert not problems, "\n".join(problems)
     stale = gen.stale_lines(gen.DOC.read_text(encoding="utf-8"), gen.render())
     assert not stale, "run 'python docs/gen_configuration.py':\n" + "\n".join(stale[:20])
@@ -264,3 +269,9 @@ def test_a_flag_default_that_differs_from_its_field_is_reported(monkeypatch: pyt
     wrong = gen.Flag(steps.stage, steps.option, steps.dest, code + 1, steps.help, steps.targets)
     monkeypatch.setattr(gen, "cli_flags", lambda: (wrong,))
     assert gen.flag_mismatches() == [f"convert --steps: default {code + 1} but ConvertConfig.steps = {code}"]
+
+
+def test_a_ui_control_that_does_not_exist_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    section = gen.Section("MixSettings", "Cover: remix", "", {"key": ("Convert › Song → cover › Pitch", gen.REMIX, "")})
+    monkeypatch.setattr(gen, "SECTIONS", [section])
+    assert gen.unknown_ui_controls() == ["MixSettings.key: no UI control labelled 'Pitch'..."]
