@@ -321,24 +321,33 @@ def plain(value: Any) -> Any:
     return value.value if isinstance(value, enum.Enum) else value
 
 
+def _importable() -> None:
+    """Make ``core`` importable when this file runs as a script."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+
+
 @cache
-def class_homes() -> dict[str, str]:
-    """Module of every top-level class under core/ (read with ast: classes may move between modules)."""
-    homes = {}
+def class_homes() -> dict[str, list[str]]:
+    """Modules defining each top-level class under core/ (read with ast: classes may move between modules)."""
+    homes: dict[str, list[str]] = {}
     for path in sorted((ROOT / "core").rglob("*.py")):
         parts = list(path.relative_to(ROOT).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts.pop()
         for node in ast.parse(path.read_text(encoding="utf-8")).body:
             if isinstance(node, ast.ClassDef):
-                homes.setdefault(node.name, ".".join(parts))
+                homes.setdefault(node.name, []).append(".".join(parts))
     return homes
 
 
 def config_class(name: str) -> type:
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    return getattr(importlib.import_module(class_homes()[name]), name)
+    """The class ``name``, from the one module under core/ that defines it."""
+    homes = class_homes().get(name, [])
+    if len(homes) != 1:
+        raise LookupError(f"config class {name} is defined in {len(homes)} modules under core/: {homes}")
+    _importable()
+    return getattr(importlib.import_module(homes[0]), name)
 
 
 def field_defaults(name: str) -> dict[str, Any]:
@@ -392,8 +401,7 @@ def _collect(parser: argparse.ArgumentParser, stage: str, out: list[Flag]) -> No
 @cache
 def cli_flags() -> tuple[Flag, ...]:
     """Every flag of every stage, read from the parsers ``core.cli`` builds (so from wherever they live)."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
+    _importable()
     from core.cli import STAGES, build_parser
 
     flags: list[Flag] = []
@@ -566,6 +574,7 @@ def main(argv: list[str] | None = None) -> int:
         stale = stale_lines(DOC.read_text(encoding="utf-8") if DOC.is_file() else "", expected)
         print("\n".join(stale[:20]) or "docs/configuration.md is up to date", file=sys.stderr if stale else sys.stdout)
         return 1 if stale else 0
+    _importable()
     from core.fsutil import atomic_write_text
 
     atomic_write_text(DOC, expected)
