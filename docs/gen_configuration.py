@@ -93,9 +93,9 @@ SECTIONS: list[Section] = [
         "tab extract with it too). Recorded under `\"extract\"` in `logs/<exp>/config.json`.",
         {
             "f0_method": ("Extract › F0 method; Train › More › F0 method (extraction)",
-                          FEATURES, "F0 group; the model is trained on it, convert uses it by default"),
+                          FEATURES, "pitch estimator of the F0 features; convert uses the model's own unless `--f0`"),
             "encoder": ("Extract › Content encoder",
-                        FEATURES, "content group group; fixes the model's input width: needs retraining"),
+                        FEATURES, "content encoder; it fixes the model's input width (another one needs retraining)"),
             "device": ("Extract › Device; Train › More › Device", RUN, "where the networks run"),
         },
     ),
