@@ -4,8 +4,8 @@
    dataclasses, flags from the stages' parsers), and every dataclass field has its UI/scope text there;
 2. every CLI flag's default gives the default of the dataclass field it fills;
 3. a default stated in README.md or docs/*.md for a known flag or key is the code's: "`--protect P`, default
-   0.5", "(default: 0.5)", "defaults to `auto`", a table with a "default" column, a usage line's
-   ``[--steps 10]``, and "10 steps by default". Each disagreement is reported as file:line.
+   0.5", "(default: 0.5)", "defaults to `auto`", "`--chunk-seconds` (30 s)", a table with a "default" column,
+   a usage line's ``[--steps 10]``, and "10 steps by default". Each disagreement is reported as file:line.
 
 Fast and torch-free: the parsers are built through ``core.cli`` (the architecture test keeps them light).
 """
@@ -82,6 +82,8 @@ VALUE = r"(?P<value>`[^`]+`|[−+-]?[\w.+-]*\w\+*)"
 PHRASE = re.compile(rf"{NAMES}[^`\n]{{0,30}}?\bdefault(?:s)?(?:\s+(?:to|is))?:?\s+{VALUE}")
 # [--steps 10]; not [--key K|auto] nor a placeholder [--out NAME.zip]
 SYNOPSIS = re.compile(rf"\[(?P<name>{FLAG}) (?P<value>[^\]\s|A-Z.][^\]\s|]*)\]")
+# `--chunk-seconds` (30 s): a number and at most a unit in parentheses right after the flag
+FLAG_NUMBER = re.compile(rf"`(?P<name>{FLAG})` \((?P<value>[−-]?\d[\d.]*)(?: [A-Za-z]+)?\)")
 NUMBER_KEY = re.compile(rf"(?P<value>\d[\d.]*) (?P<name>{KEY}) (?:by )?default\b")  # "10 steps by default"
 STAGE_RUN = re.compile(rf"python -m core ({'|'.join(STAGES)})\b")
 
@@ -115,6 +117,8 @@ def stated_defaults(text: str, path: str) -> Iterator[Claim]:
             for name in re.findall(rf"`({FLAG}|{KEY})", m.group("names")):
                 yield Claim(where, name, m.group("value"), stage)
         for m in SYNOPSIS.finditer(line):
+            yield Claim(where, m.group("name"), m.group("value"), stage)
+        for m in FLAG_NUMBER.finditer(line):
             yield Claim(where, m.group("name"), m.group("value"), stage)
         for m in NUMBER_KEY.finditer(line):
             yield Claim(where, m.group("name"), m.group("value"), stage)
@@ -217,6 +221,7 @@ def test_readme_and_docs_state_the_code_defaults() -> None:
         ("| flag | default |\n|---|---|\n| `--threshold-db` | −40 |", "docs/dataset.md"),
         ("`--sampler` (default pndm)", "docs/convert.md"),
         ("`--json` prints JSON (default on)", "docs/dataset.md"),
+        ("separated in windows of `--chunk-seconds` (20 s) overlapping by 2 s", "docs/cover.md"),
         ("| key | default |\n|---|---|\n| `crop_frames` | 128 |", "docs/train.md"),
     ],
 )
@@ -239,6 +244,7 @@ def test_the_checker_reports_a_wrong_default_with_its_line(text: str, path: str)
         ("`--separator`, `--karaoke-model`, `--dereverb-model` default to `auto` (Roformer with a CUDA GPU)",
          "docs/cover.md", 3),
         ("CPU (2 threads by default): a benchmark's setting, not TrainConfig.threads", "docs/extract.md", 1),
+        ("separated in windows of `--chunk-seconds` (30 s) overlapping by 2 s", "docs/cover.md", 1),
     ],
 )
 def test_the_checker_accepts_the_code_defaults_and_prose(text: str, path: str, n_claims: int) -> None:
