@@ -51,7 +51,7 @@ class Section:
 
     cls: str  # class name, found anywhere under core/
     title: str
-    intro: str
+    intro: str  # "{Class.field}" is replaced by that field's default
     keys: dict[str, tuple[str, str, str]]
 
 
@@ -127,7 +127,8 @@ SECTIONS: list[Section] = [
         "newest checkpoint: `model` and `base` are then ignored, the others apply to the rest of the run.",
         {
             "model": ("Train › Network (from scratch)",
-                      NETWORK, "the architecture preset (`default` 512 x 20, `tiny` 64 x 4) when there is no base"),
+                      NETWORK, "the architecture preset when there is no base: `default` (the public base's size, see "
+                      "[Network](#network-decoder-presets)) or `tiny` (for tests and CPUs)"),
             "base": ("Train › Base model", NETWORK, "a Diffusion-SVC model or checkpoint to fine-tune; `pretrained` = the "
                      "downloaded base (the Train tab offers it once downloaded; its `none` = `None`, from scratch)"),
             "steps": ("Train › Train until step", TRAINING, "stop at this optimizer step"),
@@ -135,7 +136,7 @@ SECTIONS: list[Section] = [
             "log_every": (NO_UI, TRAINING, "a metrics line every this many steps"),
             "batch_size": ("Train › Batch size", TRAINING, "crops per step per process; `auto` probes the GPU"),
             "grad_accum": (NO_UI, TRAINING, "micro-batches per optimizer step"),
-            "crop_frames": (NO_UI, TRAINING, "frames per training crop (172 = 2 s)"),
+            "crop_frames": (NO_UI, TRAINING, "frames per training crop (86 frames ≈ 1 s)"),
             "lr": (NO_UI, TRAINING, "peak learning rate"),
             "weight_decay": (NO_UI, TRAINING, "AdamW weight decay"),
             "warmup_steps": (NO_UI, TRAINING, "linear learning-rate warm-up"),
@@ -179,7 +180,8 @@ SECTIONS: list[Section] = [
     Section(
         "CoverSettings",
         "Cover",
-        "Everything of a cover but the voice (`python -m core cover`, Convert › Song → cover).",
+        "Everything of a cover but the voice (`python -m core cover`, Convert › Song → cover). The cover's file "
+        "format comes from the `--output` name (CLI) or the tab's Cover format ({CoverRequest.format}).",
         {
             "separation": (NO_UI, SEPARATION, "the separation settings (next table)"),
             "mix": (NO_UI, REMIX, "the remix settings (table after next)"),
@@ -223,9 +225,9 @@ SECTIONS: list[Section] = [
     Section(
         "DecoderConfig",
         "Network (decoder presets)",
-        "The diffusion decoder's shape: these are the `default` preset (the public Diffusion-SVC base); `tiny` "
-        "has `n_chans` 64 and `n_layers` 4. Chosen with `TrainConfig.model` (training from scratch) or read from "
-        "the base or checkpoint.",
+        "The diffusion decoder's shape: the defaults are the `default` preset (the public Diffusion-SVC base); "
+        "`tiny` (`core.model.config.PRESETS`) is a small one for tests and CPUs. Chosen with `TrainConfig.model` "
+        "(training from scratch), otherwise read from the base or checkpoint.",
         {
             "units_dim": (NO_UI, NETWORK, "content feature width (set from the encoder)"),
             "n_hidden": (NO_UI, NETWORK, "conditioning width"),
@@ -496,7 +498,8 @@ def render() -> str:
     ]
     for section in SECTIONS:
         defaults = field_defaults(section.cls)
-        lines += [f"## {section.title}", "", f"`{section.cls}`. {section.intro}", "",
+        intro = re.sub(r"\{(\w+)\.(\w+)\}", lambda m: show(field_defaults(m[1])[m[2]]), section.intro)
+        lines += [f"## {section.title}", "", f"`{section.cls}`. {intro}", "",
                   "| key | default | CLI flag | UI | scope | meaning |", "|---|---|---|---|---|---|"]  # fmt: skip
         for name, value in defaults.items():
             ui, scope, meaning = section.keys.get(name, ("?", "?", "?"))
