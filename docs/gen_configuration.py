@@ -464,9 +464,8 @@ def anchor(title: str) -> str:
 
 
 def _flags_of(cls: str, field: str) -> str:
-    found = [f"`{f.stage} {'no ' if t.negated else ''}{f.option}`" for f in cli_flags() for t in f.targets
-             if (t.cls, t.field) == (cls, field)]  # fmt: skip
-    return ", ".join(found).replace("`cover no --no-", "`cover --no-") or "—"
+    found = [f"`{f.stage} {f.option}`" for f in cli_flags() for t in f.targets if (t.cls, t.field) == (cls, field)]
+    return ", ".join(found) or "—"
 
 
 def _cell(text: str) -> str:
