@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile as sf
+import soxr
 
 from core.errors import AudioDecodeError, SvcoverError
 from core.fsutil import atomic_path
@@ -200,8 +202,6 @@ def decode_audio(
     ``allow_damaged=True`` whatever could be decoded of a damaged or truncated file is kept.
     Returns the probe info (see :func:`probe_audio`) with ``frames``: the number of output frames.
     """
-    import soxr
-
     if channels not in (1, 2):
         raise ValueError("channels must be 1 or 2")
     av = _av()
@@ -404,8 +404,6 @@ def save_audio(path: str | Path, wav: np.ndarray, sr: int) -> Path:
 
     wav is 16-bit PCM, flac 16-bit, mp3 320 kb/s (libmp3lame inside PyAV). Values are clipped to [-1, 1].
     """
-    import soundfile as sf
-
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in SAVE_FORMATS:

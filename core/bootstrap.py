@@ -23,6 +23,7 @@ import struct
 import subprocess
 import sys
 import time
+import venv as venv_module
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -629,8 +630,6 @@ def main(argv: Sequence[str] | None = None, *, root: Path | None = None, runner:
     if not (in_venv(venv) if inside_venv is None else inside_venv):
         if not Path(python).exists():
             _say(f"creating .venv with Python {'.'.join(map(str, sys.version_info[:3]))}")
-            import venv as venv_module
-
             try:
                 venv_module.create(venv, with_pip=True, symlinks=os.name != "nt")  # as `python -m venv` does
             except (OSError, subprocess.CalledProcessError) as err:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,8 +38,6 @@ def is_windows_reserved(name: str) -> bool:
 
 def suggest_name(raw: str) -> str:
     """A valid experiment name close to ``raw``: ``my voice`` -> ``my_voice``, ``CON`` -> ``CON_1``, ``../x`` -> ``x``."""
-    import unicodedata
-
     text = unicodedata.normalize("NFKD", str(raw)).encode("ascii", "ignore").decode("ascii")
     text = text.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]  # a path: keep its last part
     text = re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import uuid
@@ -154,8 +155,6 @@ def _set_path(entries: list[str]) -> None:
 
 def ffmpeg_version(exe: Path) -> str:
     """First line of ``exe -version`` (raises :class:`SvcoverError` when it does not run)."""
-    import subprocess
-
     try:
         out = subprocess.run([str(exe), "-version"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as e:

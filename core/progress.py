@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from tqdm import tqdm
+
 ProgressFn = Callable[[float, str], None]
 
 
@@ -34,8 +36,6 @@ def scaled(progress: ProgressFn | None, start: float, end: float) -> ProgressFn:
 @contextmanager
 def tqdm_progress(desc: str = "", unit: str = "%") -> Iterator[ProgressFn]:
     """A progress callback drawing a tqdm bar on stderr (used by the CLI)."""
-    from tqdm import tqdm
-
     bar = tqdm(total=100, desc=desc, unit=unit, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} [{elapsed}<{remaining}] {postfix}")
 
     def callback(fraction: float, message: str = "") -> None:

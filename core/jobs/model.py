@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from core.errors import SvcoverError
+from core.jobs.serialize import from_jsonable, to_jsonable
 
 
 class JobState(StrEnum):
@@ -65,16 +66,12 @@ class Job:
         return (self.finished or time.time()) - self.started
 
     def to_dict(self) -> dict[str, Any]:
-        from core.jobs.serialize import to_jsonable
-
         data = to_jsonable(self)
         data["state"] = str(self.state)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Job:
-        from core.jobs.serialize import from_jsonable
-
         job = from_jsonable(cls, data)
         job.state = JobState(job.state)
         return job

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -11,6 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Protocol
+
+import psutil
 
 from core.errors import SvcoverError
 from core.experiment import PROJECT_ROOT, validate_name
@@ -104,8 +107,6 @@ class LocalProcessRunner:
 
     def kill(self, job_id: str) -> Job:
         """End a job's worker at once (for a stage stuck where it does not report progress); it shows ``stopped``."""
-        import psutil
-
         job = self.status(job_id)
         if not job.active:
             return job
@@ -177,7 +178,6 @@ class LocalProcessRunner:
         """Copy uploaded (temporary) input files into the job folder so the job and its retries outlive them."""
         if not fields:
             return request
-        import dataclasses
 
         changes = {}
         for name in fields:

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from core.experiment import logs_root
 from core.fsutil import atomic_write_text
 from core.jobs.model import ACTIVE_STATES, Job, JobConflictError, JobState, UnknownJobError
@@ -41,8 +43,6 @@ def jobs_root() -> Path:
 
 def process_alive(pid: int | None, created: float | None) -> bool:
     """True if ``pid`` runs and was started at ``created`` (a pid reused by another program is not alive)."""
-    import psutil
-
     if not pid:
         return False
     try:
@@ -55,8 +55,6 @@ def process_alive(pid: int | None, created: float | None) -> bool:
 
 
 def process_created(pid: int) -> float | None:
-    import psutil
-
     try:
         return psutil.Process(pid).create_time()
     except psutil.Error:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.model.config import DecoderConfig
+
 __all__ = ["SvcDecoder", "DecoderConfig", "CHECKPOINT_FORMAT"]
 
 
@@ -18,7 +20,5 @@ def __getattr__(name: str) -> Any:
 
         return getattr(decoder, name)
     if name == "DecoderConfig":
-        from core.model.config import DecoderConfig
-
         return DecoderConfig
     raise AttributeError(f"module 'core.model' has no attribute {name!r}")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from core.config import AUDIO
+from core.errors import CheckpointError, SvcoverError
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,6 @@ PRESETS: dict[str, DecoderConfig] = {"default": DEFAULT, "tiny": TINY}
 
 def preset(name: str, **overrides: Any) -> DecoderConfig:
     """A named preset (``tiny``/``default``) with some fields replaced (e.g. ``units_dim``)."""
-    from core.errors import SvcoverError
-
     if name not in PRESETS:
         raise SvcoverError(f"unknown model config {name!r}: use one of {', '.join(PRESETS)}")
     return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
@@ -50,8 +49,6 @@ def preset(name: str, **overrides: Any) -> DecoderConfig:
 
 def from_diffusion_svc_yaml(cfg: dict[str, Any], source: str = "config.yaml") -> DecoderConfig:
     """Map a Diffusion-SVC ``config.yaml`` (already parsed with yaml.safe_load) to a DecoderConfig."""
-    from core.errors import CheckpointError
-
     model = cfg.get("model") or {}
     data = cfg.get("data") or {}
     vocoder = cfg.get("vocoder") or {}

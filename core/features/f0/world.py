@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import sys
+import types
+
 import numpy as np
 
 from core.features.f0.common import DEFAULT_F0_MAX, DEFAULT_F0_MIN, to_grid
@@ -19,10 +23,6 @@ def import_pyworld():
     except ModuleNotFoundError as err:
         if err.name != "pkg_resources":
             raise
-        import importlib.metadata
-        import sys
-        import types
-
         shim = types.ModuleType("pkg_resources")
         shim.get_distribution = lambda name: types.SimpleNamespace(version=importlib.metadata.version(name))
         sys.modules["pkg_resources"] = shim
