@@ -9,13 +9,17 @@ input (core/selftest.py).
 
 from __future__ import annotations
 
+import importlib.metadata
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import Remedy
+from core import ffmpeg_tool, pretrained
+from core.bootstrap import python_problem  # the launcher's own rule: 64-bit CPython 3.11-3.13
+from core.errors import Remedy, SvcoverError
+from core.experiment import logs_root
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 MIN_FREE_GB_WARN = 10.0
@@ -39,8 +43,6 @@ class Check:
 
 
 def check_python() -> Check:
-    from core.bootstrap import python_problem  # the launcher's own rule: 64-bit CPython 3.11-3.13
-
     v = sys.version_info
     text = f"{v.major}.{v.minor}.{v.micro} ({sys.executable})"
     problem = python_problem()
@@ -112,9 +114,6 @@ def check_onnxruntime(has_gpu: bool) -> Check:
 def check_ffmpeg() -> Check:
     """FFmpeg comes from wheels, never from the system: PyAV's libraries decode and encode every
     file, and imageio-ffmpeg's binary is exposed as ``ffmpeg`` for audio-separator and pydub."""
-    from core.errors import SvcoverError
-    from core.ffmpeg_tool import default_bin_dir, exe_name, ffmpeg_version, wheel_ffmpeg
-
     try:
         import av
     except ImportError as e:
@@ -122,22 +121,18 @@ def check_ffmpeg() -> Check:
                                      "run: pip install -r requirements.txt")
     libav = ".".join(str(v) for v in av.library_versions.get("libavcodec", ()))
     try:
-        import imageio_ffmpeg
-
-        exe = wheel_ffmpeg()
-        version = ffmpeg_version(exe)
+        exe = ffmpeg_tool.wheel_ffmpeg()  # a missing imageio-ffmpeg is a one-line SvcoverError
+        version = ffmpeg_tool.ffmpeg_version(exe)
     except SvcoverError as e:
         return Check("ffmpeg", FAIL, f"PyAV {av.__version__} decodes audio, but the ffmpeg program audio-separator "
                                      f"needs is missing: {e}")
     return Check("ffmpeg", OK, f"bundled in wheels, nothing installed by hand: decoding/encoding by PyAV "
                                f"{av.__version__} (libavcodec {libav}); '{version}' from imageio-ffmpeg "
-                               f"{imageio_ffmpeg.__version__} ({exe}), exposed to audio-separator as "
-                               f"{default_bin_dir() / exe_name()}")
+                               f"{importlib.metadata.version('imageio-ffmpeg')} ({exe}), exposed to audio-separator as "
+                               f"{ffmpeg_tool.default_bin_dir() / ffmpeg_tool.exe_name()}")
 
 
 def check_disk(path: Path | None = None) -> Check:
-    from core.experiment import logs_root
-
     target = path or logs_root()
     probe = target
     while not probe.exists() and probe != probe.parent:
@@ -154,10 +149,8 @@ def check_disk(path: Path | None = None) -> Check:
 def check_pretrained(verify: bool = False) -> list[Check]:
     """One check per registry entry. A required model that is missing (or broken) is a problem: on a fresh
     install nothing past the Dataset tab can run, and the report must say so."""
-    from core.pretrained import REGISTRY, all_status, pretrained_root
-
     checks = []
-    for entry, st in zip(REGISTRY, all_status(verify=verify), strict=True):
+    for entry, st in zip(pretrained.REGISTRY, pretrained.all_status(verify=verify), strict=True):
         if st.usable:
             checks.append(Check(f"pretrained {entry.name}", OK, st.detail))
         elif entry.optional and st.state == "missing":
@@ -165,7 +158,7 @@ def check_pretrained(verify: bool = False) -> list[Check]:
                                 Remedy("download", entry.name)))  # fmt: skip
         else:
             checks.append(Check(f"pretrained {entry.name}", FAIL,
-                                f"{st.detail} in {pretrained_root()} (needed by {entry.used_by})",
+                                f"{st.detail} in {pretrained.pretrained_root()} (needed by {entry.used_by})",
                                 Remedy("download", entry.name)))  # fmt: skip
     return checks
 

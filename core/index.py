@@ -20,6 +20,7 @@ import numpy as np
 from core.config import load_json, save_json
 from core.errors import NothingToDoError, Remedy, SvcoverError
 from core.experiment import Experiment
+from core.features.extract import list_feature_chunks, load_features, load_stats
 from core.fsutil import atomic_path, remove_stale_temp_files, same_file
 from core.progress import ProgressFn, report
 
@@ -88,8 +89,6 @@ def make_faiss_index(vectors: np.ndarray, seed: int = 0) -> tuple[Any, str]:
 def build_index(exp_name: str, progress: ProgressFn | None = None, seed: int = 0) -> Path:
     """Index the content features of every extracted chunk of ``exp_name``; returns the index folder."""
     import faiss
-
-    from core.features.extract import list_feature_chunks, load_features, load_stats
 
     exp = Experiment.open(exp_name)
     if not exp.exists():

@@ -36,8 +36,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import soundfile as sf
+import soxr
 
+from core import pretrained
+from core.errors import MissingPretrainedError, SvcoverError
+from core.features.contentvec import ContentVec, align_to_frames
+from core.features.f0 import estimate_f0
+from core.features.loudness import frame_volume
+from core.features.mel import HOP, log_mel, n_frames
 from core.progress import ProgressFn, report, scaled
+from core.separate import DEFAULT_VOCAL_MODEL, separate_file
+from core.vocoder import NsfHifiGan
 
 if TYPE_CHECKING:
     import torch
@@ -132,8 +142,6 @@ def glide_f0(seconds: float, start_hz: float, end_hz: float, sr: int = SR, silen
 
 def _grid_values(per_sample: np.ndarray) -> np.ndarray:
     """Per-sample values at the project's frame centres (frame i at sample i*512)."""
-    from core.features.mel import HOP, n_frames
-
     idx = np.minimum(np.arange(n_frames(per_sample.size)) * HOP, per_sample.size - 1)
     return per_sample[idx]
 
@@ -143,8 +151,6 @@ def _grid_values(per_sample: np.ndarray) -> np.ndarray:
 
 def check_f0(method: str, model_path: str | Path | None = None, device: str = "cpu") -> ModelCheck:
     """RMVPE or FCPE on a 100 -> 280 Hz glide between stretches of near-silence."""
-    from core.features.f0 import estimate_f0
-
     true_samples = glide_f0(1.5, 100.0, 280.0, silence=0.4)
     wav = synthetic_vowel(true_samples, "a")
     est = estimate_f0(wav, method, device, model_path=model_path, octave_fix=False)
@@ -183,8 +189,6 @@ def mel_distance(reference: np.ndarray, other: np.ndarray) -> float:
 
 def vocoder_input() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(waveform, its log-mel [128, T], F0 per frame): a sung /a/ at 220 Hz with a 5 Hz, +-50 cent vibrato."""
-    from core.features.mel import log_mel
-
     n = int(1.2 * SR)
     t = np.arange(n) / SR
     f0_samples = 220.0 * 2 ** ((0.5 * np.sin(2 * np.pi * 5.0 * t)) / 12)
@@ -195,8 +199,6 @@ def vocoder_input() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def score_vocoder(vocode: Callable[[np.ndarray, np.ndarray], np.ndarray], hop: int = 512) -> ModelCheck:
     """Judge any ``vocode(mel, f0) -> wav`` on :func:`vocoder_input` (used for NSF-HiFiGAN; tests use it to
     show that a crude but working vocoder, Griffin-Lim, passes the bound)."""
-    from core.features.mel import log_mel
-
     _, mel, f0 = vocoder_input()
     out = np.asarray(vocode(mel, f0), dtype=np.float32)
     if out.size != mel.shape[1] * hop or not np.all(np.isfinite(out)):
@@ -213,8 +215,6 @@ def score_vocoder(vocode: Callable[[np.ndarray, np.ndarray], np.ndarray], hop: i
 
 def check_vocoder(path: str | Path | None = None, device: str = "cpu") -> ModelCheck:
     """NSF-HiFiGAN re-synthesising a sung vowel from its own mel and the known F0."""
-    from core.vocoder import NsfHifiGan
-
     vocoder = NsfHifiGan.from_checkpoint(path, device) if path else NsfHifiGan.from_pretrained(device)
     return score_vocoder(lambda mel, f0: vocoder.vocode(mel, f0, deterministic=True), vocoder.hop_size)
 
@@ -231,8 +231,6 @@ def score_content(extract: Callable[[np.ndarray], np.ndarray], num_frames: Calla
     vowel's nearest neighbour at the other pitch is the same vowel. ``num_frames(n_samples)`` is the frame
     count the model promises; a different count or NaN/inf fails.
     """
-    import soxr
-
     pitches = (160.0, 240.0)
     names = list(VOWELS)
     vectors: dict[tuple[str, float], np.ndarray] = {}
@@ -266,8 +264,6 @@ def score_content(extract: Callable[[np.ndarray], np.ndarray], num_frames: Calla
 
 def check_content_encoder(path: str | Path | None = None, device: str = "cpu") -> ModelCheck:
     """ContentVec (layer 12, as the decoder uses it): finite, the right frame count, content over pitch."""
-    from core.features.contentvec import ContentVec
-
     encoder = ContentVec.from_checkpoint(path, device) if path else ContentVec.from_pretrained(device)
     return score_content(encoder.extract, encoder.num_frames)
 
@@ -277,8 +273,6 @@ def check_content_encoder(path: str | Path | None = None, device: str = "cpu") -
 
 def diffusion_input() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(waveform, its log-mel [128, T], F0 per frame) of a sung /a/ gliding from 180 to 260 Hz."""
-    from core.features.mel import log_mel
-
     f0_samples = glide_f0(1.0, 180.0, 260.0)
     wav = synthetic_vowel(f0_samples, "a")
     return wav, log_mel(wav), _grid_values(f0_samples).astype(np.float32)
@@ -329,13 +323,9 @@ def check_diffusion_base(path: str | Path | None = None, device: str = "cpu", un
     ``units_fn(wav16k) -> [frames, units_dim]`` supplies content units (the installed content encoder);
     without it the units are zeros (the denoiser still has the noisy mel, F0 and volume to go on).
     """
-    import soxr
     import torch
 
-    from core import pretrained
-    from core.features.contentvec import align_to_frames
-    from core.features.loudness import frame_volume
-    from core.model import SvcDecoder
+    from core.model.decoder import SvcDecoder
 
     path = Path(path) if path else pretrained.require(pretrained.DIFFUSION_SVC_BASE, download_name="diffusion_svc_base")
     model = SvcDecoder.from_checkpoint(path, device)
@@ -416,10 +406,6 @@ def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
 
 def check_separation(model: str | None = None, model_dir: str | Path | None = None) -> ModelCheck:
     """The vocal model separating a synthetic mix with a known vocal part (one model call, nothing cached)."""
-    import soundfile as sf
-
-    from core.separate import DEFAULT_VOCAL_MODEL, separate_file
-
     vocal, acc = synthetic_mix()
     mix = vocal + acc
     peak = max(1.0, float(np.abs(mix).max()) / 0.9)
@@ -448,9 +434,6 @@ TESTED_MODELS = ("contentvec", "rmvpe", "fcpe", "nsf_hifigan", "diffusion_svc_ba
 
 def installed_models() -> list[str]:
     """The testable models that are on disk (the FCPE weights count when torchfcpe is installed)."""
-    from core.errors import MissingPretrainedError
-    from core.pretrained import get, status
-
     out = []
     for name in TESTED_MODELS:
         if name == "fcpe":
@@ -461,16 +444,13 @@ def installed_models() -> list[str]:
             except MissingPretrainedError:
                 continue
             out.append(name)
-        elif status(get(name), verify=False).usable:
+        elif pretrained.status(pretrained.get(name), verify=False).usable:
             out.append(name)
     return out
 
 
 def _content_units_fn(device: str) -> Callable | None:
     """The installed content encoder as a units function for the diffusion check (None if absent/unusable)."""
-    from core.errors import SvcoverError
-    from core.features.contentvec import ContentVec
-
     try:
         encoder = ContentVec.from_pretrained(device)
     except SvcoverError:
@@ -502,8 +482,6 @@ def run_self_test(names: list[str] | None = None, progress: ProgressFn | None = 
     A model that cannot even be loaded (a wrong or truncated file) fails with the loader's one-line message.
     Returns one :class:`ModelCheck` per model, in :data:`TESTED_MODELS` order.
     """
-    from core.errors import SvcoverError
-
     wanted = [n for n in TESTED_MODELS if names is None or n in names]
     unknown = sorted(set(names or ()) - set(TESTED_MODELS))
     if unknown:

@@ -11,6 +11,7 @@ This module knows nothing about the decoder's architecture: it moves state dicts
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -21,11 +22,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core import __version__
+from core.checkpoint_store import find_checkpoint
+from core.checkpoints import safe_load
 from core.config import AUDIO
 from core.errors import CheckpointError, SvcoverError
+from core.experiment import Experiment
+from core.features.extract import ENCODERS
+from core.fsutil import atomic_path, atomic_write_text, refuse_output_as_input, remove_stale_temp_files, same_file
+from core.pretrained import NSF_HIFIGAN_DIR, cached_sha256, pretrained_root, sha256_file
 
 if TYPE_CHECKING:  # pragma: no cover
-    from core.experiment import Experiment
     from core.model.decoder import SvcDecoder
 
 WEIGHTS_NAME = "model.safetensors"
@@ -68,9 +74,6 @@ def export_voice_model(state_dict: dict[str, Any], card: dict[str, Any], out_dir
     import torch
     from safetensors.torch import save_file
 
-    from core.fsutil import atomic_path, atomic_write_text
-    from core.pretrained import sha256_file
-
     out = Path(out_dir)
     tensors: dict[str, torch.Tensor] = {}
     for key, value in state_dict.items():
@@ -91,8 +94,6 @@ def export_voice_model(state_dict: dict[str, Any], card: dict[str, Any], out_dir
 
 def pack_zip(folder: str | Path, zip_path: str | Path | None = None) -> Path:
     """Zip an exported voice-model folder (the two files, flat) for sharing."""
-    from core.fsutil import atomic_path, refuse_output_as_input
-
     folder = Path(folder)
     for name in (WEIGHTS_NAME, CARD_NAME):
         if not (folder / name).is_file():
@@ -130,9 +131,6 @@ def import_voice_model(path: str | Path) -> VoiceModel:
 
 def install_voice_model(path: str | Path, name: str, logs: Path | None = None) -> Path:
     """Import ``path`` and store it as ``logs/<name>/export/`` in our format. Returns that folder."""
-    from core.experiment import Experiment
-    from core.fsutil import refuse_output_as_input, same_file
-
     exp = Experiment.open(name, logs)  # validates the name: no paths, no traversal
     if same_file(path, exp.export):
         raise SvcoverError(f"{path}: this is already the installed voice model '{name}' (import from another place)")
@@ -198,8 +196,6 @@ def _from_zip(path: Path) -> VoiceModel:
 def _from_foreign(path: Path) -> VoiceModel:
     import torch
 
-    from core.checkpoints import safe_load
-
     ckpt = safe_load(path)
     state = None
     for key in ("model", "state_dict", "generator", "weight", "net_g"):
@@ -250,8 +246,6 @@ def experiment_card(exp: Experiment, dataset_stats: Mapping[str, Any] | None = N
     encoder = stats.get("encoder") or extract.get("encoder")
     layer = extract.get("layer") if extract.get("encoder") == encoder else None
     if layer is None and encoder:
-        from core.features.extract import ENCODERS
-
         layer = ENCODERS[encoder].layer if encoder in ENCODERS else None
     card: dict[str, Any] = {
         "name": exp.name,
@@ -274,8 +268,6 @@ def export_decoder(exp: Experiment, decoder: SvcDecoder, **fields: Any) -> Path:
     Only parameters are exported: buffers (the diffusion schedule) are recomputed on load, and fp16 would
     blur them. The card also carries the decoder's config and stats, so the decoder can be rebuilt.
     """
-    import dataclasses
-
     params = {k: v.detach() for k, v in decoder.named_parameters()}
     stats = decoder.stats or None
     card = experiment_card(exp, stats, model_config=dataclasses.asdict(decoder.config), stats=stats, **fields)
@@ -288,17 +280,12 @@ def export_experiment(name: str, logs: Path | None = None, checkpoint: str | Pat
     ``checkpoint``: ``best`` (default), ``latest``, a file name in ``checkpoints/`` or a path
     (:func:`core.checkpoint_store.find_checkpoint`). The card is :func:`experiment_card`'s.
     """
-    from core.checkpoint_store import find_checkpoint
-    from core.checkpoints import safe_load
-    from core.experiment import Experiment
     from core.model.decoder import CHECKPOINT_FORMAT, SvcDecoder
 
     exp = Experiment.open(name, logs)
     if not exp.exists():
         raise SvcoverError(f"{exp.root}: no such experiment")
     path = find_checkpoint(exp, checkpoint or "best", allow_export=False)
-    from core.fsutil import refuse_output_as_input, remove_stale_temp_files
-
     refuse_output_as_input(exp.export / WEIGHTS_NAME, [path], "export")
     remove_stale_temp_files(exp.export)
     ckpt = safe_load(path)
@@ -312,8 +299,6 @@ def export_experiment(name: str, logs: Path | None = None, checkpoint: str | Pat
 
 def _installed_vocoder() -> dict[str, Any]:
     """Name and sha256 of the vocoder in pretrained/ (the one conversions will use), if installed."""
-    from core.pretrained import NSF_HIFIGAN_DIR, cached_sha256, pretrained_root
-
     for name in ("model", "model.ckpt"):
         path = pretrained_root() / NSF_HIFIGAN_DIR / name
         if path.is_file():

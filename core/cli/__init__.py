@@ -14,6 +14,7 @@ import sys
 
 from core import __version__
 from core.errors import SvcoverError
+from core.fsutil import os_error_cause
 
 # stage -> (module defining add_arguments/run_cli, one-line help)
 STAGES: dict[str, tuple[str, str]] = {
@@ -57,8 +58,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except OSError as e:  # a read or write the stage did not wrap: still one line naming the path and the cause
-        from core.fsutil import os_error_cause
-
         where = e.filename or "a file"
         print(f"error: {where}: {os_error_cause(e)}", file=sys.stderr)
         return 1

@@ -6,7 +6,8 @@ import argparse
 import json
 from dataclasses import asdict
 
-from core import doctor
+from core import doctor, selftest
+from core.progress import tqdm_progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,9 +26,6 @@ def run_cli(args: argparse.Namespace) -> int:
     self_test = getattr(args, "self_test", None)
     results = []
     if self_test is not None:
-        from core import selftest
-        from core.progress import tqdm_progress
-
         with tqdm_progress("self-test") as bar:
             results = selftest.run_self_test(self_test or None, bar, device=args.device)
     if args.json:
@@ -37,8 +35,6 @@ def run_cli(args: argparse.Namespace) -> int:
     else:
         print(doctor.format_report(checks))
         if self_test is not None:
-            from core.selftest import format_results
-
-            print(format_results(results))
+            print(selftest.format_results(results))
     failed = any(c.status == doctor.FAIL for c in checks) or any(r.failed for r in results)
     return 1 if failed else 0

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import argparse
 
+from core.config import load_json
+from core.index import META_FILE, build_index
+from core.progress import tqdm_progress
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exp", required=True, help="experiment whose extracted content features are indexed")
@@ -14,10 +18,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    from core.config import load_json
-    from core.index import META_FILE, build_index
-    from core.progress import tqdm_progress
-
     with tqdm_progress("index") as bar:
         folder = build_index(args.exp, progress=bar, seed=args.seed)
     meta = load_json(folder / META_FILE)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from core import pretrained
 from core.errors import SvcoverError
+from core.progress import tqdm_progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,8 +32,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    from core.progress import tqdm_progress
-
     if args.url or args.to:
         if not (args.url and args.to):
             raise SvcoverError("--url and --to go together: python -m core download --url URL --to PATH")

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from core.errors import SvcoverError
+from core.voicemodel import card_summary, export_experiment, import_voice_model, install_voice_model, pack_zip
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,8 +39,6 @@ def name_from_file(path: Path) -> str:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    from core.voicemodel import card_summary, export_experiment, import_voice_model, install_voice_model, pack_zip
-
     if args.voice_action == "export":
         folder = export_experiment(args.exp, checkpoint=args.checkpoint)
         card = import_voice_model(folder).card

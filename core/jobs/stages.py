@@ -16,12 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.convert import ConvertConfig
-from core.cover import CoverSettings
-from core.dataset import DatasetConfig
+from core import pretrained
+from core.config import AUDIO
+from core.convert import ConvertConfig, ConvertResult, convert_files, make_convert_fn
+from core.cover import CoverSettings, make_cover
+from core.dataset import DatasetConfig, NoUsableAudioError, build_dataset
 from core.errors import SvcoverError
-from core.features.extract import ExtractConfig
-from core.train import TrainConfig
+from core.experiment import Experiment
+from core.features.extract import ExtractConfig, run_extract
+from core.fsutil import unique_path
+from core.index import build_index
+from core.progress import scaled
+from core.selftest import TESTED_MODELS, run_self_test
+from core.train import TrainConfig, prepare, request_stop, train
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +131,6 @@ class DownloadRequest:
 
 # ------------------------------------------------------------------------------------------------ runners
 def _run_dataset(req: DatasetRequest, ctx: JobContext) -> StageResult:
-    from core.dataset import NoUsableAudioError, build_dataset
-
     try:
         rep = build_dataset(req.exp, [Path(p) for p in req.inputs], req.config, ctx.progress, labels=req.labels or None)
     except NoUsableAudioError as e:
@@ -155,8 +160,6 @@ def clean_reason(reason: str) -> str:
 
 
 def _run_extract(req: ExtractRequest, ctx: JobContext) -> StageResult:
-    from core.features.extract import run_extract
-
     rep = run_extract(req.exp, req.config, ctx.progress)
     return StageResult(
         details={"summary": rep.summary(), "f0_method": req.config.f0_method, "encoder": req.config.encoder}
@@ -164,10 +167,6 @@ def _run_extract(req: ExtractRequest, ctx: JobContext) -> StageResult:
 
 
 def _run_train(req: TrainRequest, ctx: JobContext) -> StageResult:
-    from core.experiment import Experiment
-    from core.progress import scaled
-    from core.train import prepare, request_stop, train
-
     exp = Experiment.open(req.exp)
     if req.prepare:
         ctx.progress(0.0, "preparing the dataset and features")
@@ -198,21 +197,15 @@ def _prefixed(progress: Callable[[float, str], None], prefix: str) -> Callable[[
 
 
 def _run_index(req: IndexRequest, ctx: JobContext) -> StageResult:
-    from core.index import build_index
-
     path = build_index(req.exp, ctx.progress, seed=req.seed)
     return StageResult(outputs=[str(path)])
 
 
 def _run_convert(req: ConvertRequest, ctx: JobContext) -> StageResult:
-    from core.convert import convert_files
-
     source = Path(req.input)
     results = convert_files(req.exp, source, None, req.config, progress=ctx.progress)
     r = results[0]
     if req.label and Path(req.label).stem != source.stem:  # name the result after the file the user dropped
-        from core.fsutil import unique_path
-
         named = unique_path(r.output.with_name(r.output.name.replace(source.stem, Path(req.label).stem, 1)))
         r.output = r.output.replace(named)
     details = _convert_details(r)
@@ -220,8 +213,6 @@ def _run_convert(req: ConvertRequest, ctx: JobContext) -> StageResult:
 
 
 def _convert_details(r: Any) -> dict[str, Any]:
-    from core.config import AUDIO
-
     details: dict[str, Any] = {
         "key": r.key, "suggested_key": r.suggested_key, "seconds_audio": r.seconds_audio,
         "seconds_taken": r.seconds_taken, "timings": dict(r.timings),
@@ -239,12 +230,6 @@ def cover_output_name(label: str, exp: str, key: float, fmt: str) -> str:
 
 
 def _run_cover(req: CoverRequest, ctx: JobContext) -> StageResult:
-    from core.convert import ConvertResult, make_convert_fn
-    from core.cover import make_cover
-    from core.experiment import Experiment
-    from core.fsutil import unique_path
-    from core.progress import scaled
-
     exp = Experiment.open(req.exp)
     if not exp.exists():
         raise SvcoverError(f"voice model '{req.exp}' not found: no experiment folder {exp.root}")
@@ -274,18 +259,14 @@ def _run_cover(req: CoverRequest, ctx: JobContext) -> StageResult:
 
 def _run_download(req: DownloadRequest, ctx: JobContext) -> StageResult:
     """Install each entry (one failure does not stop the others), then self-test what was installed."""
-    from core.pretrained import get, install
-    from core.progress import scaled
-    from core.selftest import TESTED_MODELS, run_self_test
-
     download_share = 0.8  # of the progress; the self-test of what was downloaded gets the rest
     lines, failed, installed = [], [], []
     for i, name in enumerate(req.names):
-        entry = get(name)  # only registry names reach the downloader
+        entry = pretrained.get(name)  # only registry names reach the downloader
         sub = _prefixed(scaled(ctx.progress, download_share * i / len(req.names), download_share * (i + 1) / len(req.names)),
                         entry.name)  # fmt: skip
         try:
-            st = install(entry.name, sub, force=req.force)
+            st = pretrained.install(entry.name, sub, force=req.force)
             installed.append(entry.name)
             lines.append(f"{entry.name}: {st.state} ({st.detail})")
         except SvcoverError as e:  # one failure must not stop the others

@@ -20,6 +20,7 @@ from typing import Any
 from core.errors import SvcoverError
 from core.jobs.model import Job, JobState
 from core.jobs.serialize import from_jsonable
+from core.jobs.stages import STAGES, JobContext, JobStopped
 from core.jobs.store import JobStore, process_created
 
 TEST_STAGES_ENV = "SVCOVER_TEST_JOB_STAGES"  # test hook: a module registering extra stages. Never set by users.
@@ -61,8 +62,6 @@ class _Reporter:
 
 def run_job(store: JobStore, job_id: str) -> int:
     """Run job ``job_id`` of ``store`` in this process; returns the exit code (0 done, 1 failed, 2 stopped)."""
-    from core.jobs.stages import STAGES, JobContext, JobStopped
-
     if os.environ.get(TEST_STAGES_ENV):
         importlib.import_module(os.environ[TEST_STAGES_ENV])
     job = store.load(job_id)

@@ -25,8 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.checkpoints import safe_load
 from core.errors import CheckpointError, MissingPretrainedError
 from core.features.mel import as_waveform, fit_frames, mel_basis
+from core.pretrained import pretrained_root
 
 SAMPLE_RATE = 16000
 HOP = 160
@@ -184,8 +186,6 @@ def log_mel_16k(wav16k: np.ndarray, device: str = "cpu") -> torch.Tensor:
 # ------------------------------------------------------------------------------------------ loader
 def weight_path() -> Path:
     """The FCPE weight file: ``pretrained/fcpe/fcpe_c_v001.pt`` if present, else the torchfcpe wheel's copy."""
-    from core.pretrained import pretrained_root
-
     local = pretrained_root() / "fcpe" / WEIGHT_NAME
     if local.is_file():
         return local
@@ -206,8 +206,6 @@ def weight_path() -> Path:
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """Read an FCPE checkpoint safely: (state dict renamed for :class:`FcpeNet`, model hyperparameters)."""
-    from core.checkpoints import safe_load
-
     raw = safe_load(path)
     model_sd = raw.get("model")
     config = raw.get("config_dict")

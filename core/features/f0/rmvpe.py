@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from core import pretrained
+from core.checkpoints import safe_load
 from core.errors import CheckpointError
 from core.features.mel import as_waveform, mel_basis
 
@@ -244,8 +246,6 @@ def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     Accepts float16 or float32 files, with or without ``num_batches_tracked``. Raises
     :class:`CheckpointError` naming the file when it is not an RMVPE state dict.
     """
-    from core.checkpoints import safe_load
-
     raw = safe_load(path)
     if not all(isinstance(v, torch.Tensor) for v in raw.values()):
         wrapped = [k for k, v in raw.items() if isinstance(v, dict)]
@@ -337,8 +337,6 @@ class Rmvpe:
     @classmethod
     def from_pretrained(cls, device: str = "cpu") -> Rmvpe:
         """The model at ``pretrained/rmvpe/rmvpe.pt`` (MissingPretrainedError names the download command)."""
-        from core import pretrained
-
         return cls.from_checkpoint(pretrained.require(pretrained.RMVPE, download_name="rmvpe"), device)
 
     def mel(self, wav16k: np.ndarray) -> np.ndarray:
