@@ -11,7 +11,13 @@ CLI command, :meth:`SvcoverError.for_ui` says the UI action (Models tab → Down
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import re
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 # The UI's name for each step, as the browser user sees it (tab → button).
 _UI_ACTIONS = {
@@ -102,3 +108,41 @@ class WriteError(SvcoverError, OSError):
 
     Also an :class:`OSError`, so code that already handles OS errors keeps working.
     """
+
+
+# Why a write failed, in words a user can act on.
+_CAUSES = {
+    errno.ENOSPC: "disk full",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+    errno.EFBIG: "file too large for this file system or limit",
+    errno.ENAMETOOLONG: "file name too long",
+    errno.EIO: "input/output error (failing disk or removed drive?)",
+    errno.EISDIR: "is a folder",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+}
+if hasattr(errno, "EDQUOT"):  # not defined on every platform
+    _CAUSES[errno.EDQUOT] = "disk quota exceeded"
+
+
+def os_error_cause(error: BaseException, folder: Path | None = None) -> str:
+    """A short cause for a failed write: ``disk full``, ``permission denied``, or the library's own words."""
+    code = getattr(error, "errno", None)
+    text = str(error)
+    if code is None:  # "... (os error 28)" from Rust writers
+        m = re.search(r"os error (\d+)", text)
+        code = int(m.group(1)) if m else None
+    if code in _CAUSES:
+        return _CAUSES[code]
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror + (f" ({error.filename})" if error.filename and folder is not None
+                                 and Path(error.filename).parent != folder else "")  # fmt: skip
+    if folder is not None:  # no errno from the writer: look at the disk ourselves
+        with contextlib.suppress(OSError):
+            if shutil.disk_usage(folder).free < (1 << 20):
+                return "disk full"
+        if not os.access(folder, os.W_OK):
+            return "permission denied"
+    first = text.strip().splitlines()[0][:160] if text.strip() else ""
+    return f"{type(error).__name__}{': ' + first if first else ''}"

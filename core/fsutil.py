@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from core.errors import OutputIsInputError, WriteError
+from core.errors import OutputIsInputError, WriteError, os_error_cause
 
 TEMP_PREFIX = ".tmp-"
 WORK_PREFIX = ".work-"  # temporary folders (the separation stage's scratch space); ".work-p<pid>-..."
@@ -30,48 +30,12 @@ STALE_UNKNOWN_WRITER_SECONDS = 3600.0
 # ".tmp-<stem>.p<pid>.<8 hex><suffix>" (greedy: a stem may itself contain ".p5.") or ".work-p<pid>-..."
 _TEMP_PID = re.compile(r"^\.(?:tmp-.*\.p(\d+)\.[0-9a-f]{8}(?:\.|$)|work-p(\d+)-)")
 
-# Why a write failed, in words a user can act on.
-_CAUSES = {
-    errno.ENOSPC: "disk full",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted",
-    errno.EROFS: "read-only file system",
-    errno.EFBIG: "file too large for this file system or limit",
-    errno.ENAMETOOLONG: "file name too long",
-    errno.EIO: "input/output error (failing disk or removed drive?)",
-    errno.EISDIR: "is a folder",
-    errno.ENOTDIR: "a part of the path is a file, not a folder",
-}
-if hasattr(errno, "EDQUOT"):  # not defined on every platform
-    _CAUSES[errno.EDQUOT] = "disk quota exceeded"
 # Writers in C/Rust (libsndfile, torch's zip writer, safetensors, faiss) raise these instead of OSError.
 _WRITER_FAILURE = re.compile(
     r"inline_container|PytorchStreamWriter|file write failed|unexpected pos|I/O error|os error \d+|"
     r"Error while serializing|could not write|write error|Error writing|fwrite",
     re.IGNORECASE,
 )
-
-
-def os_error_cause(error: BaseException, folder: Path | None = None) -> str:
-    """A short cause for a failed write: ``disk full``, ``permission denied``, or the library's own words."""
-    code = getattr(error, "errno", None)
-    text = str(error)
-    if code is None:  # "... (os error 28)" from Rust writers
-        m = re.search(r"os error (\d+)", text)
-        code = int(m.group(1)) if m else None
-    if code in _CAUSES:
-        return _CAUSES[code]
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror + (f" ({error.filename})" if error.filename and folder is not None
-                                 and Path(error.filename).parent != folder else "")  # fmt: skip
-    if folder is not None:  # no errno from the writer: look at the disk ourselves
-        with contextlib.suppress(OSError):
-            if shutil.disk_usage(folder).free < (1 << 20):
-                return "disk full"
-        if not os.access(folder, os.W_OK):
-            return "permission denied"
-    first = text.strip().splitlines()[0][:160] if text.strip() else ""
-    return f"{type(error).__name__}{': ' + first if first else ''}"
 
 
 def is_write_failure(error: BaseException) -> bool:

@@ -13,8 +13,7 @@ import logging
 import sys
 
 from core import __version__
-from core.errors import SvcoverError
-from core.fsutil import os_error_cause
+from core.errors import SvcoverError, os_error_cause
 
 # stage -> (module defining add_arguments/run_cli, one-line help)
 STAGES: dict[str, tuple[str, str]] = {
