@@ -27,7 +27,9 @@ import importlib.util
 import json
 import re
 import shutil
+import sys
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 ROLES = ("vocals", "karaoke", "dereverb")
@@ -138,8 +140,6 @@ def cuda_available() -> bool:
     a cheap answer that does not import torch, which would add ~3 CPU-seconds to the app's start: a
     CUDA build of torch is installed and ``nvidia-smi`` is on PATH.
     """
-    import sys
-
     if "torch" in sys.modules:
         return bool(sys.modules["torch"].cuda.is_available())
     return _cuda_build_installed() and shutil.which("nvidia-smi") is not None
@@ -187,8 +187,6 @@ def model_installed(filename: str, model_dir: Path) -> bool:
 
 
 def _package_json(name: str) -> dict:
-    from importlib import resources
-
     try:
         return json.loads(resources.files("audio_separator").joinpath(name).read_text("utf-8"))
     except (ImportError, OSError, ValueError):

@@ -70,7 +70,6 @@ INLINE_IMPORT_ALLOWED = {
     "core.model.decoder",
     "core.pretrained",
     "core.separate",
-    "core.separation_models",
     "core.slicer",
     "core.train",
     "core.vocoder",
