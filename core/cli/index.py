@@ -1,6 +1,6 @@
 """``python -m core index``: builds the retrieval index of an experiment and prints its size.
 
-core.index (numpy, faiss) is imported only when the stage runs, so ``--help`` stays light.
+core.index imports faiss only when the stage runs, so ``--help`` does not load it.
 """
 
 from __future__ import annotations
