@@ -284,9 +284,8 @@ def heavy_core_modules(trees: dict[str, ast.Module]) -> set[str]:
     for name, tree in trees.items():
         targets = {t for node in module_level_imports(tree) for t in imported_names(node, name)}
         prefixes = {".".join(t.split(".")[:i]) for t in targets for i in range(1, len(t.split(".")) + 1)}
-        direct[name] = {p for p in prefixes if p in trees and p != name}
-        direct[name] |= {p for p in (".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1))}
-        direct[name] &= set(trees)
+        parents = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}  # their __init__ runs first
+        direct[name] = {p for p in prefixes | parents if p in trees and p != name}
         if any(is_heavy_library(t) for t in targets if t.split(".")[0] != "core"):
             direct[name].add("<heavy>")
     heavy = {"<heavy>"}
@@ -308,12 +307,10 @@ def catches_import_error(node: ast.Try) -> bool:
 def inline_imports(tree: ast.Module) -> Iterator[ast.Import | ast.ImportFrom]:
     """Imports inside functions, except those in a ``try`` that catches ImportError (its body or handlers): such a
     probe turns a missing package into one clear line or a fallback (the doctor's report, winreg on Windows)."""
-    seen: set[int] = set()
 
     def visit(node: ast.AST, in_function: bool) -> Iterator[ast.Import | ast.ImportFrom]:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
-            if in_function and id(node) not in seen:
-                seen.add(id(node))
+            if in_function:
                 yield node
             return
         if isinstance(node, ast.Try) and catches_import_error(node):
