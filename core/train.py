@@ -1,7 +1,6 @@
 """The Train stage: fit the diffusion decoder on one experiment's features. One loop, top to bottom.
 
-    python -m core train --exp NAME [--steps N] [--save-every K] [--batch-size B|auto] [--base PATH|pretrained]
-    torchrun --nproc_per_node 2 -m core train --exp NAME ...        # DDP, one process per GPU (gloo on CPU)
+The command line (``python -m core train``, also under torchrun for DDP) is :mod:`core.cli.train`.
 
 Order of operations (see :func:`train`): read features -> split a few chunks off for validation ->
 build the model (from ``--base``, from scratch, or from the newest checkpoint of a previous run of the
@@ -18,7 +17,6 @@ and exit cleanly.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import json
@@ -45,6 +43,8 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 KEEP_STEP_CHECKPOINTS = 10
+# Mixed-precision modes (TrainConfig.precision, --precision): auto = bf16/fp16 on CUDA, fp32 on CPU.
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 STOP_FILE_NAME = "stop"  # logs/<exp>/stop: ask a running training to save and exit
 # Test hook: seconds to pause after a checkpoint's temp file is written and before it is renamed,
 # so a test can kill the process in the middle of a save. Never set by users.
@@ -72,7 +72,7 @@ class TrainConfig:
     warmup_steps: int = 100
     lr_half_life: int = 100000  # LR halves every this many steps (smooth version of upstream's StepLR)
     grad_clip: float = 10.0  # only catches spikes; upstream does not clip
-    precision: str = "auto"  # auto (bf16/fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16
+    precision: str = "auto"  # one of PRECISIONS: auto (bf16/fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16
     grad_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
     val_chunks: int = 4  # held-out chunks (fewer for tiny datasets)
     val_max_frames: int = 400  # validation crops (frames) per chunk
@@ -93,8 +93,10 @@ class TrainConfig:
             raise SvcoverError(f"--batch-size must be a positive integer or 'auto' (got {self.batch_size})")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise SvcoverError(f"--lr must be a positive number (got {self.lr})")
-        if self.precision not in ("auto", "fp32", "fp16", "bf16"):
-            raise SvcoverError(f"--precision must be auto, fp32, fp16 or bf16 (got {self.precision})")
+        if self.precision not in PRECISIONS:
+            raise SvcoverError(
+                f"--precision must be {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]} (got {self.precision})"
+            )
         return self
 
 
@@ -581,7 +583,7 @@ def request_stop(exp: Experiment) -> Path:
     return path
 
 
-def _distributed() -> tuple[int, int, int]:
+def distributed_env() -> tuple[int, int, int]:
     """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) otherwise."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
@@ -603,7 +605,7 @@ def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None =
     exp = exp if isinstance(exp, Experiment) else Experiment.open(exp)
     if not exp.exists():
         raise SvcoverError(f"{exp.root}: experiment not found", remedy=Remedy("dataset", exp.name))
-    rank, world, local_rank = _distributed()
+    rank, world, local_rank = distributed_env()
     is_main = rank == 0
 
     # ---- devices and processes -----------------------------------------------------------------
@@ -934,7 +936,7 @@ def _log_to_file(exp: Experiment) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# CLI
+# Preparation (the UI's one-click Train, --prepare on the command line)
 # ------------------------------------------------------------------------------------------------
 
 
@@ -962,74 +964,3 @@ def prepare(exp: Experiment, sources: list[str] | None = None, f0_method: str = 
 
         log.info("extracting features of %s (%s, %s)", exp.name, encoder, f0_method)
         run_extract(exp, ExtractConfig(f0_method=f0_method, encoder=encoder, device=device), scaled(progress, 0.2, 1.0))
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from core.device import DEVICE_CHOICES
-
-    d = TrainConfig()
-    parser.add_argument("--exp", required=True, help="experiment name (logs/<exp>/ with extracted features)")
-    parser.add_argument("--steps", type=int, default=d.steps, help=f"train until this step (default {d.steps}); re-running resumes")
-    parser.add_argument("--save-every", type=int, default=d.save_every, help=f"validate and checkpoint every K steps (default {d.save_every})")
-    parser.add_argument("--batch-size", default=str(d.batch_size),
-                        help=f"crops per step per process, or 'auto' to probe the GPU (default {d.batch_size})")
-    parser.add_argument("--base", default=None,
-                        help="fine-tune from this Diffusion-SVC model_*.pt (config.yaml beside it optional) or svcover checkpoint; "
-                        "'pretrained' = pretrained/diffusion_svc/model_0.pt (default: train from scratch)")  # fmt: skip
-    parser.add_argument("--config", choices=("tiny", "default"), default=d.model,
-                        help="network when training from scratch: default = 512 ch x 20 layers (the public base), tiny = 64 x 4")
-    parser.add_argument("--device", choices=DEVICE_CHOICES, default=d.device, help="compute device (default auto)")
-    parser.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default {d.lr})")
-    parser.add_argument("--grad-accum", type=int, default=d.grad_accum, help="micro-batches per optimizer step (default 1)")
-    parser.add_argument("--crop-frames", type=int, default=d.crop_frames, help=f"frames per training crop (default {d.crop_frames} = 2 s)")
-    parser.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default=d.precision,
-                        help="auto = bf16 (or fp16 with loss scaling) on CUDA, fp32 on CPU")
-    parser.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward (less GPU memory)")
-    parser.add_argument("--log-every", type=int, default=d.log_every, help=f"metrics line every N steps (default {d.log_every})")
-    parser.add_argument("--val-chunks", type=int, default=d.val_chunks, help=f"held-out chunks for validation (default {d.val_chunks})")
-    parser.add_argument("--seed", type=int, default=d.seed, help="random seed")
-    parser.add_argument("--prepare", action="store_true",
-                        help="first run what is missing: the dataset (from --source) and feature extraction")
-    parser.add_argument("--source", action="append", default=None,
-                        help="with --prepare: audio file/folder/zip for the dataset when it is not built yet (repeatable)")
-    parser.add_argument("--f0", default="rmvpe", help="with --prepare: F0 method for extraction (default rmvpe)")
-    parser.add_argument("--encoder", default="contentvec768l12", help="with --prepare: content encoder (default contentvec768l12)")
-    parser.add_argument("--threads", type=int, default=d.threads, help="CPU threads for torch (default: torch's choice)")
-    parser.add_argument("--warmup-steps", type=int, default=d.warmup_steps,
-                        help=f"steps of linear learning-rate warm-up (default {d.warmup_steps})")
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    batch: int | str = "auto" if str(args.batch_size).lower() == "auto" else _int(args.batch_size, "--batch-size")
-    return TrainConfig(model=args.config, base=args.base, steps=args.steps, save_every=args.save_every, batch_size=batch,
-                       device=args.device, lr=args.lr, grad_accum=args.grad_accum, crop_frames=args.crop_frames,
-                       precision=args.precision, grad_checkpointing=args.grad_checkpointing, log_every=args.log_every,
-                       val_chunks=args.val_chunks, seed=args.seed, threads=args.threads,
-                       warmup_steps=args.warmup_steps)  # fmt: skip
-
-
-def _int(text: str, flag: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise SvcoverError(f"{flag} must be an integer or 'auto' (got {text!r})") from None
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    from core.progress import tqdm_progress
-
-    cfg = config_from_args(args)
-    exp = Experiment.open(args.exp)
-    if args.prepare and _distributed()[1] == 1:  # under torchrun, prepare once beforehand instead
-        with tqdm_progress(f"prepare {exp.name}", unit="%") as progress:
-            prepare(exp, args.source, args.f0, args.encoder, args.device, progress)
-    if _distributed()[0] == 0:
-        with tqdm_progress(f"train {exp.name}", unit="%") as progress:
-            result = train(exp, cfg, progress)
-    else:
-        result = train(exp, cfg)
-    if _distributed()[0] == 0:
-        state = "stopped" if result.stopped_early else "done"
-        best = f", best val loss {result.best_val_loss:.4f}" if result.best_val_loss is not None else ""
-        print(f"{state}: {exp.name} at step {result.step}{best}; checkpoint {result.checkpoint}")
-    return 0

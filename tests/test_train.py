@@ -297,6 +297,20 @@ def test_cli_help_and_error_exit(tmp_logs: Path) -> None:
     assert bad.returncode == 1 and "experiment not found" in text and "Traceback" not in text
 
 
+def test_cli_flags_parse_into_the_train_config() -> None:
+    from core.cli import build_parser
+    from core.cli.train import config_from_args
+
+    parser = build_parser("train")
+    assert config_from_args(parser.parse_args(["train", "--exp", "x"])) == TrainConfig()
+    args = parser.parse_args(["train", "--exp", "x", "--batch-size", "AUTO", "--config", "tiny", "--precision", "fp16",
+                              "--steps", "7", "--grad-checkpointing", "--warmup-steps", "3"])  # fmt: skip
+    assert config_from_args(args) == TrainConfig(batch_size="auto", model="tiny", precision="fp16", steps=7,
+                                                 grad_checkpointing=True, warmup_steps=3)  # fmt: skip
+    with pytest.raises(SvcoverError, match="--batch-size must be an integer or 'auto'"):
+        config_from_args(parser.parse_args(["train", "--exp", "x", "--batch-size", "many"]))
+
+
 # ------------------------------------------------------------------------------------------ the tab
 def test_train_tab_runs_a_job_shows_progress_stops_and_keeps_its_target(exp: Experiment, tmp_logs: Path) -> None:
     import dataclasses
