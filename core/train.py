@@ -23,16 +23,27 @@ import json
 import logging
 import math
 import os
+import random
 import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core import pretrained
 from core.checkpoint_store import step_checkpoints
+from core.checkpoints import safe_load, save_checkpoint
+from core.config import load_json, save_json
+from core.dataset import build_dataset
+from core.device import pick_device
 from core.errors import CheckpointError, NothingToDoError, Remedy, SvcoverError
 from core.experiment import Experiment, visible_files
-from core.progress import ProgressFn, report
+from core.features.extract import ExtractConfig, list_feature_chunks, load_features, load_stats, run_extract
+from core.fsutil import atomic_path, atomic_write_text, portable_label
+from core.model.config import PRESETS, preset
+from core.model.samplers import sample
+from core.progress import ProgressFn, report, scaled
+from core.vocoder import NsfHifiGan
 from core.voicemodel import export_decoder
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -82,8 +93,6 @@ class TrainConfig:
     threads: int = 0  # CPU threads for torch (0 = torch's default); 1 is fastest on a busy machine
 
     def validate(self) -> TrainConfig:
-        from core.model.config import PRESETS
-
         if self.model not in PRESETS:
             raise SvcoverError(f"unknown --config {self.model!r}: use one of {', '.join(PRESETS)}")
         for name in ("steps", "save_every", "log_every", "grad_accum", "crop_frames"):
@@ -134,8 +143,6 @@ def load_clips(exp: Experiment, names: list[str], units_dim: int | None = None) 
     import numpy as np
     import torch
 
-    from core.features.extract import load_features
-
     clips = []
     for name in names:
         feats = load_features(exp, name)
@@ -172,8 +179,6 @@ def split_validation(names: list[str], n_val: int, seed: int) -> tuple[list[str]
 
     With a single chunk there is nothing to hold out: it is used for both (the log says so).
     """
-    import random
-
     names = sorted(names)
     if len(names) < 2:
         return names, list(names)
@@ -218,7 +223,6 @@ def sample_batch(clips: list[Clip], weights: torch.Tensor, batch: int, crop: int
 
 def latest_valid_checkpoint(exp: Experiment) -> tuple[Path, dict] | None:
     """The newest step checkpoint that loads; corrupt ones are reported and skipped."""
-    from core.checkpoints import safe_load
     from core.model.decoder import CHECKPOINT_FORMAT
 
     for _, path in reversed(step_checkpoints(exp)):
@@ -252,8 +256,6 @@ def checkpoint_table(exp: Experiment) -> list[dict[str, Any]]:
 
 def _record_config(exp: Experiment, cfg: TrainConfig) -> None:
     """This run's settings under ``"train"`` in ``config.json`` (its target: a later resume keeps it)."""
-    from core.config import load_json, save_json
-
     data: dict[str, Any] = {}
     with contextlib.suppress(ValueError, OSError):
         loaded = load_json(exp.config) if exp.config.is_file() else {}
@@ -282,13 +284,9 @@ def _atomic_torch_save(path: Path, obj: dict) -> None:
     """core.checkpoints.save_checkpoint, plus the test hook that pauses before the rename."""
     pause = float(os.environ.get(PAUSE_IN_SAVE_ENV) or 0)
     if not pause:
-        from core.checkpoints import save_checkpoint
-
         save_checkpoint(path, obj)
         return
     import torch
-
-    from core.fsutil import atomic_path
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
@@ -332,8 +330,6 @@ def read_metrics(exp: Experiment) -> list[dict[str, Any]]:
 
 def _truncate_metrics(exp: Experiment, step: int) -> None:
     """Drop rows logged after ``step`` (by a run killed before its next save), so a resume does not repeat steps."""
-    from core.fsutil import atomic_write_text
-
     if exp.metrics.is_file():
         rows = [r for r in read_metrics(exp) if int(r["step"]) <= step]
         atomic_write_text(exp.metrics, "".join(json.dumps(r) + "\n" for r in rows))
@@ -341,8 +337,6 @@ def _truncate_metrics(exp: Experiment, step: int) -> None:
 
 def _replace_last_metrics_row(exp: Experiment, row: dict[str, Any]) -> None:
     """Write ``row`` for its step, replacing a row already logged for that step (a stop right after a log)."""
-    from core.fsutil import atomic_write_text
-
     rows = [r for r in read_metrics(exp) if int(r["step"]) < row["step"]] + [row]
     atomic_write_text(exp.metrics, "".join(json.dumps(r) + "\n" for r in rows))
 
@@ -514,9 +508,6 @@ class _AudioLogger:
         try:
             import torch
 
-            from core.model.samplers import sample
-            from core.vocoder import NsfHifiGan
-
             if self.vocoder is None:
                 self.vocoder = NsfHifiGan.from_pretrained(self.device)
             n = min(max_frames, clip.frames)
@@ -597,8 +588,6 @@ def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None =
     import numpy as np
     import torch
 
-    from core.device import pick_device
-    from core.model.config import preset
     from core.model.decoder import CHECKPOINT_FORMAT, SvcDecoder, config_from_dict
 
     cfg.validate()
@@ -623,8 +612,6 @@ def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None =
     device_type = device.split(":")[0]
 
     # ---- data ----------------------------------------------------------------------------------
-    from core.features.extract import list_feature_chunks, load_stats
-
     names = list_feature_chunks(exp)
     if not names:
         raise NothingToDoError(f"{exp.features}: no extracted features", remedy=Remedy("extract", exp.name))
@@ -652,10 +639,7 @@ def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None =
     elif cfg.base:
         base_path = _resolve_base(cfg.base)
         model = SvcDecoder.from_checkpoint(base_path)
-        from core.fsutil import portable_label
-        from core.pretrained import pretrained_root
-
-        base_name = portable_label(base_path, pretrained_root())  # recorded in files the web UI serves
+        base_name = portable_label(base_path, pretrained.pretrained_root())  # recorded in files the web UI serves
         log.info("fine-tuning from %s (%d x %d)", base_path, model.config.n_chans, model.config.n_layers)
     else:
         model = SvcDecoder(preset(cfg.model, units_dim=int(stats.get("units_dim") or 768)))
@@ -754,8 +738,6 @@ def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None =
                 "format": CHECKPOINT_FORMAT, "version": 1, "step": step, "model": state, "config": cfg_dict,
                 "stats": stats, "val_loss": val_loss,
             })  # fmt: skip
-            from core.config import save_json
-
             save_json(exp.checkpoints / "best.json", {"step": step, "val_loss": val_loss})
         export_decoder(exp, model, decoder_format=CHECKPOINT_FORMAT, steps=step, val_loss=val_loss,
                        best_val_loss=best_val, base=base_name, checkpoint=path.name)  # fmt: skip
@@ -882,8 +864,6 @@ def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None =
 
 def _resolve_base(base: str) -> Path:
     if base in ("pretrained", "base", "diffusion_svc"):
-        from core import pretrained
-
         return pretrained.require(pretrained.DIFFUSION_SVC_BASE)
     path = Path(base).expanduser()
     if not path.is_file():
@@ -940,8 +920,9 @@ def _log_to_file(exp: Experiment) -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def prepare(exp: Experiment, sources: list[str] | None = None, f0_method: str = "rmvpe", encoder: str = "contentvec768l12",
-            device: str = "auto", progress: ProgressFn | None = None) -> None:  # fmt: skip
+def prepare(exp: Experiment, sources: list[str] | None = None, f0_method: str = ExtractConfig.f0_method,
+            encoder: str = ExtractConfig.encoder, device: str = ExtractConfig.device,
+            progress: ProgressFn | None = None) -> None:  # fmt: skip
     """Run whatever is missing before training: the dataset (from ``sources``) and the feature extraction.
 
     Both stages are cached, so this only does the missing work (the UI's one-click Train).
@@ -952,15 +933,8 @@ def prepare(exp: Experiment, sources: list[str] | None = None, f0_method: str = 
                 f"{exp.gt_wavs}: the experiment has no dataset yet: build it in the Dataset tab, or give recordings "
                 "('Recordings for the dataset' in the Train tab, --source on the command line)"
             )
-        from core.dataset import build_dataset
-        from core.progress import scaled
-
         log.info("building the dataset of %s from %s", exp.name, ", ".join(sources))
         build_dataset(exp.name, [Path(s) for s in sources], progress=scaled(progress, 0.0, 0.2))
-    from core.features.extract import ExtractConfig, list_feature_chunks, run_extract
-
     if len(list_feature_chunks(exp)) < len(visible_files(exp.gt_wavs, "*.wav")):
-        from core.progress import scaled
-
         log.info("extracting features of %s (%s, %s)", exp.name, encoder, f0_method)
         run_extract(exp, ExtractConfig(f0_method=f0_method, encoder=encoder, device=device), scaled(progress, 0.2, 1.0))
