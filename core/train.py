@@ -579,25 +579,123 @@ def distributed_env() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
 
+@dataclass
+class _Run:
+    """The state of one training run: built by :func:`_set_up`, advanced by :func:`_train_step`, written by :func:`_save`."""
+
+    exp: Experiment
+    cfg: TrainConfig
+    rank: int
+    world: int  # processes (torchrun); 1 without DDP
+    local_rank: int
+    device: str
+    amp_dtype: Any  # autocast dtype, None for fp32
+    model: SvcDecoder
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    data_gen: torch.Generator  # draws the crops; saved, so a resume continues the same sequence
+    stats: dict[str, Any]  # the dataset's stats.json, stored in every checkpoint
+    base_name: str | None  # the base model fine-tuned from (None: from scratch)
+    train_clips: list[Clip]
+    val_clips: list[Clip]
+    val_names: list[str]
+    crop_weights: torch.Tensor  # chunks are picked in proportion to their length
+    crop: int  # frames per crop
+    batch_size: int
+    step: int = 0
+    seconds_before: float = 0.0  # training time of the runs this one resumes
+    best_val: float | None = None
+    last_saved: Path | None = None
+    # set by _start, right before the loop
+    net: torch.nn.Module | None = None  # the model, wrapped in DistributedDataParallel under torchrun
+    autocast: Any = None
+    writer: Any = None  # TensorBoard (rank 0, when installed)
+    audio_logger: _AudioLogger | None = None
+    stop: _StopRequest | None = None
+    start_step: int = 0
+    t_start: float = 0.0
+    # updated by the loop
+    last_loss: float | None = None
+    bad_steps: int = 0  # non-finite losses in a row
+    t_window: float = 0.0  # start of the current steps/s window
+    steps_window: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
 def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None = None) -> TrainResult:
     """Train (or resume training) the decoder of ``exp`` until ``cfg.steps``.
 
     Raises :class:`SvcoverError` for a missing experiment/features, mismatched feature dims, an
     unloadable base, or a diverged run (:class:`TrainingDivergedError`, after the last good checkpoint).
     """
-    import numpy as np
-    import torch
-
-    from core.model.decoder import CHECKPOINT_FORMAT, SvcDecoder, config_from_dict
-
     cfg.validate()
     exp = exp if isinstance(exp, Experiment) else Experiment.open(exp)
     if not exp.exists():
         raise SvcoverError(f"{exp.root}: experiment not found", remedy=Remedy("dataset", exp.name))
     rank, world, local_rank = distributed_env()
-    is_main = rank == 0
+    device = _init_processes(cfg, world, local_rank)
+    run: _Run | None = None
+    completed = False
+    try:  # one teardown (signal handlers, TensorBoard, the process group) however the run ends
+        run = _set_up(exp, cfg, device, rank, world, local_rank)
+        if run.step >= cfg.steps:
+            log.info("%s is already at step %d (>= --steps %d): nothing to train", exp.name, run.step, cfg.steps)
+            return TrainResult(step=run.step, last_loss=None, best_val_loss=run.best_val, checkpoint=run.last_saved)
+        _start(run)
+        stopped_early = _loop(run, progress)
+        if stopped_early:
+            _finish_stopped(run)
+        completed = True
+    finally:
+        _tear_down(run, world, completed)
+    return TrainResult(step=run.step, last_loss=run.last_loss, best_val_loss=run.best_val, checkpoint=run.last_saved,
+                       stopped_early=stopped_early, seconds=time.perf_counter() - run.t_start, history=run.history)  # fmt: skip
 
-    # ---- devices and processes -----------------------------------------------------------------
+
+def _loop(run: _Run, progress: ProgressFn | None) -> bool:
+    """Optimizer steps until ``cfg.steps``, validating and saving every ``save_every``. True if asked to stop."""
+    cfg = run.cfg
+    while run.step < cfg.steps:
+        if _any_rank(run.stop.requested(), run.world):
+            return True
+        loss = _train_step(run)
+        if not math.isfinite(loss):
+            _skip_bad_step(run, loss)  # raises TrainingDivergedError when the run cannot recover
+            continue
+        run.bad_steps = 0
+        run.steps_window += 1
+        run.last_loss = loss
+
+        do_save = run.step % cfg.save_every == 0 or run.step == cfg.steps
+        val_loss = None
+        if do_save and run.is_main:
+            val_loss = validation_loss(run.model, run.val_clips, run.device, cfg.val_max_frames)
+        if run.is_main and (run.step % cfg.log_every == 0 or do_save or run.step == run.start_step + 1):
+            _log_step(run, loss, val_loss)
+        report(progress, (run.step - run.start_step) / max(1, cfg.steps - run.start_step),
+               f"step {run.step}/{cfg.steps} loss {loss:.4f}")  # fmt: skip
+        if do_save:
+            if not _params_finite(run.model):  # checked on every rank (the weights are the same), so all stop together
+                raise TrainingDivergedError(f"{run.exp.root}: weights became NaN/inf at step {run.step}; not saved; "
+                                            f"the last good checkpoint is {run.last_saved}")  # fmt: skip
+            if run.is_main:
+                _save(run, val_loss)
+                log.info("step %d: loss %.4f, val %.4f, saved %s", run.step, loss, val_loss, run.last_saved.name)
+            _barrier(run.world)
+    return False
+
+
+# ---- set-up ----------------------------------------------------------------------------------------
+
+
+def _init_processes(cfg: TrainConfig, world: int, local_rank: int) -> str:
+    """The device of this process; under torchrun also joins the process group (one GPU per process)."""
+    import torch
+
     device = pick_device(cfg.device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -608,28 +706,69 @@ def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None =
             device = f"cuda:{local_rank}"
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    amp_dtype, use_scaler = pick_precision(device, cfg.precision)
-    device_type = device.split(":")[0]
+    return device
 
-    # ---- data ----------------------------------------------------------------------------------
+
+def _set_up(exp: Experiment, cfg: TrainConfig, device: str, rank: int, world: int, local_rank: int) -> _Run:
+    """Data, model (resume > base > scratch), optimizer and RNG states, ready for the step the run is at."""
+    import torch
+
+    amp_dtype, use_scaler = pick_precision(device, cfg.precision)
     names = list_feature_chunks(exp)
     if not names:
         raise NothingToDoError(f"{exp.features}: no extracted features", remedy=Remedy("extract", exp.name))
     stats = load_stats(exp)
-
-    # ---- model: resume > base > scratch -------------------------------------------------------------
-    if is_main:
-        _log_to_file(exp)
-        _record_config(exp, cfg)
-        exp.checkpoints.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temp_files(exp)
-        with contextlib.suppress(FileNotFoundError):
-            (exp.root / STOP_FILE_NAME).unlink()  # a stale request from an earlier run
-    if world > 1:
-        torch.distributed.barrier()
+    if rank == 0:
+        _prepare_folder(exp, cfg)
+    _barrier(world)
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
+    model, resumed, base_name = _build_model(exp, cfg, stats)
+    ckpt = resumed[1] if resumed else None
+
+    val_names = (ckpt or {}).get("val_chunks")
+    if val_names and all(n in names for n in val_names):
+        train_names = [n for n in names if n not in val_names] or list(names)
+    else:
+        train_names, val_names = split_validation(names, cfg.val_chunks, cfg.seed)
+    train_clips = load_clips(exp, train_names, model.config.units_dim)
+    val_clips = load_clips(exp, val_names, model.config.units_dim)
+    if val_names == train_names:
+        log.warning("only one chunk: validating on the training chunk (add more audio for a real validation loss)")
+    crop = min(cfg.crop_frames, max(c.frames for c in train_clips))
+
+    model.to(device).train()
+    model.set_gradient_checkpointing(cfg.grad_checkpointing)
+    batch_size = auto_batch_size(model, device, crop, amp_dtype) if cfg.batch_size == "auto" else int(cfg.batch_size)
+    run = _Run(
+        exp=exp, cfg=cfg, rank=rank, world=world, local_rank=local_rank, device=device, amp_dtype=amp_dtype, model=model,
+        optimizer=torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay),  # as upstream
+        scaler=torch.amp.GradScaler(device.split(":")[0], enabled=use_scaler), data_gen=torch.Generator(),
+        stats=stats, base_name=base_name, train_clips=train_clips, val_clips=val_clips, val_names=val_names,
+        crop_weights=torch.tensor([float(c.frames) for c in train_clips]), crop=crop, batch_size=batch_size,
+        last_saved=resumed[0] if resumed else None,
+    )  # fmt: skip
+    _restore_state(run, ckpt)
+    if rank == 0:  # rows a killed run logged after its last save (or before its first) would repeat steps
+        _truncate_metrics(exp, run.step)
+    return run
+
+
+def _prepare_folder(exp: Experiment, cfg: TrainConfig) -> None:
+    """Rank 0, before the model is built: log file, recorded config, no leftovers of a killed run or stale stop."""
+    _log_to_file(exp)
+    _record_config(exp, cfg)
+    exp.checkpoints.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temp_files(exp)
+    with contextlib.suppress(FileNotFoundError):
+        (exp.root / STOP_FILE_NAME).unlink()  # a stale request from an earlier run
+
+
+def _build_model(exp: Experiment, cfg: TrainConfig,
+                 stats: dict[str, Any]) -> tuple[SvcDecoder, tuple[Path, dict] | None, str | None]:  # fmt: skip
+    """(model, the checkpoint resumed from or None, base name): resume > fine-tune from ``cfg.base`` > scratch."""
+    from core.model.decoder import SvcDecoder, config_from_dict
+
     resumed = latest_valid_checkpoint(exp)
-    ckpt: dict[str, Any] | None = None
     if resumed is not None:
         ckpt_path, ckpt = resumed
         model = SvcDecoder(config_from_dict(ckpt["config"], source=str(ckpt_path)), stats=ckpt.get("stats"))
@@ -646,220 +785,223 @@ def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None =
         base_name = None
         log.info("training from scratch: %s config (%d x %d)", cfg.model, model.config.n_chans, model.config.n_layers)
     model.stats = dict(stats)
-    units_dim = model.config.units_dim
+    return model, resumed, base_name
 
-    val_names = (ckpt or {}).get("val_chunks")
-    if val_names and all(n in names for n in val_names):
-        train_names = [n for n in names if n not in val_names] or list(names)
+
+def _restore_state(run: _Run, ckpt: dict[str, Any] | None) -> None:
+    """Optimizer, loss scaler, step and RNG states from the resumed checkpoint; fresh seeds per rank otherwise."""
+    import numpy as np
+    import torch
+
+    seed, rank = run.cfg.seed, run.rank
+    if ckpt is None:
+        torch.manual_seed(seed + 7919 * rank)
+        run.data_gen.manual_seed(seed + 104729 * rank)
+        np.random.seed(seed + rank)
+        return
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    if ckpt.get("scaler"):
+        run.scaler.load_state_dict(ckpt["scaler"])
+    run.step = int(ckpt["step"])
+    run.seconds_before = float(ckpt.get("seconds", 0.0))
+    run.best_val = ckpt.get("best_val_loss")
+    rng = ckpt.get("rng") or {}
+    if run.world == 1 and "torch" in rng:  # exact continuation of the single-process run
+        torch.set_rng_state(rng["torch"])
+        run.data_gen.set_state(rng["data"])
+        if run.device.startswith("cuda") and "cuda" in rng:
+            torch.cuda.set_rng_state(rng["cuda"])
     else:
-        train_names, val_names = split_validation(names, cfg.val_chunks, cfg.seed)
-    train_clips = load_clips(exp, train_names, units_dim)
-    val_clips = load_clips(exp, val_names, units_dim)
-    if val_names == train_names:
-        log.warning("only one chunk: validating on the training chunk (add more audio for a real validation loss)")
-    weights = torch.tensor([float(c.frames) for c in train_clips])
-    crop = min(cfg.crop_frames, max(c.frames for c in train_clips))
+        torch.manual_seed(seed + 7919 * rank + run.step)
+        run.data_gen.manual_seed(seed + 104729 * rank + run.step)
 
-    model.to(device).train()
-    model.set_gradient_checkpointing(cfg.grad_checkpointing)
-    batch_size = auto_batch_size(model, device, crop, amp_dtype) if cfg.batch_size == "auto" else int(cfg.batch_size)
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)  # as upstream
-    scaler = torch.amp.GradScaler(device_type, enabled=use_scaler)
-    step, seconds_before, best_val = 0, 0.0, None
-    data_gen = torch.Generator()
-    if ckpt is not None:
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        step = int(ckpt["step"])
-        seconds_before = float(ckpt.get("seconds", 0.0))
-        best_val = ckpt.get("best_val_loss")
-        rng = ckpt.get("rng") or {}
-        if world == 1 and "torch" in rng:  # exact continuation of the single-process run
-            torch.set_rng_state(rng["torch"])
-            data_gen.set_state(rng["data"])
-            if device.startswith("cuda") and "cuda" in rng:
-                torch.cuda.set_rng_state(rng["cuda"])
-        else:
-            torch.manual_seed(cfg.seed + 7919 * rank + step)
-            data_gen.manual_seed(cfg.seed + 104729 * rank + step)
-    else:
-        torch.manual_seed(cfg.seed + 7919 * rank)
-        data_gen.manual_seed(cfg.seed + 104729 * rank)
-        np.random.seed(cfg.seed + rank)
-    if is_main:  # rows a killed run logged after its last save (or before its first) would repeat steps
-        _truncate_metrics(exp, step)
-    if step >= cfg.steps:
-        log.info("%s is already at step %d (>= --steps %d): nothing to train", exp.name, step, cfg.steps)
-        if world > 1:
-            torch.distributed.destroy_process_group()
-        return TrainResult(step=step, last_loss=None, best_val_loss=best_val, checkpoint=resumed[0] if resumed else None)
+def _start(run: _Run) -> None:
+    """Right before the first step: DDP wrapper, TensorBoard, stop handling, clocks."""
+    import torch
 
-    net: torch.nn.Module = model
-    if world > 1:
+    run.net = run.model
+    if run.world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(model, device_ids=[local_rank] if device.startswith("cuda") else None)
-
-    writer = None
-    if is_main:
-        writer = _tensorboard(exp)
+        run.net = DistributedDataParallel(run.model, device_ids=[run.local_rank] if run.device.startswith("cuda") else None)
+    if run.is_main:
+        run.writer = _tensorboard(run.exp)
         log.info("%s: %d train / %d val chunks, batch %d x %d frames (x%d accum, %d process(es)), %s, %s",
-                 exp.name, len(train_clips), len(val_clips), batch_size, crop, cfg.grad_accum, world, device,
-                 {None: "fp32"}.get(amp_dtype, str(amp_dtype).replace("torch.", "")))  # fmt: skip
-    audio_logger = _AudioLogger(device)
-    stop = _StopRequest(exp.root / STOP_FILE_NAME)
-    stop.install()
-    mel_floor = float(model.config.spec_min)
+                 run.exp.name, len(run.train_clips), len(run.val_clips), run.batch_size, run.crop, run.cfg.grad_accum,
+                 run.world, run.device, {None: "fp32"}.get(run.amp_dtype, str(run.amp_dtype).replace("torch.", "")))  # fmt: skip
+    run.audio_logger = _AudioLogger(run.device)
+    run.stop = _StopRequest(run.exp.root / STOP_FILE_NAME)
+    run.stop.install()
+    run.autocast = torch.autocast(run.device.split(":")[0], dtype=run.amp_dtype or torch.float32,
+                                  enabled=run.amp_dtype is not None)  # fmt: skip
+    run.start_step = run.step
+    run.t_start = run.t_window = time.perf_counter()
 
-    def save(val_loss: float | None) -> Path:
-        """Checkpoint (rank 0 only): step file, rotation, best.pt, export. Called with finite weights only."""
-        nonlocal best_val
-        cfg_dict = dataclasses.asdict(model.config)
-        train_dict = {**dataclasses.asdict(cfg), "batch_size": batch_size, "base": base_name}
-        is_best = val_loss is not None and (best_val is None or val_loss < best_val)
-        if is_best:
-            best_val = val_loss
-        rng_state = {"torch": torch.get_rng_state(), "data": data_gen.get_state()}
-        if device.startswith("cuda"):
-            rng_state["cuda"] = torch.cuda.get_rng_state()
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        path = exp.checkpoints / f"step_{step}.pt"
-        _atomic_torch_save(path, {
-            "format": CHECKPOINT_FORMAT, "version": 1, "step": step, "model": state, "config": cfg_dict,
-            "train_config": train_dict, "stats": stats, "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict(), "rng": rng_state, "val_loss": val_loss, "best_val_loss": best_val,
-            "val_chunks": list(val_names), "seconds": seconds_before + (time.perf_counter() - t_start),
-        })  # fmt: skip
-        _rotate(exp)
-        if is_best:
-            _atomic_torch_save(exp.checkpoints / "best.pt", {
-                "format": CHECKPOINT_FORMAT, "version": 1, "step": step, "model": state, "config": cfg_dict,
-                "stats": stats, "val_loss": val_loss,
-            })  # fmt: skip
-            save_json(exp.checkpoints / "best.json", {"step": step, "val_loss": val_loss})
-        export_decoder(exp, model, decoder_format=CHECKPOINT_FORMAT, steps=step, val_loss=val_loss,
-                       best_val_loss=best_val, base=base_name, checkpoint=path.name)  # fmt: skip
-        return path
 
-    def params_finite() -> bool:
-        return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+# ---- the step --------------------------------------------------------------------------------------
 
-    t_start = time.perf_counter()
-    t_window, steps_window = t_start, 0
-    history: list[dict[str, Any]] = []
-    last_loss: float | None = None
-    last_saved: Path | None = resumed[0] if resumed else None
-    bad_steps = 0
-    stopped_early = False
-    autocast = torch.autocast(device_type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
-    start_step = step
 
-    while step < cfg.steps:
-        if _any_rank(stop.requested(), world):
-            stopped_early = True
-            break
-        optimizer.zero_grad(set_to_none=True)
-        loss_sum = 0.0
-        for micro in range(cfg.grad_accum):
-            batch = {k: v.to(device, non_blocking=True) for k, v in
-                     sample_batch(train_clips, weights, batch_size, crop, data_gen, mel_floor).items()}  # fmt: skip
-            sync = contextlib.nullcontext()
-            if world > 1 and micro < cfg.grad_accum - 1:
-                sync = net.no_sync()  # type: ignore[operator]
-            with sync:
-                with autocast:
-                    loss = net(batch["units"], batch["f0"], batch["volume"], batch["mel"], batch["mask"])
-                scaler.scale(loss / cfg.grad_accum).backward()
-            loss_sum += float(loss.detach()) / cfg.grad_accum
-        loss_value = _mean_over_ranks(loss_sum, world, device)
+def _train_step(run: _Run) -> float:
+    """One optimizer step from ``grad_accum`` micro-batches; the loss averaged over the processes.
 
-        if not math.isfinite(loss_value):
-            bad_steps += 1
-            optimizer.zero_grad(set_to_none=True)
-            diverged = not params_finite()
-            log.warning("step %d: loss is %s; step skipped (%d in a row)", step + 1, loss_value, bad_steps)
-            if diverged or bad_steps >= cfg.max_bad_steps:
-                stop.restore()
-                if writer is not None:
-                    writer.close()
-                if world > 1:
-                    torch.distributed.destroy_process_group()
-                where = f"the last good checkpoint is {last_saved}" if last_saved else "no checkpoint was saved"
-                raise TrainingDivergedError(
-                    f"{exp.root}: training diverged at step {step + 1} (loss {loss_value}"
-                    f"{', weights are NaN/inf' if diverged else f' for {bad_steps} steps in a row'}); "
-                    f"{where}; try a lower --lr or --precision fp32"
-                )
-            continue
-        bad_steps = 0
-        lr = lr_at(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        scaler.step(optimizer)  # skipped by the scaler if fp16 gradients overflowed
-        scaler.update()
-        step += 1
-        steps_window += 1
-        last_loss = loss_value
+    A non-finite loss leaves the weights and the step count as they were (the caller handles it).
+    """
+    import torch
 
-        do_save = step % cfg.save_every == 0 or step == cfg.steps
-        val_loss = None
-        if do_save and is_main:
-            val_loss = validation_loss(model, val_clips, device, cfg.val_max_frames)
-        if is_main and (step % cfg.log_every == 0 or do_save or step == start_step + 1):
-            now = time.perf_counter()
-            row = {"step": step, "loss": round(loss_value, 6), "lr": lr,
-                   "seconds": round(seconds_before + now - t_start, 3),
-                   "steps_per_s": round(steps_window / max(now - t_window, 1e-9), 3)}  # fmt: skip
-            if val_loss is not None:
-                row["val_loss"] = round(val_loss, 6)
-            _append_metrics(exp, row)
-            history.append(row)
-            t_window, steps_window = now, 0
-            if writer is not None:
-                writer.add_scalar("train/loss", loss_value, step)
-                writer.add_scalar("train/lr", lr, step)
-                if val_loss is not None:
-                    writer.add_scalar("val/loss", val_loss, step)
-                    writer.add_image("val/mel_gt_vs_estimate", _mel_image(model, val_clips[0], device, cfg.val_max_frames), step)
-                    audio_logger(writer, model, val_clips[0], step, cfg.val_max_frames)
-                writer.flush()
-        report(progress, (step - start_step) / max(1, cfg.steps - start_step), f"step {step}/{cfg.steps} loss {loss_value:.4f}")
-        if do_save:
-            if not params_finite():  # checked on every rank (the weights are the same), so all stop together
-                stop.restore()
-                if world > 1:
-                    torch.distributed.destroy_process_group()
-                raise TrainingDivergedError(f"{exp.root}: weights became NaN/inf at step {step}; not saved; "
-                                            f"the last good checkpoint is {last_saved}")  # fmt: skip
-            if is_main:
-                last_saved = save(val_loss)
-                log.info("step %d: loss %.4f, val %.4f, saved %s", step, loss_value, val_loss, last_saved.name)
-            if world > 1:
-                torch.distributed.barrier()
+    cfg = run.cfg
+    run.optimizer.zero_grad(set_to_none=True)
+    mel_floor = float(run.model.config.spec_min)
+    loss_sum = 0.0
+    for micro in range(cfg.grad_accum):
+        batch = {k: v.to(run.device, non_blocking=True) for k, v in
+                 sample_batch(run.train_clips, run.crop_weights, run.batch_size, run.crop, run.data_gen, mel_floor).items()}  # fmt: skip
+        sync = contextlib.nullcontext()
+        if run.world > 1 and micro < cfg.grad_accum - 1:
+            sync = run.net.no_sync()  # type: ignore[operator]
+        with sync:
+            with run.autocast:
+                loss = run.net(batch["units"], batch["f0"], batch["volume"], batch["mel"], batch["mask"])
+            run.scaler.scale(loss / cfg.grad_accum).backward()
+        loss_sum += float(loss.detach()) / cfg.grad_accum
+    loss_value = _mean_over_ranks(loss_sum, run.world, run.device)
+    if not math.isfinite(loss_value):
+        return loss_value
+    lr = lr_at(run.step, cfg)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    run.scaler.unscale_(run.optimizer)
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+    run.scaler.step(run.optimizer)  # skipped by the scaler if fp16 gradients overflowed
+    run.scaler.update()
+    run.step += 1
+    return loss_value
 
-    if stopped_early:
-        if is_main and step > start_step and (last_saved is None or step_checkpoints(exp)[-1][0] != step):
-            val_loss = validation_loss(model, val_clips, device, cfg.val_max_frames)
-            row = {"step": step, "loss": round(last_loss or 0.0, 6), "lr": lr_at(step - 1, cfg),
-                   "seconds": round(seconds_before + time.perf_counter() - t_start, 3), "val_loss": round(val_loss, 6)}  # fmt: skip
-            _replace_last_metrics_row(exp, row)
-            last_saved = save(val_loss)
-        log.info("stopped at step %d; saved %s", step, last_saved)
-        if is_main:
-            with contextlib.suppress(FileNotFoundError):
-                (exp.root / STOP_FILE_NAME).unlink()
-    stop.restore()
+
+def _skip_bad_step(run: _Run, loss_value: float) -> None:
+    """Drop the gradients of a NaN/inf loss; raise once the weights are broken or ``max_bad_steps`` in a row."""
+    run.bad_steps += 1
+    run.optimizer.zero_grad(set_to_none=True)
+    diverged = not _params_finite(run.model)
+    log.warning("step %d: loss is %s; step skipped (%d in a row)", run.step + 1, loss_value, run.bad_steps)
+    if diverged or run.bad_steps >= run.cfg.max_bad_steps:
+        where = f"the last good checkpoint is {run.last_saved}" if run.last_saved else "no checkpoint was saved"
+        raise TrainingDivergedError(
+            f"{run.exp.root}: training diverged at step {run.step + 1} (loss {loss_value}"
+            f"{', weights are NaN/inf' if diverged else f' for {run.bad_steps} steps in a row'}); "
+            f"{where}; try a lower --lr or --precision fp32"
+        )
+
+
+def _params_finite(model: SvcDecoder) -> bool:
+    import torch
+
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def _log_step(run: _Run, loss: float, val_loss: float | None) -> None:
+    """Rank 0: a metrics.jsonl row, and TensorBoard scalars (at a save also the mel image and audio)."""
+    now = time.perf_counter()
+    lr = lr_at(run.step - 1, run.cfg)  # the rate the step just taken used
+    row = {"step": run.step, "loss": round(loss, 6), "lr": lr,
+           "seconds": round(run.seconds_before + now - run.t_start, 3),
+           "steps_per_s": round(run.steps_window / max(now - run.t_window, 1e-9), 3)}  # fmt: skip
+    if val_loss is not None:
+        row["val_loss"] = round(val_loss, 6)
+    _append_metrics(run.exp, row)
+    run.history.append(row)
+    run.t_window, run.steps_window = now, 0
+    writer = run.writer
     if writer is not None:
-        writer.close()
+        writer.add_scalar("train/loss", loss, run.step)
+        writer.add_scalar("train/lr", lr, run.step)
+        if val_loss is not None:
+            max_frames = run.cfg.val_max_frames
+            writer.add_scalar("val/loss", val_loss, run.step)
+            writer.add_image("val/mel_gt_vs_estimate", _mel_image(run.model, run.val_clips[0], run.device, max_frames), run.step)
+            run.audio_logger(writer, run.model, run.val_clips[0], run.step, max_frames)
+        writer.flush()
+
+
+# ---- saving and the end ----------------------------------------------------------------------------
+
+
+def _save(run: _Run, val_loss: float | None) -> Path:
+    """Checkpoint (rank 0 only): step file, rotation, best.pt, export. Called with finite weights only."""
+    import torch
+
+    from core.model.decoder import CHECKPOINT_FORMAT
+
+    exp, step = run.exp, run.step
+    cfg_dict = dataclasses.asdict(run.model.config)
+    train_dict = {**dataclasses.asdict(run.cfg), "batch_size": run.batch_size, "base": run.base_name}
+    is_best = val_loss is not None and (run.best_val is None or val_loss < run.best_val)
+    if is_best:
+        run.best_val = val_loss
+    rng_state = {"torch": torch.get_rng_state(), "data": run.data_gen.get_state()}
+    if run.device.startswith("cuda"):
+        rng_state["cuda"] = torch.cuda.get_rng_state()
+    state = {k: v.detach().cpu() for k, v in run.model.state_dict().items()}
+    path = exp.checkpoints / f"step_{step}.pt"
+    _atomic_torch_save(path, {
+        "format": CHECKPOINT_FORMAT, "version": 1, "step": step, "model": state, "config": cfg_dict,
+        "train_config": train_dict, "stats": run.stats, "optimizer": run.optimizer.state_dict(),
+        "scaler": run.scaler.state_dict(), "rng": rng_state, "val_loss": val_loss, "best_val_loss": run.best_val,
+        "val_chunks": list(run.val_names), "seconds": run.seconds_before + (time.perf_counter() - run.t_start),
+    })  # fmt: skip
+    _rotate(exp)
+    if is_best:
+        _atomic_torch_save(exp.checkpoints / "best.pt", {
+            "format": CHECKPOINT_FORMAT, "version": 1, "step": step, "model": state, "config": cfg_dict,
+            "stats": run.stats, "val_loss": val_loss,
+        })  # fmt: skip
+        save_json(exp.checkpoints / "best.json", {"step": step, "val_loss": val_loss})
+    export_decoder(exp, run.model, decoder_format=CHECKPOINT_FORMAT, steps=step, val_loss=val_loss,
+                   best_val_loss=run.best_val, base=run.base_name, checkpoint=path.name)  # fmt: skip
+    run.last_saved = path
+    return path
+
+
+def _finish_stopped(run: _Run) -> None:
+    """After a stop request: save the step reached (unless just saved) and clear the stop file."""
+    if run.is_main and run.step > run.start_step and (
+        run.last_saved is None or step_checkpoints(run.exp)[-1][0] != run.step
+    ):
+        val_loss = validation_loss(run.model, run.val_clips, run.device, run.cfg.val_max_frames)
+        row = {"step": run.step, "loss": round(run.last_loss or 0.0, 6), "lr": lr_at(run.step - 1, run.cfg),
+               "seconds": round(run.seconds_before + time.perf_counter() - run.t_start, 3),
+               "val_loss": round(val_loss, 6)}  # fmt: skip
+        _replace_last_metrics_row(run.exp, row)
+        _save(run, val_loss)
+    log.info("stopped at step %d; saved %s", run.step, run.last_saved)
+    if run.is_main:
+        with contextlib.suppress(FileNotFoundError):
+            (run.exp.root / STOP_FILE_NAME).unlink()
+
+
+def _tear_down(run: _Run | None, world: int, completed: bool) -> None:
+    """The one exit path: signal handlers back, TensorBoard closed, the process group left.
+
+    The barrier only after a completed run: after an error the other processes may never reach it.
+    """
+    if run is not None:
+        if run.stop is not None:
+            run.stop.restore()
+        if run.writer is not None:
+            run.writer.close()
     if world > 1:
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
-    return TrainResult(step=step, last_loss=last_loss, best_val_loss=best_val, checkpoint=last_saved,
-                       stopped_early=stopped_early, seconds=time.perf_counter() - t_start, history=history)  # fmt: skip
+        import torch.distributed as dist
+
+        if completed:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
 
 
 def _resolve_base(base: str) -> Path:
