@@ -1,7 +1,6 @@
 """The Train stage: fit the diffusion decoder on one experiment's features. One loop, top to bottom.
 
-    python -m core train --exp NAME [--steps N] [--save-every K] [--batch-size B|auto] [--base PATH|pretrained]
-    torchrun --nproc_per_node 2 -m core train --exp NAME ...        # DDP, one process per GPU (gloo on CPU)
+The command line (``python -m core train``, also under torchrun for DDP) is :mod:`core.cli.train`.
 
 Order of operations (see :func:`train`): read features -> split a few chunks off for validation ->
 build the model (from ``--base``, from scratch, or from the newest checkpoint of a previous run of the
@@ -18,23 +17,33 @@ and exit cleanly.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import json
 import logging
 import math
 import os
+import random
 import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core import pretrained
 from core.checkpoint_store import step_checkpoints
+from core.checkpoints import safe_load, save_checkpoint
+from core.config import load_json, save_json
+from core.dataset import build_dataset
+from core.device import pick_device
 from core.errors import CheckpointError, NothingToDoError, Remedy, SvcoverError
 from core.experiment import Experiment, visible_files
-from core.progress import ProgressFn, report
+from core.features.extract import ExtractConfig, list_feature_chunks, load_features, load_stats, run_extract
+from core.fsutil import atomic_path, atomic_write_text, portable_label
+from core.model.config import PRESETS, preset
+from core.model.samplers import sample
+from core.progress import ProgressFn, report, scaled
+from core.vocoder import NsfHifiGan
 from core.voicemodel import export_decoder
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,6 +54,8 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 KEEP_STEP_CHECKPOINTS = 10
+# Mixed-precision modes (TrainConfig.precision, --precision): auto = bf16/fp16 on CUDA, fp32 on CPU.
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 STOP_FILE_NAME = "stop"  # logs/<exp>/stop: ask a running training to save and exit
 # Test hook: seconds to pause after a checkpoint's temp file is written and before it is renamed,
 # so a test can kill the process in the middle of a save. Never set by users.
@@ -72,7 +83,7 @@ class TrainConfig:
     warmup_steps: int = 100
     lr_half_life: int = 100000  # LR halves every this many steps (smooth version of upstream's StepLR)
     grad_clip: float = 10.0  # only catches spikes; upstream does not clip
-    precision: str = "auto"  # auto (bf16/fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16
+    precision: str = "auto"  # one of PRECISIONS: auto (bf16/fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16
     grad_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
     val_chunks: int = 4  # held-out chunks (fewer for tiny datasets)
     val_max_frames: int = 400  # validation crops (frames) per chunk
@@ -82,8 +93,6 @@ class TrainConfig:
     threads: int = 0  # CPU threads for torch (0 = torch's default); 1 is fastest on a busy machine
 
     def validate(self) -> TrainConfig:
-        from core.model.config import PRESETS
-
         if self.model not in PRESETS:
             raise SvcoverError(f"unknown --config {self.model!r}: use one of {', '.join(PRESETS)}")
         for name in ("steps", "save_every", "log_every", "grad_accum", "crop_frames"):
@@ -93,8 +102,10 @@ class TrainConfig:
             raise SvcoverError(f"--batch-size must be a positive integer or 'auto' (got {self.batch_size})")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             raise SvcoverError(f"--lr must be a positive number (got {self.lr})")
-        if self.precision not in ("auto", "fp32", "fp16", "bf16"):
-            raise SvcoverError(f"--precision must be auto, fp32, fp16 or bf16 (got {self.precision})")
+        if self.precision not in PRECISIONS:
+            raise SvcoverError(
+                f"--precision must be {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]} (got {self.precision})"
+            )
         return self
 
 
@@ -132,8 +143,6 @@ def load_clips(exp: Experiment, names: list[str], units_dim: int | None = None) 
     import numpy as np
     import torch
 
-    from core.features.extract import load_features
-
     clips = []
     for name in names:
         feats = load_features(exp, name)
@@ -170,8 +179,6 @@ def split_validation(names: list[str], n_val: int, seed: int) -> tuple[list[str]
 
     With a single chunk there is nothing to hold out: it is used for both (the log says so).
     """
-    import random
-
     names = sorted(names)
     if len(names) < 2:
         return names, list(names)
@@ -216,7 +223,6 @@ def sample_batch(clips: list[Clip], weights: torch.Tensor, batch: int, crop: int
 
 def latest_valid_checkpoint(exp: Experiment) -> tuple[Path, dict] | None:
     """The newest step checkpoint that loads; corrupt ones are reported and skipped."""
-    from core.checkpoints import safe_load
     from core.model.decoder import CHECKPOINT_FORMAT
 
     for _, path in reversed(step_checkpoints(exp)):
@@ -250,8 +256,6 @@ def checkpoint_table(exp: Experiment) -> list[dict[str, Any]]:
 
 def _record_config(exp: Experiment, cfg: TrainConfig) -> None:
     """This run's settings under ``"train"`` in ``config.json`` (its target: a later resume keeps it)."""
-    from core.config import load_json, save_json
-
     data: dict[str, Any] = {}
     with contextlib.suppress(ValueError, OSError):
         loaded = load_json(exp.config) if exp.config.is_file() else {}
@@ -280,13 +284,9 @@ def _atomic_torch_save(path: Path, obj: dict) -> None:
     """core.checkpoints.save_checkpoint, plus the test hook that pauses before the rename."""
     pause = float(os.environ.get(PAUSE_IN_SAVE_ENV) or 0)
     if not pause:
-        from core.checkpoints import save_checkpoint
-
         save_checkpoint(path, obj)
         return
     import torch
-
-    from core.fsutil import atomic_path
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
@@ -330,8 +330,6 @@ def read_metrics(exp: Experiment) -> list[dict[str, Any]]:
 
 def _truncate_metrics(exp: Experiment, step: int) -> None:
     """Drop rows logged after ``step`` (by a run killed before its next save), so a resume does not repeat steps."""
-    from core.fsutil import atomic_write_text
-
     if exp.metrics.is_file():
         rows = [r for r in read_metrics(exp) if int(r["step"]) <= step]
         atomic_write_text(exp.metrics, "".join(json.dumps(r) + "\n" for r in rows))
@@ -339,8 +337,6 @@ def _truncate_metrics(exp: Experiment, step: int) -> None:
 
 def _replace_last_metrics_row(exp: Experiment, row: dict[str, Any]) -> None:
     """Write ``row`` for its step, replacing a row already logged for that step (a stop right after a log)."""
-    from core.fsutil import atomic_write_text
-
     rows = [r for r in read_metrics(exp) if int(r["step"]) < row["step"]] + [row]
     atomic_write_text(exp.metrics, "".join(json.dumps(r) + "\n" for r in rows))
 
@@ -512,9 +508,6 @@ class _AudioLogger:
         try:
             import torch
 
-            from core.model.samplers import sample
-            from core.vocoder import NsfHifiGan
-
             if self.vocoder is None:
                 self.vocoder = NsfHifiGan.from_pretrained(self.device)
             n = min(max_frames, clip.frames)
@@ -581,9 +574,56 @@ def request_stop(exp: Experiment) -> Path:
     return path
 
 
-def _distributed() -> tuple[int, int, int]:
+def distributed_env() -> tuple[int, int, int]:
     """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) otherwise."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+@dataclass
+class _Run:
+    """The state of one training run: built by :func:`_set_up`, advanced by :func:`_train_step`, written by :func:`_save`."""
+
+    exp: Experiment
+    cfg: TrainConfig
+    rank: int
+    world: int  # processes (torchrun); 1 without DDP
+    local_rank: int
+    device: str
+    amp_dtype: Any  # autocast dtype, None for fp32
+    model: SvcDecoder
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    data_gen: torch.Generator  # draws the crops; saved, so a resume continues the same sequence
+    stats: dict[str, Any]  # the dataset's stats.json, stored in every checkpoint
+    base_name: str | None  # the base model fine-tuned from (None: from scratch)
+    train_clips: list[Clip]
+    val_clips: list[Clip]
+    val_names: list[str]
+    crop_weights: torch.Tensor  # chunks are picked in proportion to their length
+    crop: int  # frames per crop
+    batch_size: int
+    step: int = 0
+    seconds_before: float = 0.0  # training time of the runs this one resumes
+    best_val: float | None = None
+    last_saved: Path | None = None
+    # set by _start, right before the loop
+    net: torch.nn.Module | None = None  # the model, wrapped in DistributedDataParallel under torchrun
+    autocast: Any = None
+    writer: Any = None  # TensorBoard (rank 0, when installed)
+    audio_logger: _AudioLogger | None = None
+    stop: _StopRequest | None = None
+    start_step: int = 0
+    t_start: float = 0.0
+    # updated by the loop
+    last_loss: float | None = None
+    bad_steps: int = 0  # non-finite losses in a row
+    t_window: float = 0.0  # start of the current steps/s window
+    steps_window: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
 
 
 def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None = None) -> TrainResult:
@@ -592,21 +632,70 @@ def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None =
     Raises :class:`SvcoverError` for a missing experiment/features, mismatched feature dims, an
     unloadable base, or a diverged run (:class:`TrainingDivergedError`, after the last good checkpoint).
     """
-    import numpy as np
-    import torch
-
-    from core.device import pick_device
-    from core.model.config import preset
-    from core.model.decoder import CHECKPOINT_FORMAT, SvcDecoder, config_from_dict
-
     cfg.validate()
     exp = exp if isinstance(exp, Experiment) else Experiment.open(exp)
     if not exp.exists():
         raise SvcoverError(f"{exp.root}: experiment not found", remedy=Remedy("dataset", exp.name))
-    rank, world, local_rank = _distributed()
-    is_main = rank == 0
+    rank, world, local_rank = distributed_env()
+    device = _init_processes(cfg, world, local_rank)
+    run: _Run | None = None
+    completed = False
+    try:  # one teardown (signal handlers, TensorBoard, the process group) however the run ends
+        run = _set_up(exp, cfg, device, rank, world, local_rank)
+        if run.step >= cfg.steps:
+            log.info("%s is already at step %d (>= --steps %d): nothing to train", exp.name, run.step, cfg.steps)
+            return TrainResult(step=run.step, last_loss=None, best_val_loss=run.best_val, checkpoint=run.last_saved)
+        _start(run)
+        stopped_early = _loop(run, progress)
+        if stopped_early:
+            _finish_stopped(run)
+        completed = True
+    finally:
+        _tear_down(run, world, completed)
+    return TrainResult(step=run.step, last_loss=run.last_loss, best_val_loss=run.best_val, checkpoint=run.last_saved,
+                       stopped_early=stopped_early, seconds=time.perf_counter() - run.t_start, history=run.history)  # fmt: skip
 
-    # ---- devices and processes -----------------------------------------------------------------
+
+def _loop(run: _Run, progress: ProgressFn | None) -> bool:
+    """Optimizer steps until ``cfg.steps``, validating and saving every ``save_every``. True if asked to stop."""
+    cfg = run.cfg
+    while run.step < cfg.steps:
+        if _any_rank(run.stop.requested(), run.world):
+            return True
+        loss = _train_step(run)
+        if not math.isfinite(loss):
+            _skip_bad_step(run, loss)  # raises TrainingDivergedError when the run cannot recover
+            continue
+        run.bad_steps = 0
+        run.steps_window += 1
+        run.last_loss = loss
+
+        do_save = run.step % cfg.save_every == 0 or run.step == cfg.steps
+        val_loss = None
+        if do_save and run.is_main:
+            val_loss = validation_loss(run.model, run.val_clips, run.device, cfg.val_max_frames)
+        if run.is_main and (run.step % cfg.log_every == 0 or do_save or run.step == run.start_step + 1):
+            _log_step(run, loss, val_loss)
+        report(progress, (run.step - run.start_step) / max(1, cfg.steps - run.start_step),
+               f"step {run.step}/{cfg.steps} loss {loss:.4f}")  # fmt: skip
+        if do_save:
+            if not _params_finite(run.model):  # checked on every rank (the weights are the same), so all stop together
+                raise TrainingDivergedError(f"{run.exp.root}: weights became NaN/inf at step {run.step}; not saved; "
+                                            f"the last good checkpoint is {run.last_saved}")  # fmt: skip
+            if run.is_main:
+                _save(run, val_loss)
+                log.info("step %d: loss %.4f, val %.4f, saved %s", run.step, loss, val_loss, run.last_saved.name)
+            _barrier(run.world)
+    return False
+
+
+# ---- set-up ----------------------------------------------------------------------------------------
+
+
+def _init_processes(cfg: TrainConfig, world: int, local_rank: int) -> str:
+    """The device of this process; under torchrun also joins the process group (one GPU per process)."""
+    import torch
+
     device = pick_device(cfg.device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -617,30 +706,69 @@ def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None =
             device = f"cuda:{local_rank}"
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return device
+
+
+def _set_up(exp: Experiment, cfg: TrainConfig, device: str, rank: int, world: int, local_rank: int) -> _Run:
+    """Data, model (resume > base > scratch), optimizer and RNG states, ready for the step the run is at."""
+    import torch
+
     amp_dtype, use_scaler = pick_precision(device, cfg.precision)
-    device_type = device.split(":")[0]
-
-    # ---- data ----------------------------------------------------------------------------------
-    from core.features.extract import list_feature_chunks, load_stats
-
     names = list_feature_chunks(exp)
     if not names:
         raise NothingToDoError(f"{exp.features}: no extracted features", remedy=Remedy("extract", exp.name))
     stats = load_stats(exp)
-
-    # ---- model: resume > base > scratch -------------------------------------------------------------
-    if is_main:
-        _log_to_file(exp)
-        _record_config(exp, cfg)
-        exp.checkpoints.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temp_files(exp)
-        with contextlib.suppress(FileNotFoundError):
-            (exp.root / STOP_FILE_NAME).unlink()  # a stale request from an earlier run
-    if world > 1:
-        torch.distributed.barrier()
+    if rank == 0:
+        _prepare_folder(exp, cfg)
+    _barrier(world)
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
+    model, resumed, base_name = _build_model(exp, cfg, stats)
+    ckpt = resumed[1] if resumed else None
+
+    val_names = (ckpt or {}).get("val_chunks")
+    if val_names and all(n in names for n in val_names):
+        train_names = [n for n in names if n not in val_names] or list(names)
+    else:
+        train_names, val_names = split_validation(names, cfg.val_chunks, cfg.seed)
+    train_clips = load_clips(exp, train_names, model.config.units_dim)
+    val_clips = load_clips(exp, val_names, model.config.units_dim)
+    if val_names == train_names:
+        log.warning("only one chunk: validating on the training chunk (add more audio for a real validation loss)")
+    crop = min(cfg.crop_frames, max(c.frames for c in train_clips))
+
+    model.to(device).train()
+    model.set_gradient_checkpointing(cfg.grad_checkpointing)
+    batch_size = auto_batch_size(model, device, crop, amp_dtype) if cfg.batch_size == "auto" else int(cfg.batch_size)
+    run = _Run(
+        exp=exp, cfg=cfg, rank=rank, world=world, local_rank=local_rank, device=device, amp_dtype=amp_dtype, model=model,
+        optimizer=torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay),  # as upstream
+        scaler=torch.amp.GradScaler(device.split(":")[0], enabled=use_scaler), data_gen=torch.Generator(),
+        stats=stats, base_name=base_name, train_clips=train_clips, val_clips=val_clips, val_names=val_names,
+        crop_weights=torch.tensor([float(c.frames) for c in train_clips]), crop=crop, batch_size=batch_size,
+        last_saved=resumed[0] if resumed else None,
+    )  # fmt: skip
+    _restore_state(run, ckpt)
+    if rank == 0:  # rows a killed run logged after its last save (or before its first) would repeat steps
+        _truncate_metrics(exp, run.step)
+    return run
+
+
+def _prepare_folder(exp: Experiment, cfg: TrainConfig) -> None:
+    """Rank 0, before the model is built: log file, recorded config, no leftovers of a killed run or stale stop."""
+    _log_to_file(exp)
+    _record_config(exp, cfg)
+    exp.checkpoints.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temp_files(exp)
+    with contextlib.suppress(FileNotFoundError):
+        (exp.root / STOP_FILE_NAME).unlink()  # a stale request from an earlier run
+
+
+def _build_model(exp: Experiment, cfg: TrainConfig,
+                 stats: dict[str, Any]) -> tuple[SvcDecoder, tuple[Path, dict] | None, str | None]:  # fmt: skip
+    """(model, the checkpoint resumed from or None, base name): resume > fine-tune from ``cfg.base`` > scratch."""
+    from core.model.decoder import SvcDecoder, config_from_dict
+
     resumed = latest_valid_checkpoint(exp)
-    ckpt: dict[str, Any] | None = None
     if resumed is not None:
         ckpt_path, ckpt = resumed
         model = SvcDecoder(config_from_dict(ckpt["config"], source=str(ckpt_path)), stats=ckpt.get("stats"))
@@ -650,238 +778,234 @@ def train(exp: str | Experiment, cfg: TrainConfig, progress: ProgressFn | None =
     elif cfg.base:
         base_path = _resolve_base(cfg.base)
         model = SvcDecoder.from_checkpoint(base_path)
-        from core.fsutil import portable_label
-        from core.pretrained import pretrained_root
-
-        base_name = portable_label(base_path, pretrained_root())  # recorded in files the web UI serves
+        base_name = portable_label(base_path, pretrained.pretrained_root())  # recorded in files the web UI serves
         log.info("fine-tuning from %s (%d x %d)", base_path, model.config.n_chans, model.config.n_layers)
     else:
         model = SvcDecoder(preset(cfg.model, units_dim=int(stats.get("units_dim") or 768)))
         base_name = None
         log.info("training from scratch: %s config (%d x %d)", cfg.model, model.config.n_chans, model.config.n_layers)
     model.stats = dict(stats)
-    units_dim = model.config.units_dim
+    return model, resumed, base_name
 
-    val_names = (ckpt or {}).get("val_chunks")
-    if val_names and all(n in names for n in val_names):
-        train_names = [n for n in names if n not in val_names] or list(names)
+
+def _restore_state(run: _Run, ckpt: dict[str, Any] | None) -> None:
+    """Optimizer, loss scaler, step and RNG states from the resumed checkpoint; fresh seeds per rank otherwise."""
+    import numpy as np
+    import torch
+
+    seed, rank = run.cfg.seed, run.rank
+    if ckpt is None:
+        torch.manual_seed(seed + 7919 * rank)
+        run.data_gen.manual_seed(seed + 104729 * rank)
+        np.random.seed(seed + rank)
+        return
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    if ckpt.get("scaler"):
+        run.scaler.load_state_dict(ckpt["scaler"])
+    run.step = int(ckpt["step"])
+    run.seconds_before = float(ckpt.get("seconds", 0.0))
+    run.best_val = ckpt.get("best_val_loss")
+    rng = ckpt.get("rng") or {}
+    if run.world == 1 and "torch" in rng:  # exact continuation of the single-process run
+        torch.set_rng_state(rng["torch"])
+        run.data_gen.set_state(rng["data"])
+        if run.device.startswith("cuda") and "cuda" in rng:
+            torch.cuda.set_rng_state(rng["cuda"])
     else:
-        train_names, val_names = split_validation(names, cfg.val_chunks, cfg.seed)
-    train_clips = load_clips(exp, train_names, units_dim)
-    val_clips = load_clips(exp, val_names, units_dim)
-    if val_names == train_names:
-        log.warning("only one chunk: validating on the training chunk (add more audio for a real validation loss)")
-    weights = torch.tensor([float(c.frames) for c in train_clips])
-    crop = min(cfg.crop_frames, max(c.frames for c in train_clips))
+        torch.manual_seed(seed + 7919 * rank + run.step)
+        run.data_gen.manual_seed(seed + 104729 * rank + run.step)
 
-    model.to(device).train()
-    model.set_gradient_checkpointing(cfg.grad_checkpointing)
-    batch_size = auto_batch_size(model, device, crop, amp_dtype) if cfg.batch_size == "auto" else int(cfg.batch_size)
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)  # as upstream
-    scaler = torch.amp.GradScaler(device_type, enabled=use_scaler)
-    step, seconds_before, best_val = 0, 0.0, None
-    data_gen = torch.Generator()
-    if ckpt is not None:
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        step = int(ckpt["step"])
-        seconds_before = float(ckpt.get("seconds", 0.0))
-        best_val = ckpt.get("best_val_loss")
-        rng = ckpt.get("rng") or {}
-        if world == 1 and "torch" in rng:  # exact continuation of the single-process run
-            torch.set_rng_state(rng["torch"])
-            data_gen.set_state(rng["data"])
-            if device.startswith("cuda") and "cuda" in rng:
-                torch.cuda.set_rng_state(rng["cuda"])
-        else:
-            torch.manual_seed(cfg.seed + 7919 * rank + step)
-            data_gen.manual_seed(cfg.seed + 104729 * rank + step)
-    else:
-        torch.manual_seed(cfg.seed + 7919 * rank)
-        data_gen.manual_seed(cfg.seed + 104729 * rank)
-        np.random.seed(cfg.seed + rank)
-    if is_main:  # rows a killed run logged after its last save (or before its first) would repeat steps
-        _truncate_metrics(exp, step)
-    if step >= cfg.steps:
-        log.info("%s is already at step %d (>= --steps %d): nothing to train", exp.name, step, cfg.steps)
-        if world > 1:
-            torch.distributed.destroy_process_group()
-        return TrainResult(step=step, last_loss=None, best_val_loss=best_val, checkpoint=resumed[0] if resumed else None)
+def _start(run: _Run) -> None:
+    """Right before the first step: DDP wrapper, TensorBoard, stop handling, clocks."""
+    import torch
 
-    net: torch.nn.Module = model
-    if world > 1:
+    run.net = run.model
+    if run.world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(model, device_ids=[local_rank] if device.startswith("cuda") else None)
-
-    writer = None
-    if is_main:
-        writer = _tensorboard(exp)
+        run.net = DistributedDataParallel(run.model, device_ids=[run.local_rank] if run.device.startswith("cuda") else None)
+    if run.is_main:
+        run.writer = _tensorboard(run.exp)
         log.info("%s: %d train / %d val chunks, batch %d x %d frames (x%d accum, %d process(es)), %s, %s",
-                 exp.name, len(train_clips), len(val_clips), batch_size, crop, cfg.grad_accum, world, device,
-                 {None: "fp32"}.get(amp_dtype, str(amp_dtype).replace("torch.", "")))  # fmt: skip
-    audio_logger = _AudioLogger(device)
-    stop = _StopRequest(exp.root / STOP_FILE_NAME)
-    stop.install()
-    mel_floor = float(model.config.spec_min)
+                 run.exp.name, len(run.train_clips), len(run.val_clips), run.batch_size, run.crop, run.cfg.grad_accum,
+                 run.world, run.device, {None: "fp32"}.get(run.amp_dtype, str(run.amp_dtype).replace("torch.", "")))  # fmt: skip
+    run.audio_logger = _AudioLogger(run.device)
+    run.stop = _StopRequest(run.exp.root / STOP_FILE_NAME)
+    run.stop.install()
+    run.autocast = torch.autocast(run.device.split(":")[0], dtype=run.amp_dtype or torch.float32,
+                                  enabled=run.amp_dtype is not None)  # fmt: skip
+    run.start_step = run.step
+    run.t_start = run.t_window = time.perf_counter()
 
-    def save(val_loss: float | None) -> Path:
-        """Checkpoint (rank 0 only): step file, rotation, best.pt, export. Called with finite weights only."""
-        nonlocal best_val
-        cfg_dict = dataclasses.asdict(model.config)
-        train_dict = {**dataclasses.asdict(cfg), "batch_size": batch_size, "base": base_name}
-        is_best = val_loss is not None and (best_val is None or val_loss < best_val)
-        if is_best:
-            best_val = val_loss
-        rng_state = {"torch": torch.get_rng_state(), "data": data_gen.get_state()}
-        if device.startswith("cuda"):
-            rng_state["cuda"] = torch.cuda.get_rng_state()
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        path = exp.checkpoints / f"step_{step}.pt"
-        _atomic_torch_save(path, {
-            "format": CHECKPOINT_FORMAT, "version": 1, "step": step, "model": state, "config": cfg_dict,
-            "train_config": train_dict, "stats": stats, "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict(), "rng": rng_state, "val_loss": val_loss, "best_val_loss": best_val,
-            "val_chunks": list(val_names), "seconds": seconds_before + (time.perf_counter() - t_start),
-        })  # fmt: skip
-        _rotate(exp)
-        if is_best:
-            _atomic_torch_save(exp.checkpoints / "best.pt", {
-                "format": CHECKPOINT_FORMAT, "version": 1, "step": step, "model": state, "config": cfg_dict,
-                "stats": stats, "val_loss": val_loss,
-            })  # fmt: skip
-            from core.config import save_json
 
-            save_json(exp.checkpoints / "best.json", {"step": step, "val_loss": val_loss})
-        export_decoder(exp, model, decoder_format=CHECKPOINT_FORMAT, steps=step, val_loss=val_loss,
-                       best_val_loss=best_val, base=base_name, checkpoint=path.name)  # fmt: skip
-        return path
+# ---- the step --------------------------------------------------------------------------------------
 
-    def params_finite() -> bool:
-        return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
-    t_start = time.perf_counter()
-    t_window, steps_window = t_start, 0
-    history: list[dict[str, Any]] = []
-    last_loss: float | None = None
-    last_saved: Path | None = resumed[0] if resumed else None
-    bad_steps = 0
-    stopped_early = False
-    autocast = torch.autocast(device_type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
-    start_step = step
+def _train_step(run: _Run) -> float:
+    """One optimizer step from ``grad_accum`` micro-batches; the loss averaged over the processes.
 
-    while step < cfg.steps:
-        if _any_rank(stop.requested(), world):
-            stopped_early = True
-            break
-        optimizer.zero_grad(set_to_none=True)
-        loss_sum = 0.0
-        for micro in range(cfg.grad_accum):
-            batch = {k: v.to(device, non_blocking=True) for k, v in
-                     sample_batch(train_clips, weights, batch_size, crop, data_gen, mel_floor).items()}  # fmt: skip
-            sync = contextlib.nullcontext()
-            if world > 1 and micro < cfg.grad_accum - 1:
-                sync = net.no_sync()  # type: ignore[operator]
-            with sync:
-                with autocast:
-                    loss = net(batch["units"], batch["f0"], batch["volume"], batch["mel"], batch["mask"])
-                scaler.scale(loss / cfg.grad_accum).backward()
-            loss_sum += float(loss.detach()) / cfg.grad_accum
-        loss_value = _mean_over_ranks(loss_sum, world, device)
+    A non-finite loss leaves the weights and the step count as they were (the caller handles it).
+    """
+    import torch
 
-        if not math.isfinite(loss_value):
-            bad_steps += 1
-            optimizer.zero_grad(set_to_none=True)
-            diverged = not params_finite()
-            log.warning("step %d: loss is %s; step skipped (%d in a row)", step + 1, loss_value, bad_steps)
-            if diverged or bad_steps >= cfg.max_bad_steps:
-                stop.restore()
-                if writer is not None:
-                    writer.close()
-                if world > 1:
-                    torch.distributed.destroy_process_group()
-                where = f"the last good checkpoint is {last_saved}" if last_saved else "no checkpoint was saved"
-                raise TrainingDivergedError(
-                    f"{exp.root}: training diverged at step {step + 1} (loss {loss_value}"
-                    f"{', weights are NaN/inf' if diverged else f' for {bad_steps} steps in a row'}); "
-                    f"{where}; try a lower --lr or --precision fp32"
-                )
-            continue
-        bad_steps = 0
-        lr = lr_at(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        scaler.step(optimizer)  # skipped by the scaler if fp16 gradients overflowed
-        scaler.update()
-        step += 1
-        steps_window += 1
-        last_loss = loss_value
+    cfg = run.cfg
+    run.optimizer.zero_grad(set_to_none=True)
+    mel_floor = float(run.model.config.spec_min)
+    loss_sum = 0.0
+    for micro in range(cfg.grad_accum):
+        batch = {k: v.to(run.device, non_blocking=True) for k, v in
+                 sample_batch(run.train_clips, run.crop_weights, run.batch_size, run.crop, run.data_gen, mel_floor).items()}  # fmt: skip
+        sync = contextlib.nullcontext()
+        if run.world > 1 and micro < cfg.grad_accum - 1:
+            sync = run.net.no_sync()  # type: ignore[operator]
+        with sync:
+            with run.autocast:
+                loss = run.net(batch["units"], batch["f0"], batch["volume"], batch["mel"], batch["mask"])
+            run.scaler.scale(loss / cfg.grad_accum).backward()
+        loss_sum += float(loss.detach()) / cfg.grad_accum
+    loss_value = _mean_over_ranks(loss_sum, run.world, run.device)
+    if not math.isfinite(loss_value):
+        return loss_value
+    lr = lr_at(run.step, cfg)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    run.scaler.unscale_(run.optimizer)
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+    run.scaler.step(run.optimizer)  # skipped by the scaler if fp16 gradients overflowed
+    run.scaler.update()
+    run.step += 1
+    return loss_value
 
-        do_save = step % cfg.save_every == 0 or step == cfg.steps
-        val_loss = None
-        if do_save and is_main:
-            val_loss = validation_loss(model, val_clips, device, cfg.val_max_frames)
-        if is_main and (step % cfg.log_every == 0 or do_save or step == start_step + 1):
-            now = time.perf_counter()
-            row = {"step": step, "loss": round(loss_value, 6), "lr": lr,
-                   "seconds": round(seconds_before + now - t_start, 3),
-                   "steps_per_s": round(steps_window / max(now - t_window, 1e-9), 3)}  # fmt: skip
-            if val_loss is not None:
-                row["val_loss"] = round(val_loss, 6)
-            _append_metrics(exp, row)
-            history.append(row)
-            t_window, steps_window = now, 0
-            if writer is not None:
-                writer.add_scalar("train/loss", loss_value, step)
-                writer.add_scalar("train/lr", lr, step)
-                if val_loss is not None:
-                    writer.add_scalar("val/loss", val_loss, step)
-                    writer.add_image("val/mel_gt_vs_estimate", _mel_image(model, val_clips[0], device, cfg.val_max_frames), step)
-                    audio_logger(writer, model, val_clips[0], step, cfg.val_max_frames)
-                writer.flush()
-        report(progress, (step - start_step) / max(1, cfg.steps - start_step), f"step {step}/{cfg.steps} loss {loss_value:.4f}")
-        if do_save:
-            if not params_finite():  # checked on every rank (the weights are the same), so all stop together
-                stop.restore()
-                if world > 1:
-                    torch.distributed.destroy_process_group()
-                raise TrainingDivergedError(f"{exp.root}: weights became NaN/inf at step {step}; not saved; "
-                                            f"the last good checkpoint is {last_saved}")  # fmt: skip
-            if is_main:
-                last_saved = save(val_loss)
-                log.info("step %d: loss %.4f, val %.4f, saved %s", step, loss_value, val_loss, last_saved.name)
-            if world > 1:
-                torch.distributed.barrier()
 
-    if stopped_early:
-        if is_main and step > start_step and (last_saved is None or step_checkpoints(exp)[-1][0] != step):
-            val_loss = validation_loss(model, val_clips, device, cfg.val_max_frames)
-            row = {"step": step, "loss": round(last_loss or 0.0, 6), "lr": lr_at(step - 1, cfg),
-                   "seconds": round(seconds_before + time.perf_counter() - t_start, 3), "val_loss": round(val_loss, 6)}  # fmt: skip
-            _replace_last_metrics_row(exp, row)
-            last_saved = save(val_loss)
-        log.info("stopped at step %d; saved %s", step, last_saved)
-        if is_main:
-            with contextlib.suppress(FileNotFoundError):
-                (exp.root / STOP_FILE_NAME).unlink()
-    stop.restore()
+def _skip_bad_step(run: _Run, loss_value: float) -> None:
+    """Drop the gradients of a NaN/inf loss; raise once the weights are broken or ``max_bad_steps`` in a row."""
+    run.bad_steps += 1
+    run.optimizer.zero_grad(set_to_none=True)
+    diverged = not _params_finite(run.model)
+    log.warning("step %d: loss is %s; step skipped (%d in a row)", run.step + 1, loss_value, run.bad_steps)
+    if diverged or run.bad_steps >= run.cfg.max_bad_steps:
+        where = f"the last good checkpoint is {run.last_saved}" if run.last_saved else "no checkpoint was saved"
+        raise TrainingDivergedError(
+            f"{run.exp.root}: training diverged at step {run.step + 1} (loss {loss_value}"
+            f"{', weights are NaN/inf' if diverged else f' for {run.bad_steps} steps in a row'}); "
+            f"{where}; try a lower --lr or --precision fp32"
+        )
+
+
+def _params_finite(model: SvcDecoder) -> bool:
+    import torch
+
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+def _log_step(run: _Run, loss: float, val_loss: float | None) -> None:
+    """Rank 0: a metrics.jsonl row, and TensorBoard scalars (at a save also the mel image and audio)."""
+    now = time.perf_counter()
+    lr = lr_at(run.step - 1, run.cfg)  # the rate the step just taken used
+    row = {"step": run.step, "loss": round(loss, 6), "lr": lr,
+           "seconds": round(run.seconds_before + now - run.t_start, 3),
+           "steps_per_s": round(run.steps_window / max(now - run.t_window, 1e-9), 3)}  # fmt: skip
+    if val_loss is not None:
+        row["val_loss"] = round(val_loss, 6)
+    _append_metrics(run.exp, row)
+    run.history.append(row)
+    run.t_window, run.steps_window = now, 0
+    writer = run.writer
     if writer is not None:
-        writer.close()
+        writer.add_scalar("train/loss", loss, run.step)
+        writer.add_scalar("train/lr", lr, run.step)
+        if val_loss is not None:
+            max_frames = run.cfg.val_max_frames
+            writer.add_scalar("val/loss", val_loss, run.step)
+            writer.add_image("val/mel_gt_vs_estimate", _mel_image(run.model, run.val_clips[0], run.device, max_frames), run.step)
+            run.audio_logger(writer, run.model, run.val_clips[0], run.step, max_frames)
+        writer.flush()
+
+
+# ---- saving and the end ----------------------------------------------------------------------------
+
+
+def _save(run: _Run, val_loss: float | None) -> Path:
+    """Checkpoint (rank 0 only): step file, rotation, best.pt, export. Called with finite weights only."""
+    import torch
+
+    from core.model.decoder import CHECKPOINT_FORMAT
+
+    exp, step = run.exp, run.step
+    cfg_dict = dataclasses.asdict(run.model.config)
+    train_dict = {**dataclasses.asdict(run.cfg), "batch_size": run.batch_size, "base": run.base_name}
+    is_best = val_loss is not None and (run.best_val is None or val_loss < run.best_val)
+    if is_best:
+        run.best_val = val_loss
+    rng_state = {"torch": torch.get_rng_state(), "data": run.data_gen.get_state()}
+    if run.device.startswith("cuda"):
+        rng_state["cuda"] = torch.cuda.get_rng_state()
+    state = {k: v.detach().cpu() for k, v in run.model.state_dict().items()}
+    path = exp.checkpoints / f"step_{step}.pt"
+    _atomic_torch_save(path, {
+        "format": CHECKPOINT_FORMAT, "version": 1, "step": step, "model": state, "config": cfg_dict,
+        "train_config": train_dict, "stats": run.stats, "optimizer": run.optimizer.state_dict(),
+        "scaler": run.scaler.state_dict(), "rng": rng_state, "val_loss": val_loss, "best_val_loss": run.best_val,
+        "val_chunks": list(run.val_names), "seconds": run.seconds_before + (time.perf_counter() - run.t_start),
+    })  # fmt: skip
+    _rotate(exp)
+    if is_best:
+        _atomic_torch_save(exp.checkpoints / "best.pt", {
+            "format": CHECKPOINT_FORMAT, "version": 1, "step": step, "model": state, "config": cfg_dict,
+            "stats": run.stats, "val_loss": val_loss,
+        })  # fmt: skip
+        save_json(exp.checkpoints / "best.json", {"step": step, "val_loss": val_loss})
+    export_decoder(exp, run.model, decoder_format=CHECKPOINT_FORMAT, steps=step, val_loss=val_loss,
+                   best_val_loss=run.best_val, base=run.base_name, checkpoint=path.name)  # fmt: skip
+    run.last_saved = path
+    return path
+
+
+def _finish_stopped(run: _Run) -> None:
+    """After a stop request: save the step reached (unless just saved) and clear the stop file."""
+    if run.is_main and run.step > run.start_step and (
+        run.last_saved is None or step_checkpoints(run.exp)[-1][0] != run.step
+    ):
+        val_loss = validation_loss(run.model, run.val_clips, run.device, run.cfg.val_max_frames)
+        row = {"step": run.step, "loss": round(run.last_loss or 0.0, 6), "lr": lr_at(run.step - 1, run.cfg),
+               "seconds": round(run.seconds_before + time.perf_counter() - run.t_start, 3),
+               "val_loss": round(val_loss, 6)}  # fmt: skip
+        _replace_last_metrics_row(run.exp, row)
+        _save(run, val_loss)
+    log.info("stopped at step %d; saved %s", run.step, run.last_saved)
+    if run.is_main:
+        with contextlib.suppress(FileNotFoundError):
+            (run.exp.root / STOP_FILE_NAME).unlink()
+
+
+def _tear_down(run: _Run | None, world: int, completed: bool) -> None:
+    """The one exit path: signal handlers back, TensorBoard closed, the process group left.
+
+    The barrier only after a completed run: after an error the other processes may never reach it.
+    """
+    if run is not None:
+        if run.stop is not None:
+            run.stop.restore()
+        if run.writer is not None:
+            run.writer.close()
     if world > 1:
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
-    return TrainResult(step=step, last_loss=last_loss, best_val_loss=best_val, checkpoint=last_saved,
-                       stopped_early=stopped_early, seconds=time.perf_counter() - t_start, history=history)  # fmt: skip
+        import torch.distributed as dist
+
+        if completed:
+            dist.barrier()
+        dist.destroy_process_group()
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
 
 
 def _resolve_base(base: str) -> Path:
     if base in ("pretrained", "base", "diffusion_svc"):
-        from core import pretrained
-
         return pretrained.require(pretrained.DIFFUSION_SVC_BASE)
     path = Path(base).expanduser()
     if not path.is_file():
@@ -934,12 +1058,13 @@ def _log_to_file(exp: Experiment) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# CLI
+# Preparation (the UI's one-click Train, --prepare on the command line)
 # ------------------------------------------------------------------------------------------------
 
 
-def prepare(exp: Experiment, sources: list[str] | None = None, f0_method: str = "rmvpe", encoder: str = "contentvec768l12",
-            device: str = "auto", progress: ProgressFn | None = None) -> None:  # fmt: skip
+def prepare(exp: Experiment, sources: list[str] | None = None, f0_method: str = ExtractConfig.f0_method,
+            encoder: str = ExtractConfig.encoder, device: str = ExtractConfig.device,
+            progress: ProgressFn | None = None) -> None:  # fmt: skip
     """Run whatever is missing before training: the dataset (from ``sources``) and the feature extraction.
 
     Both stages are cached, so this only does the missing work (the UI's one-click Train).
@@ -950,86 +1075,8 @@ def prepare(exp: Experiment, sources: list[str] | None = None, f0_method: str = 
                 f"{exp.gt_wavs}: the experiment has no dataset yet: build it in the Dataset tab, or give recordings "
                 "('Recordings for the dataset' in the Train tab, --source on the command line)"
             )
-        from core.dataset import build_dataset
-        from core.progress import scaled
-
         log.info("building the dataset of %s from %s", exp.name, ", ".join(sources))
         build_dataset(exp.name, [Path(s) for s in sources], progress=scaled(progress, 0.0, 0.2))
-    from core.features.extract import ExtractConfig, list_feature_chunks, run_extract
-
     if len(list_feature_chunks(exp)) < len(visible_files(exp.gt_wavs, "*.wav")):
-        from core.progress import scaled
-
         log.info("extracting features of %s (%s, %s)", exp.name, encoder, f0_method)
         run_extract(exp, ExtractConfig(f0_method=f0_method, encoder=encoder, device=device), scaled(progress, 0.2, 1.0))
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from core.device import DEVICE_CHOICES
-
-    d = TrainConfig()
-    parser.add_argument("--exp", required=True, help="experiment name (logs/<exp>/ with extracted features)")
-    parser.add_argument("--steps", type=int, default=d.steps, help=f"train until this step (default {d.steps}); re-running resumes")
-    parser.add_argument("--save-every", type=int, default=d.save_every, help=f"validate and checkpoint every K steps (default {d.save_every})")
-    parser.add_argument("--batch-size", default=str(d.batch_size),
-                        help=f"crops per step per process, or 'auto' to probe the GPU (default {d.batch_size})")
-    parser.add_argument("--base", default=None,
-                        help="fine-tune from this Diffusion-SVC model_*.pt (config.yaml beside it optional) or svcover checkpoint; "
-                        "'pretrained' = pretrained/diffusion_svc/model_0.pt (default: train from scratch)")  # fmt: skip
-    parser.add_argument("--config", choices=("tiny", "default"), default=d.model,
-                        help="network when training from scratch: default = 512 ch x 20 layers (the public base), tiny = 64 x 4")
-    parser.add_argument("--device", choices=DEVICE_CHOICES, default=d.device, help="compute device (default auto)")
-    parser.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default {d.lr})")
-    parser.add_argument("--grad-accum", type=int, default=d.grad_accum, help="micro-batches per optimizer step (default 1)")
-    parser.add_argument("--crop-frames", type=int, default=d.crop_frames, help=f"frames per training crop (default {d.crop_frames} = 2 s)")
-    parser.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default=d.precision,
-                        help="auto = bf16 (or fp16 with loss scaling) on CUDA, fp32 on CPU")
-    parser.add_argument("--grad-checkpointing", action="store_true", help="recompute activations in backward (less GPU memory)")
-    parser.add_argument("--log-every", type=int, default=d.log_every, help=f"metrics line every N steps (default {d.log_every})")
-    parser.add_argument("--val-chunks", type=int, default=d.val_chunks, help=f"held-out chunks for validation (default {d.val_chunks})")
-    parser.add_argument("--seed", type=int, default=d.seed, help="random seed")
-    parser.add_argument("--prepare", action="store_true",
-                        help="first run what is missing: the dataset (from --source) and feature extraction")
-    parser.add_argument("--source", action="append", default=None,
-                        help="with --prepare: audio file/folder/zip for the dataset when it is not built yet (repeatable)")
-    parser.add_argument("--f0", default="rmvpe", help="with --prepare: F0 method for extraction (default rmvpe)")
-    parser.add_argument("--encoder", default="contentvec768l12", help="with --prepare: content encoder (default contentvec768l12)")
-    parser.add_argument("--threads", type=int, default=d.threads, help="CPU threads for torch (default: torch's choice)")
-    parser.add_argument("--warmup-steps", type=int, default=d.warmup_steps,
-                        help=f"steps of linear learning-rate warm-up (default {d.warmup_steps})")
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    batch: int | str = "auto" if str(args.batch_size).lower() == "auto" else _int(args.batch_size, "--batch-size")
-    return TrainConfig(model=args.config, base=args.base, steps=args.steps, save_every=args.save_every, batch_size=batch,
-                       device=args.device, lr=args.lr, grad_accum=args.grad_accum, crop_frames=args.crop_frames,
-                       precision=args.precision, grad_checkpointing=args.grad_checkpointing, log_every=args.log_every,
-                       val_chunks=args.val_chunks, seed=args.seed, threads=args.threads,
-                       warmup_steps=args.warmup_steps)  # fmt: skip
-
-
-def _int(text: str, flag: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise SvcoverError(f"{flag} must be an integer or 'auto' (got {text!r})") from None
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    from core.progress import tqdm_progress
-
-    cfg = config_from_args(args)
-    exp = Experiment.open(args.exp)
-    if args.prepare and _distributed()[1] == 1:  # under torchrun, prepare once beforehand instead
-        with tqdm_progress(f"prepare {exp.name}", unit="%") as progress:
-            prepare(exp, args.source, args.f0, args.encoder, args.device, progress)
-    if _distributed()[0] == 0:
-        with tqdm_progress(f"train {exp.name}", unit="%") as progress:
-            result = train(exp, cfg, progress)
-    else:
-        result = train(exp, cfg)
-    if _distributed()[0] == 0:
-        state = "stopped" if result.stopped_early else "done"
-        best = f", best val loss {result.best_val_loss:.4f}" if result.best_val_loss is not None else ""
-        print(f"{state}: {exp.name} at step {result.step}{best}; checkpoint {result.checkpoint}")
-    return 0

@@ -34,7 +34,6 @@ ARGPARSE_ALLOWED = {
     "core.cover",
     "core.dataset",
     "core.features.extract",
-    "core.train",
 }
 
 

@@ -287,6 +287,20 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     assert all(torch.isfinite(p).all() for p in SvcDecoder.from_checkpoint(good).parameters())
 
 
+def test_an_error_inside_the_loop_still_restores_the_signal_handlers(exp: Experiment) -> None:
+    """Whatever ends the run (here the caller's progress callback raising), Ctrl+C works as before afterwards."""
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+
+    def progress(fraction: float, message: str) -> None:
+        if "step 2/" in message:
+            raise RuntimeError("the caller gave up")
+
+    with pytest.raises(RuntimeError, match="the caller gave up"):
+        train(exp, tiny(steps=10, save_every=5), progress)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    assert [r["step"] for r in read_metrics(exp)] == [1]  # the loop really ran, and stopped at the error
+
+
 def test_cli_help_and_error_exit(tmp_logs: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "core", "train", "--help"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0
@@ -295,6 +309,20 @@ def test_cli_help_and_error_exit(tmp_logs: Path) -> None:
     bad = cli(["train", "--exp", "missing", "--steps", "1"], tmp_logs)
     text, _ = bad.communicate(timeout=120)
     assert bad.returncode == 1 and "experiment not found" in text and "Traceback" not in text
+
+
+def test_cli_flags_parse_into_the_train_config() -> None:
+    from core.cli import build_parser
+    from core.cli.train import config_from_args
+
+    parser = build_parser("train")
+    assert config_from_args(parser.parse_args(["train", "--exp", "x"])) == TrainConfig()
+    args = parser.parse_args(["train", "--exp", "x", "--batch-size", "AUTO", "--config", "tiny", "--precision", "fp16",
+                              "--steps", "7", "--grad-checkpointing", "--warmup-steps", "3"])  # fmt: skip
+    assert config_from_args(args) == TrainConfig(batch_size="auto", model="tiny", precision="fp16", steps=7,
+                                                 grad_checkpointing=True, warmup_steps=3)  # fmt: skip
+    with pytest.raises(SvcoverError, match="--batch-size must be an integer or 'auto'"):
+        config_from_args(parser.parse_args(["train", "--exp", "x", "--batch-size", "many"]))
 
 
 # ------------------------------------------------------------------------------------------ the tab

@@ -29,6 +29,7 @@ POLL_SECONDS = 2.0
 
 def build() -> None:
     from core.device import DEVICE_CHOICES
+    from core.model.config import PRESETS
 
     gr.Markdown(
         "Train the voice model of an experiment. **Train** runs whatever is missing first (dataset from the "
@@ -53,7 +54,7 @@ def build() -> None:
             with gr.Row():
                 batch = gr.Dropdown(choices=["auto", "8", "16", "32", "48"], value="32", allow_custom_value=True,
                                     label="Batch size", info="auto probes the GPU", elem_id="train-batch")  # fmt: skip
-                config = gr.Radio(["default", "tiny"], value="default", label="Network (from scratch)",
+                config = gr.Radio(list(PRESETS), value="default", label="Network (from scratch)",
                                   info="default 512x20 = the base's size", elem_id="train-config")  # fmt: skip
             with gr.Accordion("More", open=False):
                 device = gr.Dropdown(choices=list(DEVICE_CHOICES), value="auto", label="Device")
