@@ -8,7 +8,6 @@ crossfades (core.chunking), so the output has the input's length and no clicks a
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 from collections.abc import Callable
@@ -36,7 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SAMPLER_CHOICES = SAMPLERS  # the choice lists and defaults are defined once, in core.model.samplers
 FORMATS = ("wav", "flac", "mp3")
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus", ".aac", ".wma", ".mp4", ".mkv", ".webm", ".aiff", ".aif"}
 SILENCE_DB = -60.0  # frames quieter than this in the input are silent in the output too
@@ -72,8 +70,8 @@ class ConvertConfig:
     piece_seconds: float | None = None  # None = sized to the free memory
 
     def validate(self) -> ConvertConfig:
-        if self.sampler not in SAMPLER_CHOICES:
-            raise ConvertError(f"unknown sampler {self.sampler!r}: use one of {', '.join(SAMPLER_CHOICES)}")
+        if self.sampler not in SAMPLERS:
+            raise ConvertError(f"unknown sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")
         if self.steps < 1:
             raise ConvertError("--steps must be at least 1")
         if self.format not in FORMATS:
@@ -107,6 +105,14 @@ class ConvertResult:
 # ----------------------------------------------------------------------------------------------
 # The voice model (decoder + what it was trained on) and the shared models
 # ----------------------------------------------------------------------------------------------
+
+
+def open_voice_model(name: str) -> Experiment:
+    """The experiment of voice model ``name`` (CLI, Convert and Cover tabs, cover jobs); one line if it has none."""
+    exp = Experiment.open(name)
+    if not exp.exists():
+        raise ConvertError(f"voice model '{name}' not found: no experiment folder {exp.root}")
+    return exp
 
 
 def resolve_checkpoint(exp: Experiment, ckpt: str) -> Path:
@@ -607,62 +613,6 @@ def _check_writable(folder: Path) -> None:
         raise ConvertError(f"{folder}: cannot create the output folder ({e.strerror})") from None
     if not os.access(folder, os.W_OK):
         raise ConvertError(f"{folder}: output folder is not writable")
-
-
-# ----------------------------------------------------------------------------------------------
-# CLI
-# ----------------------------------------------------------------------------------------------
-
-
-def _parse_key(text: str) -> float | None:
-    if text.strip().lower() == "auto":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--key must be a number of semitones or 'auto', not {text!r}") from None
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--exp", required=True, help="experiment (voice model) name under logs/")
-    parser.add_argument("--input", required=True, help="vocal file or folder of vocals (anything ffmpeg decodes)")
-    parser.add_argument("--output", default=None, help="output file (one input) or folder (default logs/<exp>/outputs)")
-    parser.add_argument("--ckpt", default="best", help="best (lowest validation loss), latest, or a checkpoint path")
-    parser.add_argument("--key", type=_parse_key, default=0.0, help="key shift in semitones, or 'auto' to move the input into the model's range")
-    parser.add_argument("--sampler", choices=SAMPLER_CHOICES, default=DEFAULT_SAMPLER,
-                        help=f"diffusion sampler (default {DEFAULT_SAMPLER})")
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
-                        help=f"sampler steps (default {DEFAULT_STEPS}; PNDM-100 is the slow high-quality reference)")
-    parser.add_argument("--index-rate", type=float, default=0.0, help="retrieval blend 0..1 (0 = off; needs 'python -m core index')")
-    parser.add_argument("--protect", type=float, default=DEFAULT_PROTECT,
-                        help=f"keep breaths/consonants: share of the source's own features in unvoiced frames 0..1 "
-                             f"(default {DEFAULT_PROTECT}; 0 = off; acts with --index-rate)")  # fmt: skip
-    parser.add_argument("--f0", dest="f0_method", choices=("rmvpe", "fcpe", "harvest", "parselmouth"), default=None,
-                        help="F0 method (default: the one the model was trained with)")
-    parser.add_argument("--format", choices=FORMATS, default="wav", help="output format for folder outputs")
-    parser.add_argument("--loudness-match", type=float, default=0.0, help="follow the input's loudness envelope 0..1")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same output)")
-    parser.add_argument("--piece-seconds", type=float, default=None, help="piece length for long inputs (default: from free memory)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    from core.progress import tqdm_progress
-
-    config = ConvertConfig(
-        key=args.key, sampler=args.sampler, steps=args.steps, index_rate=args.index_rate, protect=args.protect,
-        f0_method=args.f0_method, device=args.device, ckpt=args.ckpt, format=args.format, seed=args.seed,
-        loudness_match=args.loudness_match, piece_seconds=args.piece_seconds,
-    )
-    with tqdm_progress("convert") as bar:
-        results = convert_files(args.exp, args.input, args.output, config, progress=bar)
-    for r in results:
-        rtf = r.seconds_taken / max(r.seconds_audio, 1e-9)
-        extra = f" (suggested key {r.suggested_key:+.0f})" if r.suggested_key is not None else ""
-        print(f"{r.input} -> {r.output}  key {r.key:+g}{extra}  {r.seconds_audio:.1f} s audio in {r.seconds_taken:.1f} s (RTF {rtf:.2f})")
-        for w in r.warnings:
-            print(f"warning: {r.input.name}: {w}")
-    return 0
 
 
 def make_convert_fn(exp_name: str, config: ConvertConfig, results: list[ConvertResult] | None = None) -> ConvertFn:

@@ -21,7 +21,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "extract": ("core.features.extract", "compute content, F0, loudness and mel features"),
     "index": ("core.cli.index", "build the retrieval index of training content features"),
     "train": ("core.train", "train the diffusion decoder"),
-    "convert": ("core.convert", "convert a vocal with a trained voice model"),
+    "convert": ("core.cli.convert", "convert a vocal with a trained voice model"),
     "cover": ("core.cover", "song in, cover out: separate, convert, remix"),
     "download": ("core.cli.pretrained", "download pretrained weights or any file, verified"),
     "doctor": ("core.cli.doctor", "check the environment: torch, GPU, ffmpeg, pretrained files"),
