@@ -22,7 +22,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "index": ("core.cli.index", "build the retrieval index of training content features"),
     "train": ("core.train", "train the diffusion decoder"),
     "convert": ("core.cli.convert", "convert a vocal with a trained voice model"),
-    "cover": ("core.cover", "song in, cover out: separate, convert, remix"),
+    "cover": ("core.cli.cover", "song in, cover out: separate, convert, remix"),
     "download": ("core.cli.pretrained", "download pretrained weights or any file, verified"),
     "doctor": ("core.cli.doctor", "check the environment: torch, GPU, ffmpeg, pretrained files"),
     "voice": ("core.cli.voice", "export or import a shareable voice model (safetensors + model card)"),
