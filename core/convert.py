@@ -8,28 +8,39 @@ crossfades (core.chunking), so the output has the input's length and no clicks a
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
+import os
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import psutil
+import soxr
 
+from core.audio import check_length, load_audio, probe_audio, save_audio
 from core.checkpoint_store import find_checkpoint
-from core.config import AUDIO
+from core.chunking import plan_pieces, process_in_pieces
+from core.config import AUDIO, load_json
+from core.device import pick_device
 from core.errors import NothingToDoError, Remedy, SvcoverError, WriteError
 from core.experiment import Experiment
+from core.features.extract import ENCODERS, ExtractConfig, Extractors, default_extractors
+from core.features.loudness import frame_volume
 from core.fsutil import refuse_output_as_input, remove_stale_temp_files, unique_path
-from core.model.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
+from core.index import load_index
+from core.model.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS, sample
 from core.progress import ProgressFn, report, scaled
 
 # convert_fn(vocals_path, progress=None) -> converted_path: the voice conversion as the cover pipeline uses it
 ConvertFn = Callable[..., Path]
 
 if TYPE_CHECKING:
-    from core.features.extract import Extractors
     from core.model import SvcDecoder
     from core.vocoder import NsfHifiGan
 
@@ -145,8 +156,6 @@ class VoiceModel:
         decoder = SvcDecoder.from_checkpoint(path, device=device)
         stats = dict(decoder.stats or {})
         if not stats and exp.stats.is_file():
-            from core.config import load_json
-
             stats = load_json(exp.stats)
         return cls(decoder=decoder, checkpoint=path, stats=stats, device=device)
 
@@ -174,8 +183,7 @@ class Models:
 
     @classmethod
     def load(cls, exp: Experiment, config: ConvertConfig, device: str) -> Models:
-        from core.features.extract import ENCODERS, ExtractConfig, default_extractors
-        from core.vocoder import NsfHifiGan
+        from core.vocoder import NsfHifiGan  # the networks (torch)
 
         voice = VoiceModel.load(exp, config.ckpt, device)
         encoder = voice.encoder_name
@@ -194,8 +202,6 @@ class Models:
         vocoder = NsfHifiGan.from_pretrained(device)
         index = None
         if config.index_rate > 0:
-            from core.index import load_index
-
             index = load_index(exp)
             if int(index.dim) != units_dim:
                 raise ConvertError(
@@ -255,8 +261,6 @@ class PieceFeatures:
 
 def piece_pitch(wav44k: np.ndarray, extractors: Extractors, f0_fn: Callable) -> PieceFeatures:
     """F0 and volume of one piece, on the mel grid (small: kept for every piece of a long input)."""
-    from core.features.loudness import frame_volume
-
     n_frames = int(extractors.n_frames(len(wav44k)))
     f0 = _fit(np.asarray(f0_fn(wav44k), dtype=np.float32), n_frames)
     volume = _fit(frame_volume(wav44k), n_frames)
@@ -265,8 +269,6 @@ def piece_pitch(wav44k: np.ndarray, extractors: Extractors, f0_fn: Callable) -> 
 
 def piece_units(wav44k: np.ndarray, extractors: Extractors, content_fn: Callable, n_frames: int) -> np.ndarray:
     """Content units of one piece, aligned to its ``n_frames`` mel frames ([T, C], large: one piece at a time)."""
-    import soxr
-
     wav16k = soxr.resample(wav44k, AUDIO.sample_rate, AUDIO.content_sample_rate, quality="HQ").astype(np.float32)
     return extractors.align(np.asarray(content_fn(wav16k), dtype=np.float32), n_frames)
 
@@ -293,11 +295,7 @@ def decode_piece(
     timings: dict[str, float] | None = None,
 ) -> np.ndarray:
     """Sampler + vocoder for one piece; returns ``n_frames * hop`` samples."""
-    import time
-
     import torch
-
-    from core.model.samplers import sample
 
     timings = timings if timings is not None else {}
     dec = models.voice.decoder
@@ -367,8 +365,6 @@ def auto_piece_seconds(device: str) -> float:
 
         free, _ = torch.cuda.mem_get_info(torch.device(device))
     else:
-        import psutil
-
         free = psutil.virtual_memory().available
     seconds = 0.5 * free / BYTES_PER_AUDIO_SECOND
     return float(min(MAX_PIECE_SECONDS, max(MIN_PIECE_SECONDS, seconds)))
@@ -381,10 +377,6 @@ def convert_waveform(
     progress: ProgressFn | None = None,
 ) -> tuple[np.ndarray, ConvertResult]:
     """Convert a 44.1 kHz mono vocal; returns the converted waveform (same length) and a partial result."""
-    import time
-
-    from core.chunking import plan_pieces, process_in_pieces
-
     start = time.perf_counter()
     timings: dict[str, float] = {"features": 0.0, "sampling": 0.0, "vocoder": 0.0}
     warnings: list[str] = []
@@ -459,11 +451,7 @@ def _pad_zero(x: np.ndarray, n: int) -> np.ndarray:
 
 def _release_memory() -> None:
     """Give freed heap memory back to the OS between pieces (glibc keeps it otherwise: RSS creeps up per shape)."""
-    import sys
-
     if sys.platform.startswith("linux"):
-        import ctypes
-
         try:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
         except (OSError, AttributeError):  # musl or another libc: nothing to do
@@ -485,8 +473,6 @@ def _stitch_frames(per_piece: list[np.ndarray], pieces: list, hop: int, n_sample
 
 def _silence_gate(converted: np.ndarray, source: np.ndarray, hop: int = AUDIO.hop_length) -> np.ndarray:
     """Mute the output where the input is silent (below SILENCE_DB), with a smooth per-sample gain."""
-    from core.features.loudness import frame_volume
-
     vol_db = 20 * np.log10(np.maximum(frame_volume(source, hop), 1e-10))
     gate = (vol_db > SILENCE_DB).astype(np.float32)
     # Smooth over ~4 frames so the gate never clicks.
@@ -498,8 +484,6 @@ def _silence_gate(converted: np.ndarray, source: np.ndarray, hop: int = AUDIO.ho
 
 def match_loudness_envelope(out: np.ndarray, source: np.ndarray, rate: float, hop: int = AUDIO.hop_length) -> np.ndarray:
     """Mix the output's RMS envelope towards the input's (RVC's 'volume envelope' option)."""
-    from core.features.loudness import frame_volume
-
     src = frame_volume(source, hop)
     cur = frame_volume(out, hop)
     gain = (np.maximum(src, 1e-6) / np.maximum(cur, 1e-6)) ** rate
@@ -551,9 +535,6 @@ def convert_files(
     With one input file, ``output`` may be a file name (its extension sets the format) or a folder;
     default folder: ``logs/<exp>/outputs``.
     """
-    from core.audio import check_length, load_audio, probe_audio, save_audio
-    from core.device import pick_device
-
     config.validate()
     exp = Experiment.open(exp_name)
     if not exp.exists():
@@ -605,8 +586,6 @@ def convert_files(
 
 
 def _check_writable(folder: Path) -> None:
-    import os
-
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -621,8 +600,6 @@ def make_convert_fn(exp_name: str, config: ConvertConfig, results: list[ConvertR
     The converted files go to ``logs/<exp>/outputs/cover_work`` (work files, replaced by the next cover);
     each call's :class:`ConvertResult` (key, suggested key, warnings) is appended to ``results`` if given.
     """
-    from core.device import pick_device
-
     config.validate()
     exp = Experiment.open(exp_name)
     if not exp.exists():

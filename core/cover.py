@@ -8,21 +8,27 @@ with any stand-in. Separation and remix live in :mod:`core.separate` and :mod:`c
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from core.audio import decode_audio
+from core.config import save_json
 from core.errors import AudioDecodeError, SvcoverError
 from core.fsutil import refuse_output_as_input, remove_stale_temp_files
-from core.mix import MixFigures, MixSettings, check_output_path, mix_cover
+from core.mix import SAMPLE_RATE, MixFigures, MixSettings, check_output_path, load_stereo, mix_cover, rms_db
 from core.progress import ProgressFn, report, scaled
 from core.separate import (
     LOW_MEMORY_SEGMENT_FRAMES,
+    NO_VOCALS_DB,
     SeparationSettings,
     Stems,
+    file_sha256,
     separate_song,
+    stems_cache_root,
 )
 
 log = logging.getLogger(__name__)
@@ -55,8 +61,6 @@ class CoverSettings:
     def build(cls, separation: SeparationSettings | None = None, mix: MixSettings | None = None,
               backing: str | None = None) -> CoverSettings:  # fmt: skip
         """Settings with ``separation.split_backing`` switched on exactly when a backing mode is given."""
-        from dataclasses import replace
-
         separation = replace(separation or SeparationSettings(), split_backing=backing is not None)
         return cls(separation=separation, mix=mix or MixSettings(), backing=backing)
 
@@ -97,10 +101,6 @@ class CoverResult:
 
 def _user_stems(vocals: Path, instrumental: Path) -> Stems:
     """Stems object for user-supplied files (no separation, nothing cached)."""
-    from core.audio import decode_audio
-    from core.mix import SAMPLE_RATE, load_stereo, rms_db
-    from core.separate import NO_VOCALS_DB, file_sha256
-
     for path in (vocals, instrumental):
         if not Path(path).is_file():
             raise AudioDecodeError(f"{path}: file not found")
@@ -118,8 +118,6 @@ def _user_stems(vocals: Path, instrumental: Path) -> Stems:
 
 
 def _converted(convert_fn: ConvertFn, path: Path, what: str, progress: ProgressFn | None) -> Path:
-    import inspect
-
     # The conversion reports its sampler steps when the function takes a progress callback (the real stage does;
     # simple stand-ins need not).
     takes_progress = "progress" in inspect.signature(convert_fn).parameters
@@ -168,8 +166,6 @@ def make_cover(
         raise SvcoverError("user stems need both a vocal file and an instrumental file")
     output = check_output_path(output)
     refuse_output_as_input(output, [song, vocals, instrumental])
-    from core.separate import stems_cache_root
-
     remove_stale_temp_files(output.parent, user_folder=True)
     remove_stale_temp_files(stems_cache_root(), recursive=True)  # stems and scratch folders of a killed run
     seconds: dict[str, float] = {}
@@ -222,8 +218,6 @@ def make_cover(
 
 def _write_sidecar(result: CoverResult) -> Path:
     """``<output>.json`` beside the cover: its loudness figures, stage times and warnings (written atomically)."""
-    from core.config import save_json
-
     path = result.output.with_name(result.output.name + ".json")
     save_json(path, {
         "cover": result.output.name,
