@@ -22,7 +22,7 @@ from core.cover import CoverSettings, make_cover
 from core.errors import SvcoverError
 from core.experiment import Experiment, visible_files
 from core.mix import MixSettings, load_stereo
-from core.separate import SeparationSettings
+from core.separate import LOW_MEMORY_SEGMENT_FRAMES, SeparationSettings
 from tests.conftest import REAL
 from tests.tiny_uvr import TINY_MODEL, install_tiny_uvr
 
@@ -290,7 +290,7 @@ def test_cli_with_an_untrained_voice_model_says_so(env, tmp_path, capsys):
 def test_cli_separation_flags_map_to_settings():
     import argparse
 
-    from core.separate import AUTO, LOW_MEMORY_SEGMENT_FRAMES
+    from core.separate import AUTO
 
     parser = argparse.ArgumentParser()
     cover_cli.add_arguments(parser)
@@ -305,3 +305,29 @@ def test_cli_separation_flags_map_to_settings():
     assert cover_cli.settings_from_args(parser.parse_args([*base, "--segment-frames", "400"])).separation.segment_frames == 400
     with pytest.raises(SvcoverError, match="segment of 4 frames"):
         cover_cli.settings_from_args(parser.parse_args([*base, "--segment-frames", "4"]))
+
+
+def test_cover_tab_and_cli_build_the_same_configs(tmp_logs, tmp_path):
+    """The Make cover button and `python -m core cover` with the same choices give the cover stage the same configs."""
+    import argparse
+
+    from core.cli.convert import convert_config
+    from webui.cover_tab import cover_request
+
+    parser = argparse.ArgumentParser()
+    cover_cli.add_arguments(parser)
+    args = parser.parse_args(["--exp", "singer", "--input", "s.wav", "--output", str(tmp_path / "c.mp3"), "--key", "3", "--backing",
+                              "keep", "--dereverb", "--vocal-gain", "-2", "--instrumental-gain", "1.5",
+                              "--backing-gain", "0.5", "--steps", "12", "--low-memory"])  # fmt: skip
+    with pytest.raises(SvcoverError, match="voice model 'singer' not found") as from_cli:
+        cover_cli.run_cli(args)
+    form = dict(song="s.wav", vocals=None, instrumental=None, exp="singer", ckpt="best", key=3, backing="keep",
+                dereverb=True, vocal_gain=-2, inst_gain=1.5, backing_gain=0.5, steps=12, fmt="mp3", low_memory=True)
+    with pytest.raises(SvcoverError) as from_tab:
+        cover_request(**form)
+    assert str(from_tab.value) == str(from_cli.value)  # one check, one message
+    Experiment.open("singer").root.mkdir(parents=True)
+    request = cover_request(**form)
+    assert request.settings == cover_cli.settings_from_args(args)
+    assert request.settings.separation.segment_frames == LOW_MEMORY_SEGMENT_FRAMES and request.settings.mix.key == 3
+    assert request.convert == convert_config(args)

@@ -99,18 +99,15 @@ def _checkpoint_choices(exp: str | None) -> Any:
 
 def convert_request(vocal: Any, exp: str | None, ckpt: str, key: float, auto_key: bool, sampler: str, steps: float,
                     index_rate: float, protect: float, loudness: float, fmt: str) -> Any:  # fmt: skip
-    from core.convert import ConvertConfig
+    from core.convert import ConvertConfig, open_voice_model
     from core.errors import SvcoverError
-    from core.experiment import Experiment
     from core.jobs.stages import ConvertRequest
 
     if not vocal:
         raise SvcoverError("drop a vocal file first")
     if not exp:
         raise SvcoverError("pick a voice model (experiment) first")
-    experiment = Experiment.open(exp)
-    if not experiment.exists():
-        raise SvcoverError(f"voice model '{exp}' not found: no experiment folder {experiment.root}")
+    open_voice_model(exp)
     path = Path(vocal if isinstance(vocal, str) else vocal.name)
     config = ConvertConfig(
         key=None if auto_key else float(key), sampler=sampler, steps=int(steps), index_rate=float(index_rate),

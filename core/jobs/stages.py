@@ -239,15 +239,12 @@ def cover_output_name(label: str, exp: str, key: float, fmt: str) -> str:
 
 
 def _run_cover(req: CoverRequest, ctx: JobContext) -> StageResult:
-    from core.convert import ConvertResult, make_convert_fn
+    from core.convert import ConvertResult, make_convert_fn, open_voice_model
     from core.cover import make_cover
-    from core.experiment import Experiment
     from core.fsutil import unique_path
     from core.progress import scaled
 
-    exp = Experiment.open(req.exp)
-    if not exp.exists():
-        raise SvcoverError(f"voice model '{req.exp}' not found: no experiment folder {exp.root}")
+    exp = open_voice_model(req.exp)
     ctx.progress(0.0, "loading the voice model")
     results: list[ConvertResult] = []
     convert_fn = make_convert_fn(exp.name, req.convert, results)
