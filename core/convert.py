@@ -8,35 +8,44 @@ crossfades (core.chunking), so the output has the input's length and no clicks a
 
 from __future__ import annotations
 
-import argparse
+import ctypes
 import logging
 import math
+import os
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import psutil
+import soxr
 
+from core.audio import check_length, load_audio, probe_audio, save_audio
 from core.checkpoint_store import find_checkpoint
-from core.config import AUDIO
+from core.chunking import plan_pieces, process_in_pieces
+from core.config import AUDIO, load_json
+from core.device import pick_device
 from core.errors import NothingToDoError, Remedy, SvcoverError, WriteError
 from core.experiment import Experiment
+from core.features.extract import ENCODERS, ExtractConfig, Extractors, default_extractors
+from core.features.loudness import frame_volume
 from core.fsutil import refuse_output_as_input, remove_stale_temp_files, unique_path
-from core.model.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
+from core.index import load_index
+from core.model.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS, sample
 from core.progress import ProgressFn, report, scaled
 
 # convert_fn(vocals_path, progress=None) -> converted_path: the voice conversion as the cover pipeline uses it
 ConvertFn = Callable[..., Path]
 
 if TYPE_CHECKING:
-    from core.features.extract import Extractors
     from core.model import SvcDecoder
     from core.vocoder import NsfHifiGan
 
 log = logging.getLogger(__name__)
 
-SAMPLER_CHOICES = SAMPLERS  # the choice lists and defaults are defined once, in core.model.samplers
 FORMATS = ("wav", "flac", "mp3")
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus", ".aac", ".wma", ".mp4", ".mkv", ".webm", ".aiff", ".aif"}
 SILENCE_DB = -60.0  # frames quieter than this in the input are silent in the output too
@@ -72,8 +81,8 @@ class ConvertConfig:
     piece_seconds: float | None = None  # None = sized to the free memory
 
     def validate(self) -> ConvertConfig:
-        if self.sampler not in SAMPLER_CHOICES:
-            raise ConvertError(f"unknown sampler {self.sampler!r}: use one of {', '.join(SAMPLER_CHOICES)}")
+        if self.sampler not in SAMPLERS:
+            raise ConvertError(f"unknown sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")
         if self.steps < 1:
             raise ConvertError("--steps must be at least 1")
         if self.format not in FORMATS:
@@ -109,6 +118,14 @@ class ConvertResult:
 # ----------------------------------------------------------------------------------------------
 
 
+def open_voice_model(name: str) -> Experiment:
+    """The experiment of voice model ``name`` (CLI, Convert and Cover tabs, cover jobs); one line if it has none."""
+    exp = Experiment.open(name)
+    if not exp.exists():
+        raise ConvertError(f"voice model '{name}' not found: no experiment folder {exp.root}")
+    return exp
+
+
 def resolve_checkpoint(exp: Experiment, ckpt: str) -> Path:
     """The checkpoint ``--ckpt`` names: :func:`core.checkpoint_store.find_checkpoint` (kept as a name for callers)."""
     return find_checkpoint(exp, ckpt)
@@ -139,8 +156,6 @@ class VoiceModel:
         decoder = SvcDecoder.from_checkpoint(path, device=device)
         stats = dict(decoder.stats or {})
         if not stats and exp.stats.is_file():
-            from core.config import load_json
-
             stats = load_json(exp.stats)
         return cls(decoder=decoder, checkpoint=path, stats=stats, device=device)
 
@@ -168,8 +183,7 @@ class Models:
 
     @classmethod
     def load(cls, exp: Experiment, config: ConvertConfig, device: str) -> Models:
-        from core.features.extract import ENCODERS, ExtractConfig, default_extractors
-        from core.vocoder import NsfHifiGan
+        from core.vocoder import NsfHifiGan  # the networks (torch)
 
         voice = VoiceModel.load(exp, config.ckpt, device)
         encoder = voice.encoder_name
@@ -188,8 +202,6 @@ class Models:
         vocoder = NsfHifiGan.from_pretrained(device)
         index = None
         if config.index_rate > 0:
-            from core.index import load_index
-
             index = load_index(exp)
             if int(index.dim) != units_dim:
                 raise ConvertError(
@@ -249,8 +261,6 @@ class PieceFeatures:
 
 def piece_pitch(wav44k: np.ndarray, extractors: Extractors, f0_fn: Callable) -> PieceFeatures:
     """F0 and volume of one piece, on the mel grid (small: kept for every piece of a long input)."""
-    from core.features.loudness import frame_volume
-
     n_frames = int(extractors.n_frames(len(wav44k)))
     f0 = _fit(np.asarray(f0_fn(wav44k), dtype=np.float32), n_frames)
     volume = _fit(frame_volume(wav44k), n_frames)
@@ -259,8 +269,6 @@ def piece_pitch(wav44k: np.ndarray, extractors: Extractors, f0_fn: Callable) -> 
 
 def piece_units(wav44k: np.ndarray, extractors: Extractors, content_fn: Callable, n_frames: int) -> np.ndarray:
     """Content units of one piece, aligned to its ``n_frames`` mel frames ([T, C], large: one piece at a time)."""
-    import soxr
-
     wav16k = soxr.resample(wav44k, AUDIO.sample_rate, AUDIO.content_sample_rate, quality="HQ").astype(np.float32)
     return extractors.align(np.asarray(content_fn(wav16k), dtype=np.float32), n_frames)
 
@@ -287,11 +295,7 @@ def decode_piece(
     timings: dict[str, float] | None = None,
 ) -> np.ndarray:
     """Sampler + vocoder for one piece; returns ``n_frames * hop`` samples."""
-    import time
-
     import torch
-
-    from core.model.samplers import sample
 
     timings = timings if timings is not None else {}
     dec = models.voice.decoder
@@ -361,8 +365,6 @@ def auto_piece_seconds(device: str) -> float:
 
         free, _ = torch.cuda.mem_get_info(torch.device(device))
     else:
-        import psutil
-
         free = psutil.virtual_memory().available
     seconds = 0.5 * free / BYTES_PER_AUDIO_SECOND
     return float(min(MAX_PIECE_SECONDS, max(MIN_PIECE_SECONDS, seconds)))
@@ -375,10 +377,6 @@ def convert_waveform(
     progress: ProgressFn | None = None,
 ) -> tuple[np.ndarray, ConvertResult]:
     """Convert a 44.1 kHz mono vocal; returns the converted waveform (same length) and a partial result."""
-    import time
-
-    from core.chunking import plan_pieces, process_in_pieces
-
     start = time.perf_counter()
     timings: dict[str, float] = {"features": 0.0, "sampling": 0.0, "vocoder": 0.0}
     warnings: list[str] = []
@@ -453,11 +451,7 @@ def _pad_zero(x: np.ndarray, n: int) -> np.ndarray:
 
 def _release_memory() -> None:
     """Give freed heap memory back to the OS between pieces (glibc keeps it otherwise: RSS creeps up per shape)."""
-    import sys
-
     if sys.platform.startswith("linux"):
-        import ctypes
-
         try:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
         except (OSError, AttributeError):  # musl or another libc: nothing to do
@@ -479,8 +473,6 @@ def _stitch_frames(per_piece: list[np.ndarray], pieces: list, hop: int, n_sample
 
 def _silence_gate(converted: np.ndarray, source: np.ndarray, hop: int = AUDIO.hop_length) -> np.ndarray:
     """Mute the output where the input is silent (below SILENCE_DB), with a smooth per-sample gain."""
-    from core.features.loudness import frame_volume
-
     vol_db = 20 * np.log10(np.maximum(frame_volume(source, hop), 1e-10))
     gate = (vol_db > SILENCE_DB).astype(np.float32)
     # Smooth over ~4 frames so the gate never clicks.
@@ -492,8 +484,6 @@ def _silence_gate(converted: np.ndarray, source: np.ndarray, hop: int = AUDIO.ho
 
 def match_loudness_envelope(out: np.ndarray, source: np.ndarray, rate: float, hop: int = AUDIO.hop_length) -> np.ndarray:
     """Mix the output's RMS envelope towards the input's (RVC's 'volume envelope' option)."""
-    from core.features.loudness import frame_volume
-
     src = frame_volume(source, hop)
     cur = frame_volume(out, hop)
     gain = (np.maximum(src, 1e-6) / np.maximum(cur, 1e-6)) ** rate
@@ -545,9 +535,6 @@ def convert_files(
     With one input file, ``output`` may be a file name (its extension sets the format) or a folder;
     default folder: ``logs/<exp>/outputs``.
     """
-    from core.audio import check_length, load_audio, probe_audio, save_audio
-    from core.device import pick_device
-
     config.validate()
     exp = Experiment.open(exp_name)
     if not exp.exists():
@@ -599,8 +586,6 @@ def convert_files(
 
 
 def _check_writable(folder: Path) -> None:
-    import os
-
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -609,70 +594,12 @@ def _check_writable(folder: Path) -> None:
         raise ConvertError(f"{folder}: output folder is not writable")
 
 
-# ----------------------------------------------------------------------------------------------
-# CLI
-# ----------------------------------------------------------------------------------------------
-
-
-def _parse_key(text: str) -> float | None:
-    if text.strip().lower() == "auto":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--key must be a number of semitones or 'auto', not {text!r}") from None
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--exp", required=True, help="experiment (voice model) name under logs/")
-    parser.add_argument("--input", required=True, help="vocal file or folder of vocals (anything ffmpeg decodes)")
-    parser.add_argument("--output", default=None, help="output file (one input) or folder (default logs/<exp>/outputs)")
-    parser.add_argument("--ckpt", default="best", help="best (lowest validation loss), latest, or a checkpoint path")
-    parser.add_argument("--key", type=_parse_key, default=0.0, help="key shift in semitones, or 'auto' to move the input into the model's range")
-    parser.add_argument("--sampler", choices=SAMPLER_CHOICES, default=DEFAULT_SAMPLER,
-                        help=f"diffusion sampler (default {DEFAULT_SAMPLER})")
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
-                        help=f"sampler steps (default {DEFAULT_STEPS}; PNDM-100 is the slow high-quality reference)")
-    parser.add_argument("--index-rate", type=float, default=0.0, help="retrieval blend 0..1 (0 = off; needs 'python -m core index')")
-    parser.add_argument("--protect", type=float, default=DEFAULT_PROTECT,
-                        help=f"keep breaths/consonants: share of the source's own features in unvoiced frames 0..1 "
-                             f"(default {DEFAULT_PROTECT}; 0 = off; acts with --index-rate)")  # fmt: skip
-    parser.add_argument("--f0", dest="f0_method", choices=("rmvpe", "fcpe", "harvest", "parselmouth"), default=None,
-                        help="F0 method (default: the one the model was trained with)")
-    parser.add_argument("--format", choices=FORMATS, default="wav", help="output format for folder outputs")
-    parser.add_argument("--loudness-match", type=float, default=0.0, help="follow the input's loudness envelope 0..1")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same output)")
-    parser.add_argument("--piece-seconds", type=float, default=None, help="piece length for long inputs (default: from free memory)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    from core.progress import tqdm_progress
-
-    config = ConvertConfig(
-        key=args.key, sampler=args.sampler, steps=args.steps, index_rate=args.index_rate, protect=args.protect,
-        f0_method=args.f0_method, device=args.device, ckpt=args.ckpt, format=args.format, seed=args.seed,
-        loudness_match=args.loudness_match, piece_seconds=args.piece_seconds,
-    )
-    with tqdm_progress("convert") as bar:
-        results = convert_files(args.exp, args.input, args.output, config, progress=bar)
-    for r in results:
-        rtf = r.seconds_taken / max(r.seconds_audio, 1e-9)
-        extra = f" (suggested key {r.suggested_key:+.0f})" if r.suggested_key is not None else ""
-        print(f"{r.input} -> {r.output}  key {r.key:+g}{extra}  {r.seconds_audio:.1f} s audio in {r.seconds_taken:.1f} s (RTF {rtf:.2f})")
-        for w in r.warnings:
-            print(f"warning: {r.input.name}: {w}")
-    return 0
-
-
 def make_convert_fn(exp_name: str, config: ConvertConfig, results: list[ConvertResult] | None = None) -> ConvertFn:
     """The cover pipeline's ``convert_fn(vocals_path, progress=None) -> converted_path`` (models loaded once).
 
     The converted files go to ``logs/<exp>/outputs/cover_work`` (work files, replaced by the next cover);
     each call's :class:`ConvertResult` (key, suggested key, warnings) is appended to ``results`` if given.
     """
-    from core.device import pick_device
-
     config.validate()
     exp = Experiment.open(exp_name)
     if not exp.exists():

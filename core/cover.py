@@ -8,23 +8,27 @@ with any stand-in. Separation and remix live in :mod:`core.separate` and :mod:`c
 
 from __future__ import annotations
 
-import argparse
+import inspect
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from core.audio import decode_audio
+from core.config import save_json
 from core.errors import AudioDecodeError, SvcoverError
 from core.fsutil import refuse_output_as_input, remove_stale_temp_files
-from core.mix import MixFigures, MixSettings, check_output_path, mix_cover
+from core.mix import SAMPLE_RATE, MixFigures, MixSettings, check_output_path, load_stereo, mix_cover, rms_db
 from core.progress import ProgressFn, report, scaled
 from core.separate import (
-    AUTO,
     LOW_MEMORY_SEGMENT_FRAMES,
+    NO_VOCALS_DB,
     SeparationSettings,
     Stems,
+    file_sha256,
     separate_song,
+    stems_cache_root,
 )
 
 log = logging.getLogger(__name__)
@@ -57,10 +61,14 @@ class CoverSettings:
     def build(cls, separation: SeparationSettings | None = None, mix: MixSettings | None = None,
               backing: str | None = None) -> CoverSettings:  # fmt: skip
         """Settings with ``separation.split_backing`` switched on exactly when a backing mode is given."""
-        from dataclasses import replace
-
         separation = replace(separation or SeparationSettings(), split_backing=backing is not None)
         return cls(separation=separation, mix=mix or MixSettings(), backing=backing)
+
+
+def low_memory_segment(low_memory: bool, segment_frames: int | None = None) -> int | None:
+    """The Roformer segment of the low-memory switch (``--low-memory``, the Cover tab's checkbox): short
+    LOW_MEMORY_SEGMENT_FRAMES segments when on, else ``segment_frames`` (None: the model's own)."""
+    return LOW_MEMORY_SEGMENT_FRAMES if low_memory else segment_frames
 
 
 @dataclass
@@ -93,10 +101,6 @@ class CoverResult:
 
 def _user_stems(vocals: Path, instrumental: Path) -> Stems:
     """Stems object for user-supplied files (no separation, nothing cached)."""
-    from core.audio import decode_audio
-    from core.mix import SAMPLE_RATE, load_stereo, rms_db
-    from core.separate import NO_VOCALS_DB, file_sha256
-
     for path in (vocals, instrumental):
         if not Path(path).is_file():
             raise AudioDecodeError(f"{path}: file not found")
@@ -114,8 +118,6 @@ def _user_stems(vocals: Path, instrumental: Path) -> Stems:
 
 
 def _converted(convert_fn: ConvertFn, path: Path, what: str, progress: ProgressFn | None) -> Path:
-    import inspect
-
     # The conversion reports its sampler steps when the function takes a progress callback (the real stage does;
     # simple stand-ins need not).
     takes_progress = "progress" in inspect.signature(convert_fn).parameters
@@ -164,8 +166,6 @@ def make_cover(
         raise SvcoverError("user stems need both a vocal file and an instrumental file")
     output = check_output_path(output)
     refuse_output_as_input(output, [song, vocals, instrumental])
-    from core.separate import stems_cache_root
-
     remove_stale_temp_files(output.parent, user_folder=True)
     remove_stale_temp_files(stems_cache_root(), recursive=True)  # stems and scratch folders of a killed run
     seconds: dict[str, float] = {}
@@ -218,8 +218,6 @@ def make_cover(
 
 def _write_sidecar(result: CoverResult) -> Path:
     """``<output>.json`` beside the cover: its loudness figures, stage times and warnings (written atomically)."""
-    from core.config import save_json
-
     path = result.output.with_name(result.output.name + ".json")
     save_json(path, {
         "cover": result.output.name,
@@ -228,100 +226,3 @@ def _write_sidecar(result: CoverResult) -> Path:
         "warnings": result.warnings,
     })  # fmt: skip
     return path
-
-
-# ----------------------------------------------------------------------------------------------
-# CLI: python -m core cover
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    src = parser.add_argument_group("input (a song, or user stems)")
-    src.add_argument("--input", type=Path, help="mixed song to cover (any format ffmpeg reads)")
-    src.add_argument("--vocals", type=Path, help="your own vocal stem instead of --input")
-    src.add_argument("--instrumental", type=Path, help="your own instrumental stem (with --vocals)")
-    parser.add_argument("--exp", required=True, help="experiment (voice model) name under logs/")
-    parser.add_argument("--output", type=Path, required=True, help="cover file to write (.wav, .flac or .mp3)")
-    parser.add_argument("--key", type=float, default=0.0,
-                        help="key shift in semitones for the vocal, the instrumental and kept backing vocals (default 0)")
-    conv = parser.add_argument_group("voice conversion (as in 'python -m core convert')")
-    conv.add_argument("--ckpt", default="best", help="best, latest or a checkpoint path")
-    from core.convert import DEFAULT_PROTECT
-    from core.model.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
-
-    conv.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=SAMPLERS)
-    conv.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"sampler steps (default {DEFAULT_STEPS})")
-    conv.add_argument("--index-rate", type=float, default=0.0, help="retrieval blend 0..1 (0 = off)")
-    conv.add_argument("--protect", type=float, default=DEFAULT_PROTECT,
-                      help=f"share of the source's own features kept in breaths/consonants 0..1 (default {DEFAULT_PROTECT})")
-    conv.add_argument("--f0", dest="f0_method", default=None, choices=("rmvpe", "fcpe", "harvest", "parselmouth"),
-                      help="F0 method (default: the one the voice model was trained with)")
-    conv.add_argument("--seed", type=int, default=0)
-    conv.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    from core.separation_models import default_model
-
-    sep = parser.add_argument_group("separation (models in pretrained/uvr/; docs/cover.md compares them)")
-    auto = (f"'auto' = {default_model('vocals', cuda=True)} with a CUDA GPU, "
-            f"{default_model('vocals', cuda=False)} on CPU")  # fmt: skip
-    sep.add_argument("--separator", default=AUTO,
-                     help=f"vocal separation model file or preset:<audio-separator ensemble preset> ({auto})")
-    sep.add_argument("--backing", choices=BACKING_MODES, default=None,
-                     help="; ".join(f"{k}: {v}" for k, v in BACKING_DESCRIPTIONS.items()) + " (default: no split)")
-    sep.add_argument("--karaoke-model", default=AUTO, help="lead/backing model (default auto: Roformer on CUDA, MDX on CPU)")
-    sep.add_argument("--dereverb", action="store_true", help="remove reverb/echo from the lead vocal before conversion")
-    sep.add_argument("--dereverb-model", default=AUTO, help="de-reverb model (default auto: Roformer on CUDA, MDX on CPU)")
-    sep.add_argument("--chunk-seconds", type=float, default=30.0, help="separation window in seconds (bounds memory; default 30)")
-    sep.add_argument("--segment-frames", type=int, default=None,
-                     help="Roformer segment in STFT frames (default: the model's own, 801 = 8 s; less = less GPU memory)")
-    sep.add_argument("--low-memory", action="store_true",
-                     help=f"Roformer segments of {LOW_MEMORY_SEGMENT_FRAMES} frames: for GPUs under 6 GB (slightly lower quality)")
-    mix = parser.add_argument_group("remix")
-    mix.add_argument("--vocal-gain", type=float, default=0.0, help="converted vocal gain in dB (default 0)")
-    mix.add_argument("--instrumental-gain", type=float, default=0.0, help="instrumental gain in dB (default 0)")
-    mix.add_argument("--backing-gain", type=float, default=0.0, help="backing vocal gain in dB (default 0)")
-    mix.add_argument("--no-loudness-match", action="store_true",
-                     help="do not match the converted vocal's loudness to the original vocal")  # fmt: skip
-
-
-def _voice_convert_fn(args: argparse.Namespace) -> ConvertFn:
-    """The Convert stage's convert function for experiment ``args.exp`` (models loaded once, key bound)."""
-    from core.convert import ConvertConfig, make_convert_fn
-    from core.experiment import Experiment
-
-    exp = Experiment.open(args.exp)
-    if not exp.exists():
-        raise SvcoverError(f"voice model '{args.exp}' not found: no experiment folder {exp.root}")
-    config = ConvertConfig(key=args.key, sampler=args.sampler, steps=args.steps, index_rate=args.index_rate,
-                           protect=args.protect, f0_method=args.f0_method, device=args.device, ckpt=args.ckpt,
-                           seed=args.seed)  # fmt: skip
-    return make_convert_fn(exp.name, config)
-
-
-def settings_from_args(args: argparse.Namespace) -> CoverSettings:
-    segment = LOW_MEMORY_SEGMENT_FRAMES if getattr(args, "low_memory", False) else getattr(args, "segment_frames", None)
-    separation = SeparationSettings(model=args.separator, karaoke_model=args.karaoke_model, dereverb=args.dereverb,
-                                    dereverb_model=args.dereverb_model, chunk_seconds=args.chunk_seconds,
-                                    segment_frames=segment)  # fmt: skip
-    mix = MixSettings(key=args.key, vocal_gain_db=args.vocal_gain, instrumental_gain_db=args.instrumental_gain,
-                      backing_gain_db=args.backing_gain, match_loudness=not args.no_loudness_match)  # fmt: skip
-    return CoverSettings.build(separation, mix, args.backing)
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    from core.progress import tqdm_progress
-
-    if args.input is None and (args.vocals is None or args.instrumental is None):
-        raise SvcoverError("give --input SONG, or both --vocals FILE and --instrumental FILE")
-    if args.input is not None and (args.vocals is not None or args.instrumental is not None):
-        raise SvcoverError("give --input SONG or --vocals/--instrumental, not both")
-    settings = settings_from_args(args)
-    check_output_path(args.output)
-    refuse_output_as_input(args.output, [args.input, args.vocals, args.instrumental])
-    convert_fn = _voice_convert_fn(args)
-    with tqdm_progress("cover") as progress:
-        result = make_cover(args.output, convert_fn, song=args.input, vocals=args.vocals,
-                            instrumental=args.instrumental, settings=settings, progress=progress)  # fmt: skip
-    times = ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items())
-    print(f"wrote {result.output} ({times})")
-    if result.figures is not None:
-        print(f"mix: {result.loudness_line()}")
-    return 0

@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import core.cover as cover
+import core.cli.cover as cover_cli
 from core.cli import main
+from core.convert import ConvertConfig
 from core.cover import CoverSettings, make_cover
 from core.errors import SvcoverError
 from core.experiment import Experiment, visible_files
 from core.mix import MixSettings, load_stereo
-from core.separate import SeparationSettings
+from core.separate import LOW_MEMORY_SEGMENT_FRAMES, SeparationSettings
 from tests.conftest import REAL
 from tests.tiny_uvr import TINY_MODEL, install_tiny_uvr
 
@@ -252,7 +253,7 @@ def test_cli_output_folder_not_writable(env, tmp_path, capsys):
 
 def test_cli_missing_separation_model(env, tmp_path, capsys, monkeypatch):
     Experiment.open("singer").root.mkdir(parents=True)
-    monkeypatch.setattr(cover, "_voice_convert_fn", lambda args: StandInConvert(tmp_path))
+    monkeypatch.setattr(cover_cli, "make_convert_fn", lambda exp, config: StandInConvert(tmp_path))
     shutil.rmtree(env / "uvr")
     code = main(["cover", "--exp", "singer", "--input", str(SPLEETER_SONG), "--output", str(tmp_path / "c.wav")])
     err = capsys.readouterr().err
@@ -263,7 +264,8 @@ def test_cli_missing_separation_model(env, tmp_path, capsys, monkeypatch):
 def test_cli_user_stems_with_stand_in_conversion(env, tmp_path, capsys, monkeypatch):
     Experiment.open("singer").root.mkdir(parents=True)
     convert = StandInConvert(tmp_path, semitones=0.0)
-    monkeypatch.setattr(cover, "_voice_convert_fn", lambda args: convert)
+    configs = []
+    monkeypatch.setattr(cover_cli, "make_convert_fn", lambda exp, config: configs.append((exp, config)) or convert)
     t = np.arange(2 * SR) / SR
     sf.write(tmp_path / "inst.wav", np.stack([0.1 * np.sin(2 * np.pi * 220 * t)] * 2, 1), SR)
     sf.write(tmp_path / "voc.wav", 0.1 * np.sin(2 * np.pi * 660 * t), SR)
@@ -272,6 +274,8 @@ def test_cli_user_stems_with_stand_in_conversion(env, tmp_path, capsys, monkeypa
                  str(tmp_path / "inst.wav"), "--output", str(out), "--key", "3", "--vocal-gain", "-3"])  # fmt: skip
     assert code == 0 and out.is_file() and f"wrote {out}" in capsys.readouterr().out
     assert len(convert.calls) == 1 and sf.info(out).channels == 2
+    # the key shifts the voice in the conversion too; the conversion flags keep ConvertConfig's defaults
+    assert configs == [("singer", ConvertConfig(key=3.0))]
 
 
 def test_cli_with_an_untrained_voice_model_says_so(env, tmp_path, capsys):
@@ -286,18 +290,44 @@ def test_cli_with_an_untrained_voice_model_says_so(env, tmp_path, capsys):
 def test_cli_separation_flags_map_to_settings():
     import argparse
 
-    from core.separate import AUTO, LOW_MEMORY_SEGMENT_FRAMES
+    from core.separate import AUTO
 
     parser = argparse.ArgumentParser()
-    cover.add_arguments(parser)
+    cover_cli.add_arguments(parser)
     base = ["--exp", "x", "--input", "s.wav", "--output", "c.wav"]
-    settings = cover.settings_from_args(parser.parse_args(base))
+    settings = cover_cli.settings_from_args(parser.parse_args(base))
     assert settings.separation.model == AUTO and settings.separation.segment_frames is None
     assert settings.backing is None and not settings.separation.split_backing
-    low = cover.settings_from_args(parser.parse_args([*base, "--low-memory", "--backing", "keep",
+    low = cover_cli.settings_from_args(parser.parse_args([*base, "--low-memory", "--backing", "keep",
                                                       "--separator", "preset:vocal_rvc"]))  # fmt: skip
     assert low.separation.segment_frames == LOW_MEMORY_SEGMENT_FRAMES and low.backing == "keep"
     assert low.separation.split_backing and low.separation.model == "preset:vocal_rvc"
-    assert cover.settings_from_args(parser.parse_args([*base, "--segment-frames", "400"])).separation.segment_frames == 400
+    assert cover_cli.settings_from_args(parser.parse_args([*base, "--segment-frames", "400"])).separation.segment_frames == 400
     with pytest.raises(SvcoverError, match="segment of 4 frames"):
-        cover.settings_from_args(parser.parse_args([*base, "--segment-frames", "4"]))
+        cover_cli.settings_from_args(parser.parse_args([*base, "--segment-frames", "4"]))
+
+
+def test_cover_tab_and_cli_build_the_same_configs(tmp_logs, tmp_path):
+    """The Make cover button and `python -m core cover` with the same choices give the cover stage the same configs."""
+    import argparse
+
+    from core.cli.convert import convert_config
+    from webui.cover_tab import cover_request
+
+    parser = argparse.ArgumentParser()
+    cover_cli.add_arguments(parser)
+    args = parser.parse_args(["--exp", "singer", "--input", "s.wav", "--output", str(tmp_path / "c.mp3"), "--key", "3", "--backing",
+                              "keep", "--dereverb", "--vocal-gain", "-2", "--instrumental-gain", "1.5",
+                              "--backing-gain", "0.5", "--steps", "12", "--low-memory"])  # fmt: skip
+    with pytest.raises(SvcoverError, match="voice model 'singer' not found") as from_cli:
+        cover_cli.run_cli(args)
+    form = dict(song="s.wav", vocals=None, instrumental=None, exp="singer", ckpt="best", key=3, backing="keep",
+                dereverb=True, vocal_gain=-2, inst_gain=1.5, backing_gain=0.5, steps=12, fmt="mp3", low_memory=True)
+    with pytest.raises(SvcoverError) as from_tab:
+        cover_request(**form)
+    assert str(from_tab.value) == str(from_cli.value)  # one check, one message
+    Experiment.open("singer").root.mkdir(parents=True)
+    request = cover_request(**form)
+    assert request.settings == cover_cli.settings_from_args(args)
+    assert request.settings.separation.segment_frames == LOW_MEMORY_SEGMENT_FRAMES and request.settings.mix.key == 3
+    assert request.convert == convert_config(args)

@@ -288,7 +288,7 @@ def test_cli_cover_with_a_demucs_model_is_one_line(uvr, tmp_path, monkeypatch, c
     """The reported attack: `cover --separator htdemucs_ft.yaml` with a crafted .th in pretrained/uvr/."""
     import shutil
 
-    import core.cover as cover
+    import core.cli.cover as cover_cli
     from core.cli import main
     from core.experiment import Experiment
 
@@ -297,7 +297,7 @@ def test_cli_cover_with_a_demucs_model_is_one_line(uvr, tmp_path, monkeypatch, c
     _malicious_torch_file(tmp_pretrained / "uvr" / "f7e0c4bc-ba3fe64a.th", marker, klass=None, args=(), kwargs={})
     (tmp_pretrained / "uvr" / "htdemucs_ft.yaml").write_text("models: ['f7e0c4bc']\n")
     Experiment.open("singer").root.mkdir(parents=True)
-    monkeypatch.setattr(cover, "_voice_convert_fn", lambda args: (lambda path: path))
+    monkeypatch.setattr(cover_cli, "make_convert_fn", lambda exp, config: (lambda path: path))
     song = tmp_path / "song.wav"
     four_tones(song, 1.0)
     code = main(["cover", "--exp", "singer", "--input", str(song), "--output", str(tmp_path / "c.wav"),

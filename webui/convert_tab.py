@@ -11,14 +11,13 @@ from core.convert import (  # light: heavy imports are lazy there
     DEFAULT_PROTECT,
     DEFAULT_SAMPLER,
     DEFAULT_STEPS,
-    SAMPLER_CHOICES,
+    SAMPLERS,
 )
 from webui.common import experiment_choices, experiment_dropdown, fresh_experiment_choices, on_page_load, user_errors
 from webui.jobs_view import POLL_SECONDS, latest_job, runner, status_markdown, stop_latest
 from webui.outputs_view import history_html, page_warning, suggested_key
 from webui.security import ui_checkpoint
 
-SAMPLERS = list(SAMPLER_CHOICES)
 KEY_RANGE = (-24, 24)
 
 
@@ -41,7 +40,7 @@ def build() -> None:
                 key = gr.Slider(*KEY_RANGE, value=0, step=1, label="Key (semitones)", elem_id="convert-key")
                 auto_key = gr.Checkbox(value=False, label="auto key", elem_id="convert-auto-key")
             with gr.Accordion("Sampler and extras", open=False):
-                sampler = gr.Dropdown(SAMPLERS, value=DEFAULT_SAMPLER, label="Sampler")
+                sampler = gr.Dropdown(list(SAMPLERS), value=DEFAULT_SAMPLER, label="Sampler")
                 steps = gr.Slider(2, 100, value=DEFAULT_STEPS, step=1, label="Steps")
                 index_rate = gr.Slider(0, 1, value=0, step=0.05, label="Retrieval index rate (0 = off)")
                 protect = gr.Slider(0, 1, value=DEFAULT_PROTECT, step=0.05, elem_id="convert-protect",
@@ -100,18 +99,15 @@ def _checkpoint_choices(exp: str | None) -> Any:
 
 def convert_request(vocal: Any, exp: str | None, ckpt: str, key: float, auto_key: bool, sampler: str, steps: float,
                     index_rate: float, protect: float, loudness: float, fmt: str) -> Any:  # fmt: skip
-    from core.convert import ConvertConfig
+    from core.convert import ConvertConfig, open_voice_model
     from core.errors import SvcoverError
-    from core.experiment import Experiment
     from core.jobs.stages import ConvertRequest
 
     if not vocal:
         raise SvcoverError("drop a vocal file first")
     if not exp:
         raise SvcoverError("pick a voice model (experiment) first")
-    experiment = Experiment.open(exp)
-    if not experiment.exists():
-        raise SvcoverError(f"voice model '{exp}' not found: no experiment folder {experiment.root}")
+    open_voice_model(exp)
     path = Path(vocal if isinstance(vocal, str) else vocal.name)
     config = ConvertConfig(
         key=None if auto_key else float(key), sampler=sampler, steps=int(steps), index_rate=float(index_rate),

@@ -118,26 +118,23 @@ def cover_request(song: Any, vocals: Any, instrumental: Any, exp: str | None, ck
                   separator: str = "auto", karaoke: str = "auto", dereverb_model: str = "auto",
                   low_memory: bool = False) -> Any:  # fmt: skip
     """The Make cover button's job request (the conversion's and the cover's own config dataclasses)."""
-    from core.convert import ConvertConfig
-    from core.cover import CoverSettings
+    from core.convert import ConvertConfig, open_voice_model
+    from core.cover import CoverSettings, low_memory_segment
     from core.errors import SvcoverError
-    from core.experiment import Experiment
     from core.jobs.stages import CoverRequest
     from core.mix import MixSettings
-    from core.separate import AUTO, LOW_MEMORY_SEGMENT_FRAMES, SeparationSettings
+    from core.separate import AUTO, SeparationSettings
 
     song_path, vocals_path, inst_path = _path(song), _path(vocals), _path(instrumental)
     if song_path is None and (vocals_path is None or inst_path is None):
         raise SvcoverError("drop a song, or both a vocal stem and an instrumental stem")
     if not exp:
         raise SvcoverError("pick a voice model (experiment) first")
-    experiment = Experiment.open(exp)
-    if not experiment.exists():
-        raise SvcoverError(f"voice model '{exp}' not found: no experiment folder {experiment.root}")
+    open_voice_model(exp)
     settings = CoverSettings.build(
         SeparationSettings(model=separator or AUTO, karaoke_model=karaoke or AUTO, dereverb=bool(dereverb),
                            dereverb_model=dereverb_model or AUTO,
-                           segment_frames=LOW_MEMORY_SEGMENT_FRAMES if low_memory else None),
+                           segment_frames=low_memory_segment(bool(low_memory))),
         MixSettings(key=float(key), vocal_gain_db=float(vocal_gain), instrumental_gain_db=float(inst_gain),
                     backing_gain_db=float(backing_gain)),
         None if backing == "none" else backing,

@@ -18,7 +18,7 @@ from typing import Any
 
 from core import pretrained
 from core.config import AUDIO
-from core.convert import ConvertConfig, ConvertResult, convert_files, make_convert_fn
+from core.convert import ConvertConfig, ConvertResult, convert_files, make_convert_fn, open_voice_model
 from core.cover import CoverSettings, make_cover
 from core.dataset import DatasetConfig, NoUsableAudioError, build_dataset
 from core.errors import SvcoverError
@@ -230,9 +230,7 @@ def cover_output_name(label: str, exp: str, key: float, fmt: str) -> str:
 
 
 def _run_cover(req: CoverRequest, ctx: JobContext) -> StageResult:
-    exp = Experiment.open(req.exp)
-    if not exp.exists():
-        raise SvcoverError(f"voice model '{req.exp}' not found: no experiment folder {exp.root}")
+    exp = open_voice_model(req.exp)
     ctx.progress(0.0, "loading the voice model")
     results: list[ConvertResult] = []
     convert_fn = make_convert_fn(exp.name, req.convert, results)
