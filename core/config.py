@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from core.fsutil import atomic_write_text
+
 T = TypeVar("T")
 
 
@@ -45,8 +47,6 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
 
 def save_json(path: str | Path, data: Any) -> None:
     """Write JSON atomically (temp file + rename) so a crash never leaves half a file."""
-    from core.fsutil import atomic_write_text
-
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 

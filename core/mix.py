@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.audio import SAVE_FORMATS
+from core.audio import SAVE_FORMATS, load_channels, save_audio
 from core.errors import SvcoverError
 from core.progress import ProgressFn, report
 
@@ -104,8 +104,6 @@ def load_stereo(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:
     The shared decode path of :mod:`core.audio`: damaged, truncated and too long files are refused
     with one line, NaN/inf samples become 0.
     """
-    from core.audio import load_channels
-
     return load_channels(path, sr, 2)
 
 
@@ -348,8 +346,6 @@ def mix_cover(
     Returns:
         :class:`MixResult` (path, duration, final peak, loudness-match gain, LUFS / true-peak figures).
     """
-    from core.audio import save_audio
-
     settings = settings or MixSettings()
     output = check_output_path(output)
     report(progress, 0.0, "mix: loading stems")

@@ -41,7 +41,8 @@ from urllib.parse import urljoin, urlsplit
 
 from core.errors import MissingPretrainedError, Remedy, SvcoverError
 from core.experiment import PROJECT_ROOT
-from core.progress import ProgressFn, report
+from core.fsutil import atomic_write_text
+from core.progress import ProgressFn, report, scaled
 
 if TYPE_CHECKING:
     import requests
@@ -519,8 +520,6 @@ def _load_cache() -> dict:
 
 
 def _store_cache(cache: dict) -> None:
-    from core.fsutil import atomic_write_text
-
     with contextlib.suppress(OSError):
         atomic_write_text(pretrained_root() / _CACHE_NAME, json.dumps(cache, indent=1))
 
@@ -947,8 +946,6 @@ def _file_still_valid(path: Path, remote: RemoteFile) -> bool:
 def _sub_progress(progress: ProgressFn | None, start: float, end: float) -> ProgressFn | None:
     if progress is None:
         return None
-    from core.progress import scaled
-
     return scaled(progress, start, end)
 
 

@@ -49,15 +49,28 @@ import tempfile
 import threading
 import types
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from core.errors import MissingPretrainedError, Remedy, SvcoverError
+import core.checkpoints
+from core.audio import decode_audio
+from core.config import save_json
+from core.errors import AudioDecodeError, CheckpointError, MissingPretrainedError, Remedy, SvcoverError
 from core.experiment import logs_root
+from core.ffmpeg_tool import ffmpeg_on_path, point_pydub_at
+from core.fsutil import atomic_path
+from core.pretrained import UVR_DIR, entry_for_path, pretrained_root
 from core.progress import ProgressFn, report, scaled
-from core.separation_models import ENSEMBLE_PREFIX
+from core.separation_models import (
+    ENSEMBLE_PREFIX,
+    catalogue_entry,
+    cuda_available,
+    default_model,
+    ensemble_presets,
+    roformer_config_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +130,6 @@ class SeparationSettings:
 
     def resolved(self, model_dir: Path | None = None, cuda: bool | None = None) -> SeparationSettings:
         """These settings with every "auto" model replaced by the default for this machine."""
-        from dataclasses import replace
-
-        from core.separation_models import default_model
 
         def pick(name: str, role: str) -> str:
             return default_model(role, cuda=cuda, model_dir=model_dir) if name == AUTO else name
@@ -154,8 +164,6 @@ class Stems:
 
 def uvr_dir() -> Path:
     """``<pretrained>/uvr``: separation models and audio-separator's metadata files."""
-    from core.pretrained import UVR_DIR, pretrained_root
-
     return pretrained_root() / UVR_DIR
 
 
@@ -185,8 +193,6 @@ def model_md5(path: Path) -> str:
 def _missing(path: Path) -> MissingPretrainedError:
     """The error for a missing model or metadata file, naming the registry entry that provides it (the name
     the Models tab shows); a model svcover's registry does not know falls back to the vocal model's entry."""
-    from core.pretrained import UVR_DIR, entry_for_path
-
     entry = entry_for_path(f"{UVR_DIR}/{path.name}")
     return MissingPretrainedError(
         f"missing separation file {path}", remedy=Remedy("download", entry.name if entry else DOWNLOAD_NAME,
@@ -206,8 +212,6 @@ def check_model_files(model: str, model_dir: Path | None = None) -> Path:
     Raises :class:`MissingPretrainedError` naming the first missing file, :class:`SeparationError`
     for Demucs models (refused: see :func:`refuse_unsafe_architecture`) and unknown file types.
     """
-    from core.separation_models import roformer_config_name
-
     model_dir = model_dir or uvr_dir()
     refuse_unsafe_architecture(model)
     names = [model, *METADATA_FILES]
@@ -241,8 +245,6 @@ def refuse_unsafe_architecture(model: str) -> None:
 
 def roformer_segment_frames(model_path: Path, model_dir: Path) -> int | None:
     """``inference.dim_t`` of an MDXC/Roformer model's yaml (its own segment in STFT frames), None for others."""
-    from core.separation_models import roformer_config_name
-
     if model_arch(model_path.name) != "MDXC":
         return None
     config = model_dir / (roformer_config_name(model_path.name, model_dir) or "")
@@ -374,8 +376,6 @@ class _Session:
         install_torch_load_guard()
         # audio-separator runs `ffmpeg -version` in Separator() and pydub looks ffmpeg up when imported;
         # nothing runs it afterwards (stems are written with soundfile).
-        from core.ffmpeg_tool import ffmpeg_on_path, point_pydub_at
-
         with _audio_separator_env(), ffmpeg_on_path() as ffmpeg_exe:
             try:
                 from audio_separator.separator import Separator
@@ -446,8 +446,6 @@ class _Session:
 
 def _roformer_on_cpu_warning(models: list[str]) -> str | None:
     """Roformers chosen on a machine without CUDA: say how slow that is (measured numbers in the catalogue)."""
-    from core.separation_models import catalogue_entry, cuda_available
-
     roformers = [m for m in models if model_arch(m) == "MDXC"]
     if not roformers or cuda_available():
         return None
@@ -515,15 +513,13 @@ def _called_from_audio_separator() -> bool:
 
 
 def _verified_load(f: object, map_location: object) -> dict:
-    from core.checkpoints import safe_load
-    from core.errors import CheckpointError
-
     if not isinstance(f, (str, os.PathLike)):
         raise CheckpointError(f"{f!r}: refused to load a checkpoint from an open stream (only files are verified)")
     location = "cpu" if map_location is None else str(map_location)
     _guard_state.bypass = getattr(_guard_state, "bypass", 0) + 1  # safe_load's own torch.load passes through
     try:
-        return safe_load(f, map_location=location)
+        # looked up at call time, not bound at import: whoever wraps core.checkpoints.safe_load (tests do) is obeyed
+        return core.checkpoints.safe_load(f, map_location=location)
     finally:
         _guard_state.bypass -= 1
 
@@ -563,8 +559,6 @@ def decode_stereo(song: Path, out_wav: Path, sr: int = SAMPLE_RATE) -> None:
     """
     import soundfile as sf
 
-    from core.audio import decode_audio
-
     with sf.SoundFile(str(out_wav), "w", sr, 2, subtype="FLOAT", format="WAV") as writer:
         decode_audio(song, sr, 2, writer.write)
 
@@ -597,8 +591,6 @@ def _run_pass(
 ) -> tuple[Path, Path, float]:
     """Separate ``input_wav`` chunk by chunk into ``out_dir/<file_names>``; returns the paths and the target RMS dB."""
     import soundfile as sf
-
-    from core.fsutil import atomic_path
 
     target_is_primary = session.primary.lower() in target_names or session.secondary.lower() not in target_names
     if session.primary.lower() not in target_names and session.secondary.lower() not in target_names:
@@ -719,8 +711,6 @@ def _cached_pass(
     progress: ProgressFn | None,
 ) -> tuple[Path, Path, float, bool]:
     """One separation pass, reused from ``cache_root`` when the sidecar says it was done with these arguments."""
-    from core.config import save_json
-
     if model.startswith(ENSEMBLE_PREFIX):
         return _ensemble_pass(input_path, input_sha, model, target_names, file_names, settings, cache_root,
                               model_dir, progress)  # fmt: skip
@@ -735,8 +725,6 @@ def _cached_pass(
         "files": [f"{name}.{STEM_FORMAT}" for name in file_names],
     }
     if model_arch(model) == "MDXC":  # only these settings change an MDXC model's output
-        from core.separation_models import roformer_config_name
-
         args["config_sha256"] = file_sha256(model_dir / str(roformer_config_name(model, model_dir)))
         args["segment_frames"] = settings.segment_frames
         args["segment_overlap"] = settings.segment_overlap
@@ -797,10 +785,6 @@ def _ensemble_pass(
     """One of audio-separator's ensemble presets: each model's pass (cached on its own), then the
     stems combined with audio-separator's own Ensembler and the preset's algorithm and weights."""
     import soundfile as sf
-
-    from core.config import save_json
-    from core.fsutil import atomic_path
-    from core.separation_models import ensemble_presets
 
     preset_id = preset[len(ENSEMBLE_PREFIX) :]
     spec = ensemble_presets().get(preset_id)
@@ -868,8 +852,6 @@ def separate_song(
         MissingPretrainedError: a model or metadata file is missing (named in the message).
         AudioDecodeError: the song cannot be read.
     """
-    from core.errors import AudioDecodeError
-
     settings = settings or SeparationSettings()
     song = Path(song)
     if not song.is_file():
@@ -885,8 +867,6 @@ def separate_song(
         passes.append(settings.dereverb_model)
     for model in passes:
         if model.startswith(ENSEMBLE_PREFIX):
-            from core.separation_models import ensemble_presets
-
             for part in ensemble_presets().get(model[len(ENSEMBLE_PREFIX) :], {}).get("models", []):
                 check_model_files(part, model_dir)
         else:

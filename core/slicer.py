@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.errors import SvcoverError
+
 HOP_S = 0.01  # RMS frame hop
 WIN_HOPS = 4  # RMS window = 4 hops = 40 ms, centred on the frame
 
@@ -38,8 +40,6 @@ class SliceSettings:
     overlap_s: float = 0.3
 
     def validate(self) -> None:
-        from core.errors import SvcoverError
-
         if not -120.0 <= self.threshold_db <= 0.0:
             raise SvcoverError(f"threshold_db must be between -120 and 0 dB, got {self.threshold_db}")
         if self.min_length_ms < 0 or self.min_interval_ms < 10 or self.max_sil_kept_ms < 0:

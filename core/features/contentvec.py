@@ -28,6 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core import pretrained
+from core.checkpoints import safe_load
+from core.device import pick_device
 from core.errors import CheckpointError
 
 if TYPE_CHECKING:
@@ -63,8 +66,6 @@ class ContentVec:
         """
         import torch
 
-        from core.checkpoints import safe_load
-        from core.device import pick_device
         from core.features.hubert import HubertBase
 
         path = Path(path)
@@ -86,8 +87,6 @@ class ContentVec:
 
         Raises :class:`core.errors.MissingPretrainedError` naming the file and the download command.
         """
-        from core import pretrained
-
         path = pretrained.require(
             pretrained.CONTENT_ENCODER, pretrained.CONTENT_ENCODER_ALT, download_name=DOWNLOAD_NAME
         )
