@@ -699,54 +699,53 @@ def _slug(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", model)[:80]
 
 
-def _cached_pass(
-    input_path: Path,
-    input_sha: str,
-    model: str,
-    target_names: tuple[str, ...],
-    file_names: tuple[str, str],
-    settings: SeparationSettings,
-    cache_root: Path,
-    model_dir: Path,
-    progress: ProgressFn | None,
-) -> tuple[Path, Path, float, bool]:
-    """One separation pass, reused from ``cache_root`` when the sidecar says it was done with these arguments."""
+@dataclass(frozen=True)
+class _PassInput:
+    """What a separation pass reads and where its stems go; the model (or ensemble preset) is given per pass."""
+
+    input_path: Path  # a stereo 44.1 kHz wav or any song ffmpeg decodes
+    input_sha: str  # sha256 of input_path: the first part of the cache key
+    target_names: tuple[str, ...]  # stem names (lower case) that count as the wanted stem, e.g. "vocals"
+    file_names: tuple[str, str]  # file stems for (wanted, other), e.g. ("lead", "backing")
+    settings: SeparationSettings
+    cache_root: Path  # where passes are cached (<cache>/<song sha>/<model>-<settings hash>/)
+    model_dir: Path  # the models and audio-separator's metadata files
+
+
+def _cached_pass(job: _PassInput, model: str, progress: ProgressFn | None) -> tuple[Path, Path, float, bool]:
+    """One separation pass, reused from ``job.cache_root`` when the sidecar says it was done with these arguments."""
     if model.startswith(ENSEMBLE_PREFIX):
-        return _ensemble_pass(input_path, input_sha, model, target_names, file_names, settings, cache_root,
-                              model_dir, progress)  # fmt: skip
-    model_path = check_model_files(model, model_dir)
+        return _ensemble_pass(job, model, progress)
+    model_path = check_model_files(model, job.model_dir)
     args = {
         "version": _CACHE_VERSION,
-        "input_sha256": input_sha,
+        "input_sha256": job.input_sha,
         "model": model,
         "model_md5": model_md5(model_path),
-        "chunk_seconds": settings.chunk_seconds,
-        "overlap_seconds": settings.overlap_seconds,
-        "files": [f"{name}.{STEM_FORMAT}" for name in file_names],
+        "chunk_seconds": job.settings.chunk_seconds,
+        "overlap_seconds": job.settings.overlap_seconds,
+        "files": [f"{name}.{STEM_FORMAT}" for name in job.file_names],
     }
     if model_arch(model) == "MDXC":  # only these settings change an MDXC model's output
-        args["config_sha256"] = file_sha256(model_dir / str(roformer_config_name(model, model_dir)))
-        args["segment_frames"] = settings.segment_frames
-        args["segment_overlap"] = settings.segment_overlap
-    out_dir, sidecar = _cache_dir(cache_root, input_sha, model, args)
-    if sidecar.is_file():
-        with contextlib.suppress(Exception):
-            previous = json.loads(sidecar.read_text(encoding="utf-8"))
-            paths = [out_dir / name for name in args["files"]]
-            if previous.get("args") == args and all(p.is_file() for p in paths):
-                report(progress, 1.0, f"{model}: stems from cache")
-                return paths[0], paths[1], float(previous["target_rms_db"]), True
+        args["config_sha256"] = file_sha256(job.model_dir / str(roformer_config_name(model, job.model_dir)))
+        args["segment_frames"] = job.settings.segment_frames
+        args["segment_overlap"] = job.settings.segment_overlap
+    out_dir, sidecar = _cache_dir(job.cache_root, job.input_sha, model, args)
+    cached = _stems_from_cache(out_dir, sidecar, args)
+    if cached is not None:
+        report(progress, 1.0, f"{model}: stems from cache")
+        return cached
     out_dir.mkdir(parents=True, exist_ok=True)
     report(progress, 0.0, f"{model}: loading")
     # Temporary files start with "." and live beside the stems, so a crash leaves nothing that looks finished.
     # The process id in the name lets the next cover tell a killed run's scratch folder from a live one's.
     with tempfile.TemporaryDirectory(prefix=f".work-p{os.getpid()}-", dir=out_dir) as tmp:
         wav = Path(tmp) / "input.wav"
-        decode_stereo(input_path, wav)
-        session = _Session(model, model_dir, Path(tmp), settings)
-        target, other, rms_db = _run_pass(session, wav, out_dir, target_names, file_names, settings, progress)
+        decode_stereo(job.input_path, wav)
+        session = _Session(model, job.model_dir, Path(tmp), job.settings)
+        target, other, rms_db = _run_pass(session, wav, out_dir, job.target_names, job.file_names, job.settings, progress)
     # The sidecar is written last: its presence means both stems are complete.
-    save_json(sidecar, {"args": args, "source": Path(input_path).name, "target_rms_db": rms_db,
+    save_json(sidecar, {"args": args, "source": Path(job.input_path).name, "target_rms_db": rms_db,
                         "model_stems": [session.primary, session.secondary]})  # fmt: skip
     return target, other, rms_db, False
 
@@ -771,17 +770,20 @@ def _cache_dir(cache_root: Path, input_sha: str, model: str, args: dict) -> tupl
     return out_dir, out_dir / "stems.json"
 
 
-def _ensemble_pass(
-    input_path: Path,
-    input_sha: str,
-    preset: str,
-    target_names: tuple[str, ...],
-    file_names: tuple[str, str],
-    settings: SeparationSettings,
-    cache_root: Path,
-    model_dir: Path,
-    progress: ProgressFn | None,
-) -> tuple[Path, Path, float, bool]:
+def _stems_from_cache(out_dir: Path, sidecar: Path, args: dict) -> tuple[Path, Path, float, bool] | None:
+    """The cached pass (target stem, other stem, target RMS dB, True) when ``sidecar`` records these ``args`` and
+    both stems exist; None otherwise (no sidecar, other settings, a stem deleted, an unreadable sidecar)."""
+    if not sidecar.is_file():
+        return None
+    with contextlib.suppress(Exception):
+        previous = json.loads(sidecar.read_text(encoding="utf-8"))
+        paths = [out_dir / name for name in args["files"]]
+        if previous.get("args") == args and all(p.is_file() for p in paths):
+            return paths[0], paths[1], float(previous["target_rms_db"]), True
+    return None
+
+
+def _ensemble_pass(job: _PassInput, preset: str, progress: ProgressFn | None) -> tuple[Path, Path, float, bool]:
     """One of audio-separator's ensemble presets: each model's pass (cached on its own), then the
     stems combined with audio-separator's own Ensembler and the preset's algorithm and weights."""
     import soundfile as sf
@@ -793,28 +795,24 @@ def _ensemble_pass(
         raise SeparationError(f"unknown ensemble preset {preset_id!r}: choose from {known}")
     models = list(spec["models"])
     for model in models:
-        check_model_files(model, model_dir)
+        check_model_files(model, job.model_dir)
     parts = []
     for i, model in enumerate(models):
         part = scaled(progress, i / (len(models) + 1), (i + 1) / (len(models) + 1))
-        parts.append(_cached_pass(input_path, input_sha, model, target_names, file_names, settings, cache_root,
-                                  model_dir, part))  # fmt: skip
+        parts.append(_cached_pass(job, model, part))
     args = {"version": _CACHE_VERSION, "preset": preset_id, "algorithm": spec.get("algorithm", "avg_wave"),
             "weights": spec.get("weights"), "parts": [str(p[0].parent.name) for p in parts],
-            "files": [f"{name}.{STEM_FORMAT}" for name in file_names]}  # fmt: skip
-    out_dir, sidecar = _cache_dir(cache_root, input_sha, preset, args)
-    if sidecar.is_file() and all(p[3] for p in parts):
-        with contextlib.suppress(Exception):
-            previous = json.loads(sidecar.read_text(encoding="utf-8"))
-            paths = [out_dir / name for name in args["files"]]
-            if previous.get("args") == args and all(p.is_file() for p in paths):
-                return paths[0], paths[1], float(previous["target_rms_db"]), True
+            "files": [f"{name}.{STEM_FORMAT}" for name in job.file_names]}  # fmt: skip
+    out_dir, sidecar = _cache_dir(job.cache_root, job.input_sha, preset, args)
+    cached = _stems_from_cache(out_dir, sidecar, args) if all(p[3] for p in parts) else None
+    if cached is not None:
+        return cached
     from audio_separator.separator.ensembler import Ensembler
 
     ensembler = Ensembler(log, algorithm=args["algorithm"], weights=args["weights"])
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = []
-    for k, name in enumerate(file_names):
+    for k, name in enumerate(job.file_names):
         # whole stems in memory: ensembles are an opt-in quality setting for GPU machines
         waves = [sf.read(str(p[k]), dtype="float32", always_2d=True)[0].T for p in parts]
         combined = ensembler.ensemble(waves).T.astype(np.float32)
@@ -823,7 +821,7 @@ def _ensemble_pass(
             sf.write(str(tmp), combined, SAMPLE_RATE, subtype="FLOAT", format="WAV")
         outputs.append((path, combined))
     rms_db = float(10 * np.log10(np.mean(np.square(outputs[0][1], dtype=np.float64)) + 1e-20))
-    save_json(sidecar, {"args": args, "source": Path(input_path).name, "target_rms_db": rms_db})  # no server path
+    save_json(sidecar, {"args": args, "source": Path(job.input_path).name, "target_rms_db": rms_db})  # no server path
     report(progress, 1.0, f"{preset}: ensemble of {len(models)} models")
     return outputs[0][0], outputs[1][0], rms_db, False
 
@@ -886,9 +884,10 @@ def separate_song(
     bounds = np.cumsum([0.0, *weights]) / sum(weights)
     song_sha = file_sha256(song)
     vocals, instrumental, rms_db, cached = _cached_pass(
-        song, song_sha, settings.model, _VOCAL_NAMES, ("vocals", "instrumental"), settings, cache_root, model_dir,
+        _PassInput(song, song_sha, _VOCAL_NAMES, ("vocals", "instrumental"), settings, cache_root, model_dir),
+        settings.model,
         scaled(progress, bounds[0], bounds[1]),
-    )  # fmt: skip
+    )
     stems = Stems(song=song, song_sha256=song_sha, vocals=vocals, instrumental=instrumental, full_vocals=vocals,
                   vocals_rms_db=rms_db, cached=cached, warnings=warnings_out, models=tuple(passes))  # fmt: skip
     if not stems.has_vocals:
@@ -900,17 +899,20 @@ def separate_song(
     step = 1
     if settings.split_backing:
         lead, backing, rms_db, cached = _cached_pass(
-            vocals, file_sha256(vocals), settings.karaoke_model, _VOCAL_NAMES, ("lead", "backing"), settings,
-            cache_root, model_dir, scaled(progress, bounds[step], bounds[step + 1]),
-        )  # fmt: skip
+            _PassInput(vocals, file_sha256(vocals), _VOCAL_NAMES, ("lead", "backing"), settings, cache_root, model_dir),
+            settings.karaoke_model,
+            scaled(progress, bounds[step], bounds[step + 1]),
+        )
         stems.vocals, stems.backing, stems.vocals_rms_db = lead, backing, rms_db
         stems.cached = stems.cached and cached
         step += 1
     if settings.dereverb:
+        dry_input = _PassInput(
+            stems.vocals, file_sha256(stems.vocals), _DRY_NAMES, ("dry", "reverb"), settings, cache_root, model_dir
+        )
         dry, _reverb, rms_db, cached = _cached_pass(
-            stems.vocals, file_sha256(stems.vocals), settings.dereverb_model, _DRY_NAMES, ("dry", "reverb"), settings,
-            cache_root, model_dir, scaled(progress, bounds[step], bounds[step + 1]),
-        )  # fmt: skip
+            dry_input, settings.dereverb_model, scaled(progress, bounds[step], bounds[step + 1])
+        )
         stems.vocals, stems.vocals_rms_db = dry, rms_db
         stems.cached = stems.cached and cached
     report(progress, 1.0, "separation done")
