@@ -37,11 +37,11 @@ _TRUE_PEAK_MARGIN = 64  # input samples of context either side of a block (cover
 class MixSettings:
     """How the stems are combined. Gains are in dB; ``key`` in semitones (may be fractional)."""
 
-    key: float = 0.0
-    vocal_gain_db: float = 0.0
+    key: float = 0.0  # the vocal's key shift: the instrumental and unconverted backing vocals are shifted by it
+    vocal_gain_db: float = 0.0  # on the converted lead vocal, on top of the loudness match
     instrumental_gain_db: float = 0.0
-    backing_gain_db: float = 0.0
-    match_loudness: bool = True
+    backing_gain_db: float = 0.0  # only when the song's backing vocals were split off (karaoke pass)
+    match_loudness: bool = True  # scale the converted vocal to the original vocal stem's loudness (LUFS)
     limiter_threshold_db: float = -1.2  # true-peak level (dBTP) the limiter holds the mix to
     ceiling_db: float = -1.0  # the cover's true peak (dBTP) never exceeds this
 

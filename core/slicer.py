@@ -31,13 +31,16 @@ WIN_HOPS = 4  # RMS window = 4 hops = 40 ms, centred on the frame
 
 @dataclass(frozen=True)
 class SliceSettings:
-    threshold_db: float = -42.0
-    min_length_ms: int = 1500
-    min_interval_ms: int = 400
-    max_sil_kept_ms: int = 500
-    min_chunk_s: float = 4.0
-    max_chunk_s: float = 15.0
-    overlap_s: float = 0.3
+    """How the dataset stage (core.dataset, DatasetConfig.slicing) cuts recordings into training chunks; the steps
+    that use each field are in the module docstring."""
+
+    threshold_db: float = -42.0  # frame RMS (dBFS) below which a 10 ms frame counts as silent
+    min_length_ms: int = 1500  # RVC's minimum slice length; only binds when min_chunk_s is set below it
+    min_interval_ms: int = 400  # a silent run at least this long is a pause where a cut may happen
+    max_sil_kept_ms: int = 500  # silence kept at each cut (half on each side); the rest is removed
+    min_chunk_s: float = 4.0  # shorter stretches are joined with their neighbours up to this length
+    max_chunk_s: float = 15.0  # longer stretches are split into equal parts (a training chunk's upper bound)
+    overlap_s: float = 0.3  # overlap between the parts of a split stretch
 
     def validate(self) -> None:
         if not -120.0 <= self.threshold_db <= 0.0:

@@ -48,22 +48,27 @@ NOISE_STD = 0.003
 
 @dataclass(frozen=True)
 class VocoderConfig:
-    """The generator's hyperparameters as read from ``config.json`` (unknown keys are ignored)."""
+    """The generator's hyperparameters as read from ``config.json`` (unknown keys are ignored).
 
-    sampling_rate: int = 44100
-    num_mels: int = 128
-    hop_size: int = 512
+    Field names are the release's keys; the defaults are the 44.1 kHz / hop 512 / 128-bin release (= ``AUDIO``).
+    """
+
+    sampling_rate: int = 44100  # Hz of the output; the harmonic source's phase advance depends on it
+    num_mels: int = 128  # mel bins of the input (conv_pre's input channels)
+    hop_size: int = 512  # output samples per mel frame; must equal the product of upsample_rates
+    # The mel analysis the vocoder was trained on: not read by the network, kept so a config can be compared
+    # with the mel that core.features.mel computes.
     n_fft: int = 2048
     win_size: int = 2048
     fmin: float = 40.0
     fmax: float = 16000.0
-    upsample_rates: tuple[int, ...] = (8, 8, 2, 2, 2)
-    upsample_kernel_sizes: tuple[int, ...] = (16, 16, 4, 4, 4)
-    upsample_initial_channel: int = 512
-    resblock: str = "1"
-    resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11)
+    upsample_rates: tuple[int, ...] = (8, 8, 2, 2, 2)  # stride of each transposed-convolution stage
+    upsample_kernel_sizes: tuple[int, ...] = (16, 16, 4, 4, 4)  # kernel of each stage (same length as the rates)
+    upsample_initial_channel: int = 512  # channels after conv_pre; halved at every stage
+    resblock: str = "1"  # HiFiGAN residual block type; only "1" is supported
+    resblock_kernel_sizes: tuple[int, ...] = (3, 7, 11)  # the parallel residual blocks of each stage
     resblock_dilation_sizes: tuple[tuple[int, ...], ...] = field(default=((1, 3, 5), (1, 3, 5), (1, 3, 5)))
-    mini_nsf: bool = False
+    mini_nsf: bool = False  # openvpi's mini-NSF variant of the source network: refused (not supported)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config.json") -> VocoderConfig:
