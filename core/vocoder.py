@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.checkpoints import safe_load
+from core.checkpoints import key_mismatch, safe_load
 from core.config import load_json
 from core.errors import CheckpointError, MissingPretrainedError, Remedy
 from core.pretrained import NSF_HIFIGAN_DIR, require
@@ -457,15 +457,9 @@ class NsfHifiGan:
             raise CheckpointError(f"{source}: not an NSF-HiFiGAN generator (incomplete weight norm pair {e})") from None
         generator = build_generator(cfg)
         expected = generator.state_dict()
-        missing = [k for k in expected if k not in folded]
-        unexpected = [k for k in folded if k not in expected]
-        if missing or unexpected:
-            parts = []
-            if missing:
-                parts.append(f"{len(missing)} missing keys, e.g. {missing[0]}")
-            if unexpected:
-                parts.append(f"{len(unexpected)} unexpected keys, e.g. {unexpected[0]}")
-            raise CheckpointError(f"{source}: not an NSF-HiFiGAN generator for this config ({'; '.join(parts)})")
+        mismatch = key_mismatch(expected, folded)
+        if mismatch:
+            raise CheckpointError(f"{source}: not an NSF-HiFiGAN generator for this config ({mismatch})")
         for k, v in expected.items():
             if tuple(folded[k].shape) != tuple(v.shape):
                 raise CheckpointError(
