@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import importlib.util
 import io
 import json
 import logging
@@ -50,6 +51,7 @@ import threading
 import types
 import warnings
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -297,8 +299,6 @@ def mdx_segment_size(model_path: Path) -> int | None:
     entry = _read_json(data_path).get(model_md5(model_path))
     if entry is None:
         with contextlib.suppress(Exception):
-            from importlib import resources
-
             bundled = json.loads(resources.files("audio_separator").joinpath("model-data.json").read_text("utf-8"))
             entry = bundled.get("mdx_model_data", {}).get(model_md5(model_path))
     if entry is None:
@@ -337,8 +337,6 @@ def _ensure_onnx2torch_importable() -> None:
     onnx2torch is only used to run an MDX model at a segment size other than its dim_t; svcover
     never does that, so the stub raises a clear error if it is ever reached.
     """
-    import importlib.util
-
     if "onnx2torch" in sys.modules or importlib.util.find_spec("onnx2torch") is not None:
         return
     stub = types.ModuleType("onnx2torch")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from core.checkpoints import safe_load
 from core.errors import CheckpointError
@@ -128,8 +129,6 @@ def config_for_state_dict(state: Mapping[str, torch.Tensor], path: Path) -> Deco
     cfg = _config_from_shapes(state, path)
     yaml_path = path.parent / "config.yaml"
     if yaml_path.is_file():
-        import yaml
-
         try:
             ycfg = yaml.safe_load(yaml_path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as e:
