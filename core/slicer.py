@@ -34,7 +34,7 @@ class SliceSettings:
     """How the dataset stage (core.dataset, DatasetConfig.slicing) cuts recordings into training chunks; the steps
     that use each field are in the module docstring."""
 
-    threshold_db: float = -42.0  # frame RMS (dBFS) below which a 10 ms frame counts as silent
+    threshold_db: float = -42.0  # RMS (dBFS, 40 ms windows every 10 ms) below which a frame is silent
     min_length_ms: int = 1500  # RVC's minimum slice length; only binds when min_chunk_s is set below it
     min_interval_ms: int = 400  # a silent run at least this long is a pause where a cut may happen
     max_sil_kept_ms: int = 500  # silence kept at each cut (half on each side); the rest is removed
