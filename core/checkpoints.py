@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -282,6 +283,23 @@ def expect_keys(state_dict: dict, required_prefixes: list[str] | tuple[str, ...]
         shown = ", ".join(f"{p}*" for p in missing[:5])
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         raise CheckpointError(f"{path}: this is not a {model_name} checkpoint (missing keys {shown}{more})")
+
+
+def key_mismatch(
+    expected: Iterable[str],
+    found: Iterable[str],
+    missing: str = "{n} missing keys, e.g. {key}",
+    unexpected: str = "{n} unexpected keys, e.g. {key}",
+) -> str | None:
+    """How a file's state-dict keys differ from the ones a model expects, as the middle of a one-line error;
+    None when they are the same set. ``missing`` / ``unexpected`` word each half (``n`` = count, ``key`` = the
+    first such key), so each loader keeps its own wording."""
+    expected, found = list(expected), list(found)
+    expected_set, found_set = set(expected), set(found)
+    absent = [k for k in expected if k not in found_set]
+    extra = [k for k in found if k not in expected_set]
+    parts = [template.format(n=len(keys), key=keys[0]) for template, keys in ((missing, absent), (unexpected, extra)) if keys]
+    return "; ".join(parts) or None
 
 
 def _unsupported_name(msg: str) -> str:

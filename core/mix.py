@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.audio import SAVE_FORMATS
+from core.audio import SAVE_FORMATS, load_channels, save_audio
 from core.errors import SvcoverError
 from core.progress import ProgressFn, report
 
@@ -37,11 +37,11 @@ _TRUE_PEAK_MARGIN = 64  # input samples of context either side of a block (cover
 class MixSettings:
     """How the stems are combined. Gains are in dB; ``key`` in semitones (may be fractional)."""
 
-    key: float = 0.0
-    vocal_gain_db: float = 0.0
+    key: float = 0.0  # the vocal's key shift: the instrumental and unconverted backing vocals are shifted by it
+    vocal_gain_db: float = 0.0  # on the converted lead vocal, on top of the loudness match
     instrumental_gain_db: float = 0.0
-    backing_gain_db: float = 0.0
-    match_loudness: bool = True
+    backing_gain_db: float = 0.0  # only when the song's backing vocals were split off (karaoke pass)
+    match_loudness: bool = True  # scale the converted vocal to the original vocal stem's loudness (LUFS)
     limiter_threshold_db: float = -1.2  # true-peak level (dBTP) the limiter holds the mix to
     ceiling_db: float = -1.0  # the cover's true peak (dBTP) never exceeds this
 
@@ -104,8 +104,6 @@ def load_stereo(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:
     The shared decode path of :mod:`core.audio`: damaged, truncated and too long files are refused
     with one line, NaN/inf samples become 0.
     """
-    from core.audio import load_channels
-
     return load_channels(path, sr, 2)
 
 
@@ -348,8 +346,6 @@ def mix_cover(
     Returns:
         :class:`MixResult` (path, duration, final peak, loudness-match gain, LUFS / true-peak figures).
     """
-    from core.audio import save_audio
-
     settings = settings or MixSettings()
     output = check_output_path(output)
     report(progress, 0.0, "mix: loading stems")

@@ -41,7 +41,8 @@ from urllib.parse import urljoin, urlsplit
 
 from core.errors import MissingPretrainedError, Remedy, SvcoverError
 from core.experiment import PROJECT_ROOT
-from core.progress import ProgressFn, report
+from core.fsutil import atomic_write_text
+from core.progress import ProgressFn, report, scaled
 
 if TYPE_CHECKING:
     import requests
@@ -133,6 +134,28 @@ class Pretrained:
 
 _UVR_RELEASE = "https://github.com/TRvlvr/model_repo/releases/download/all_public_uvr_models"
 _UVR_DATA = "https://raw.githubusercontent.com/TRvlvr/application_data/main"
+
+
+def _uvr_model_file(model_file: str, md5_tail: str) -> RemoteFile:
+    """An ONNX model of UVR's public release, checked the way audio-separator identifies it: the MD5 of its tail
+    must be its key in UVR's MDX model table."""
+    return RemoteFile(dest=f"{UVR_DIR}/{model_file}", urls=(f"{_UVR_RELEASE}/{model_file}",), kind="onnx", md5_tail=md5_tail)
+
+
+def _optional_uvr_mdx_entry(name: str, model_file: str, md5_tail: str, title: str, used_by: str) -> Pretrained:
+    """An optional MDX-Net ONNX model from the same UVR release as uvr_vocals (same licence and check)."""
+    return Pretrained(
+        name=name,
+        title=title,
+        files=(_uvr_model_file(model_file, md5_tail),),
+        required=(f"{UVR_DIR}/{model_file}",),
+        licence="MIT (Ultimate Vocal Remover model repository)",
+        verified=False,
+        notes="Same release as uvr_vocals; checked by its key in UVR's MDX model table (MD5 of the tail).",
+        used_by=used_by,
+        optional=True,
+    )
+
 
 REGISTRY: tuple[Pretrained, ...] = (
     Pretrained(
@@ -250,12 +273,7 @@ REGISTRY: tuple[Pretrained, ...] = (
         name="uvr_vocals",
         title="UVR MDX-Net vocal separation model + audio-separator metadata",
         files=(
-            RemoteFile(
-                dest=f"{UVR_DIR}/{UVR_VOCALS_MODEL}",
-                urls=(f"{_UVR_RELEASE}/{UVR_VOCALS_MODEL}",),
-                kind="onnx",
-                md5_tail="77d07b2667ddf05b9e3175941b4454a0",
-            ),
+            _uvr_model_file(UVR_VOCALS_MODEL, md5_tail="77d07b2667ddf05b9e3175941b4454a0"),
             RemoteFile(dest=f"{UVR_DIR}/download_checks.json", urls=(f"{_UVR_DATA}/filelists/download_checks.json",),
                        kind="json"),
             RemoteFile(dest=f"{UVR_DIR}/mdx_model_data.json", urls=(f"{_UVR_DATA}/mdx_model_data/model_data_new.json",),
@@ -272,33 +290,19 @@ REGISTRY: tuple[Pretrained, ...] = (
         used_by="Cover (separation)",
         aliases=("separation",),
     ),
-    Pretrained(
-        name="uvr_karaoke",
-        title="UVR MDX-Net karaoke model (lead vocal vs. backing vocals)",
-        files=(
-            RemoteFile(dest=f"{UVR_DIR}/UVR_MDXNET_KARA_2.onnx", urls=(f"{_UVR_RELEASE}/UVR_MDXNET_KARA_2.onnx",),
-                       kind="onnx", md5_tail="1d64a6d2c30f709b8c9b4ce1366d96ee"),
-        ),
-        required=(f"{UVR_DIR}/UVR_MDXNET_KARA_2.onnx",),
-        licence="MIT (Ultimate Vocal Remover model repository)",
-        verified=False,
-        notes="Same release as uvr_vocals; checked by its key in UVR's MDX model table (MD5 of the tail).",
-        used_by="Cover (optional: remove backing vocals)",
-        optional=True,
+    _optional_uvr_mdx_entry(
+        "uvr_karaoke",
+        "UVR_MDXNET_KARA_2.onnx",
+        "1d64a6d2c30f709b8c9b4ce1366d96ee",
+        "UVR MDX-Net karaoke model (lead vocal vs. backing vocals)",
+        "Cover (optional: remove backing vocals)",
     ),
-    Pretrained(
-        name="uvr_dereverb",
-        title="UVR MDX-Net de-reverb model (FoxJoy)",
-        files=(
-            RemoteFile(dest=f"{UVR_DIR}/Reverb_HQ_By_FoxJoy.onnx", urls=(f"{_UVR_RELEASE}/Reverb_HQ_By_FoxJoy.onnx",),
-                       kind="onnx", md5_tail="cd5b2989ad863f116c855db1dfe24e39"),
-        ),
-        required=(f"{UVR_DIR}/Reverb_HQ_By_FoxJoy.onnx",),
-        licence="MIT (Ultimate Vocal Remover model repository)",
-        verified=False,
-        notes="Same release as uvr_vocals; checked by its key in UVR's MDX model table (MD5 of the tail).",
-        used_by="Cover (optional: remove reverb)",
-        optional=True,
+    _optional_uvr_mdx_entry(
+        "uvr_dereverb",
+        "Reverb_HQ_By_FoxJoy.onnx",
+        "cd5b2989ad863f116c855db1dfe24e39",
+        "UVR MDX-Net de-reverb model (FoxJoy)",
+        "Cover (optional: remove reverb)",
     ),
 )
 
@@ -519,8 +523,6 @@ def _load_cache() -> dict:
 
 
 def _store_cache(cache: dict) -> None:
-    from core.fsutil import atomic_write_text
-
     with contextlib.suppress(OSError):
         atomic_write_text(pretrained_root() / _CACHE_NAME, json.dumps(cache, indent=1))
 
@@ -947,8 +949,6 @@ def _file_still_valid(path: Path, remote: RemoteFile) -> bool:
 def _sub_progress(progress: ProgressFn | None, start: float, end: float) -> ProgressFn | None:
     if progress is None:
         return None
-    from core.progress import scaled
-
     return scaled(progress, start, end)
 
 

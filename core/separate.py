@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import importlib.util
 import io
 import json
 import logging
@@ -49,15 +50,29 @@ import tempfile
 import threading
 import types
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from core.errors import MissingPretrainedError, Remedy, SvcoverError
+import core.checkpoints
+from core.audio import decode_audio
+from core.config import save_json
+from core.errors import AudioDecodeError, CheckpointError, MissingPretrainedError, Remedy, SvcoverError
 from core.experiment import logs_root
+from core.ffmpeg_tool import ffmpeg_on_path, point_pydub_at
+from core.fsutil import atomic_path
+from core.pretrained import UVR_DIR, entry_for_path, pretrained_root
 from core.progress import ProgressFn, report, scaled
-from core.separation_models import ENSEMBLE_PREFIX
+from core.separation_models import (
+    ENSEMBLE_PREFIX,
+    catalogue_entry,
+    cuda_available,
+    default_model,
+    ensemble_presets,
+    roformer_config_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +132,6 @@ class SeparationSettings:
 
     def resolved(self, model_dir: Path | None = None, cuda: bool | None = None) -> SeparationSettings:
         """These settings with every "auto" model replaced by the default for this machine."""
-        from dataclasses import replace
-
-        from core.separation_models import default_model
 
         def pick(name: str, role: str) -> str:
             return default_model(role, cuda=cuda, model_dir=model_dir) if name == AUTO else name
@@ -154,8 +166,6 @@ class Stems:
 
 def uvr_dir() -> Path:
     """``<pretrained>/uvr``: separation models and audio-separator's metadata files."""
-    from core.pretrained import UVR_DIR, pretrained_root
-
     return pretrained_root() / UVR_DIR
 
 
@@ -185,8 +195,6 @@ def model_md5(path: Path) -> str:
 def _missing(path: Path) -> MissingPretrainedError:
     """The error for a missing model or metadata file, naming the registry entry that provides it (the name
     the Models tab shows); a model svcover's registry does not know falls back to the vocal model's entry."""
-    from core.pretrained import UVR_DIR, entry_for_path
-
     entry = entry_for_path(f"{UVR_DIR}/{path.name}")
     return MissingPretrainedError(
         f"missing separation file {path}", remedy=Remedy("download", entry.name if entry else DOWNLOAD_NAME,
@@ -206,8 +214,6 @@ def check_model_files(model: str, model_dir: Path | None = None) -> Path:
     Raises :class:`MissingPretrainedError` naming the first missing file, :class:`SeparationError`
     for Demucs models (refused: see :func:`refuse_unsafe_architecture`) and unknown file types.
     """
-    from core.separation_models import roformer_config_name
-
     model_dir = model_dir or uvr_dir()
     refuse_unsafe_architecture(model)
     names = [model, *METADATA_FILES]
@@ -241,8 +247,6 @@ def refuse_unsafe_architecture(model: str) -> None:
 
 def roformer_segment_frames(model_path: Path, model_dir: Path) -> int | None:
     """``inference.dim_t`` of an MDXC/Roformer model's yaml (its own segment in STFT frames), None for others."""
-    from core.separation_models import roformer_config_name
-
     if model_arch(model_path.name) != "MDXC":
         return None
     config = model_dir / (roformer_config_name(model_path.name, model_dir) or "")
@@ -295,8 +299,6 @@ def mdx_segment_size(model_path: Path) -> int | None:
     entry = _read_json(data_path).get(model_md5(model_path))
     if entry is None:
         with contextlib.suppress(Exception):
-            from importlib import resources
-
             bundled = json.loads(resources.files("audio_separator").joinpath("model-data.json").read_text("utf-8"))
             entry = bundled.get("mdx_model_data", {}).get(model_md5(model_path))
     if entry is None:
@@ -335,8 +337,6 @@ def _ensure_onnx2torch_importable() -> None:
     onnx2torch is only used to run an MDX model at a segment size other than its dim_t; svcover
     never does that, so the stub raises a clear error if it is ever reached.
     """
-    import importlib.util
-
     if "onnx2torch" in sys.modules or importlib.util.find_spec("onnx2torch") is not None:
         return
     stub = types.ModuleType("onnx2torch")
@@ -374,8 +374,6 @@ class _Session:
         install_torch_load_guard()
         # audio-separator runs `ffmpeg -version` in Separator() and pydub looks ffmpeg up when imported;
         # nothing runs it afterwards (stems are written with soundfile).
-        from core.ffmpeg_tool import ffmpeg_on_path, point_pydub_at
-
         with _audio_separator_env(), ffmpeg_on_path() as ffmpeg_exe:
             try:
                 from audio_separator.separator import Separator
@@ -446,8 +444,6 @@ class _Session:
 
 def _roformer_on_cpu_warning(models: list[str]) -> str | None:
     """Roformers chosen on a machine without CUDA: say how slow that is (measured numbers in the catalogue)."""
-    from core.separation_models import catalogue_entry, cuda_available
-
     roformers = [m for m in models if model_arch(m) == "MDXC"]
     if not roformers or cuda_available():
         return None
@@ -515,15 +511,13 @@ def _called_from_audio_separator() -> bool:
 
 
 def _verified_load(f: object, map_location: object) -> dict:
-    from core.checkpoints import safe_load
-    from core.errors import CheckpointError
-
     if not isinstance(f, (str, os.PathLike)):
         raise CheckpointError(f"{f!r}: refused to load a checkpoint from an open stream (only files are verified)")
     location = "cpu" if map_location is None else str(map_location)
     _guard_state.bypass = getattr(_guard_state, "bypass", 0) + 1  # safe_load's own torch.load passes through
     try:
-        return safe_load(f, map_location=location)
+        # looked up at call time, not bound at import: whoever wraps core.checkpoints.safe_load (tests do) is obeyed
+        return core.checkpoints.safe_load(f, map_location=location)
     finally:
         _guard_state.bypass -= 1
 
@@ -563,8 +557,6 @@ def decode_stereo(song: Path, out_wav: Path, sr: int = SAMPLE_RATE) -> None:
     """
     import soundfile as sf
 
-    from core.audio import decode_audio
-
     with sf.SoundFile(str(out_wav), "w", sr, 2, subtype="FLOAT", format="WAV") as writer:
         decode_audio(song, sr, 2, writer.write)
 
@@ -597,8 +589,6 @@ def _run_pass(
 ) -> tuple[Path, Path, float]:
     """Separate ``input_wav`` chunk by chunk into ``out_dir/<file_names>``; returns the paths and the target RMS dB."""
     import soundfile as sf
-
-    from core.fsutil import atomic_path
 
     target_is_primary = session.primary.lower() in target_names or session.secondary.lower() not in target_names
     if session.primary.lower() not in target_names and session.secondary.lower() not in target_names:
@@ -707,58 +697,53 @@ def _slug(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", model)[:80]
 
 
-def _cached_pass(
-    input_path: Path,
-    input_sha: str,
-    model: str,
-    target_names: tuple[str, ...],
-    file_names: tuple[str, str],
-    settings: SeparationSettings,
-    cache_root: Path,
-    model_dir: Path,
-    progress: ProgressFn | None,
-) -> tuple[Path, Path, float, bool]:
-    """One separation pass, reused from ``cache_root`` when the sidecar says it was done with these arguments."""
-    from core.config import save_json
+@dataclass(frozen=True)
+class _PassInput:
+    """What a separation pass reads and where its stems go; the model (or ensemble preset) is given per pass."""
 
+    input_path: Path  # a stereo 44.1 kHz wav or any song ffmpeg decodes
+    input_sha: str  # sha256 of input_path: the first part of the cache key
+    target_names: tuple[str, ...]  # stem names (lower case) that count as the wanted stem, e.g. "vocals"
+    file_names: tuple[str, str]  # file stems for (wanted, other), e.g. ("lead", "backing")
+    settings: SeparationSettings
+    cache_root: Path  # where passes are cached (<cache>/<song sha>/<model>-<settings hash>/)
+    model_dir: Path  # the models and audio-separator's metadata files
+
+
+def _cached_pass(job: _PassInput, model: str, progress: ProgressFn | None) -> tuple[Path, Path, float, bool]:
+    """One separation pass, reused from ``job.cache_root`` when the sidecar says it was done with these arguments."""
     if model.startswith(ENSEMBLE_PREFIX):
-        return _ensemble_pass(input_path, input_sha, model, target_names, file_names, settings, cache_root,
-                              model_dir, progress)  # fmt: skip
-    model_path = check_model_files(model, model_dir)
+        return _ensemble_pass(job, model, progress)
+    model_path = check_model_files(model, job.model_dir)
     args = {
         "version": _CACHE_VERSION,
-        "input_sha256": input_sha,
+        "input_sha256": job.input_sha,
         "model": model,
         "model_md5": model_md5(model_path),
-        "chunk_seconds": settings.chunk_seconds,
-        "overlap_seconds": settings.overlap_seconds,
-        "files": [f"{name}.{STEM_FORMAT}" for name in file_names],
+        "chunk_seconds": job.settings.chunk_seconds,
+        "overlap_seconds": job.settings.overlap_seconds,
+        "files": [f"{name}.{STEM_FORMAT}" for name in job.file_names],
     }
     if model_arch(model) == "MDXC":  # only these settings change an MDXC model's output
-        from core.separation_models import roformer_config_name
-
-        args["config_sha256"] = file_sha256(model_dir / str(roformer_config_name(model, model_dir)))
-        args["segment_frames"] = settings.segment_frames
-        args["segment_overlap"] = settings.segment_overlap
-    out_dir, sidecar = _cache_dir(cache_root, input_sha, model, args)
-    if sidecar.is_file():
-        with contextlib.suppress(Exception):
-            previous = json.loads(sidecar.read_text(encoding="utf-8"))
-            paths = [out_dir / name for name in args["files"]]
-            if previous.get("args") == args and all(p.is_file() for p in paths):
-                report(progress, 1.0, f"{model}: stems from cache")
-                return paths[0], paths[1], float(previous["target_rms_db"]), True
+        args["config_sha256"] = file_sha256(job.model_dir / str(roformer_config_name(model, job.model_dir)))
+        args["segment_frames"] = job.settings.segment_frames
+        args["segment_overlap"] = job.settings.segment_overlap
+    out_dir, sidecar = _cache_dir(job.cache_root, job.input_sha, model, args)
+    cached = _stems_from_cache(out_dir, sidecar, args)
+    if cached is not None:
+        report(progress, 1.0, f"{model}: stems from cache")
+        return cached
     out_dir.mkdir(parents=True, exist_ok=True)
     report(progress, 0.0, f"{model}: loading")
     # Temporary files start with "." and live beside the stems, so a crash leaves nothing that looks finished.
     # The process id in the name lets the next cover tell a killed run's scratch folder from a live one's.
     with tempfile.TemporaryDirectory(prefix=f".work-p{os.getpid()}-", dir=out_dir) as tmp:
         wav = Path(tmp) / "input.wav"
-        decode_stereo(input_path, wav)
-        session = _Session(model, model_dir, Path(tmp), settings)
-        target, other, rms_db = _run_pass(session, wav, out_dir, target_names, file_names, settings, progress)
+        decode_stereo(job.input_path, wav)
+        session = _Session(model, job.model_dir, Path(tmp), job.settings)
+        target, other, rms_db = _run_pass(session, wav, out_dir, job.target_names, job.file_names, job.settings, progress)
     # The sidecar is written last: its presence means both stems are complete.
-    save_json(sidecar, {"args": args, "source": Path(input_path).name, "target_rms_db": rms_db,
+    save_json(sidecar, {"args": args, "source": Path(job.input_path).name, "target_rms_db": rms_db,
                         "model_stems": [session.primary, session.secondary]})  # fmt: skip
     return target, other, rms_db, False
 
@@ -783,24 +768,23 @@ def _cache_dir(cache_root: Path, input_sha: str, model: str, args: dict) -> tupl
     return out_dir, out_dir / "stems.json"
 
 
-def _ensemble_pass(
-    input_path: Path,
-    input_sha: str,
-    preset: str,
-    target_names: tuple[str, ...],
-    file_names: tuple[str, str],
-    settings: SeparationSettings,
-    cache_root: Path,
-    model_dir: Path,
-    progress: ProgressFn | None,
-) -> tuple[Path, Path, float, bool]:
+def _stems_from_cache(out_dir: Path, sidecar: Path, args: dict) -> tuple[Path, Path, float, bool] | None:
+    """The cached pass (target stem, other stem, target RMS dB, True) when ``sidecar`` records these ``args`` and
+    both stems exist; None otherwise (no sidecar, other settings, a stem deleted, an unreadable sidecar)."""
+    if not sidecar.is_file():
+        return None
+    with contextlib.suppress(Exception):
+        previous = json.loads(sidecar.read_text(encoding="utf-8"))
+        paths = [out_dir / name for name in args["files"]]
+        if previous.get("args") == args and all(p.is_file() for p in paths):
+            return paths[0], paths[1], float(previous["target_rms_db"]), True
+    return None
+
+
+def _ensemble_pass(job: _PassInput, preset: str, progress: ProgressFn | None) -> tuple[Path, Path, float, bool]:
     """One of audio-separator's ensemble presets: each model's pass (cached on its own), then the
     stems combined with audio-separator's own Ensembler and the preset's algorithm and weights."""
     import soundfile as sf
-
-    from core.config import save_json
-    from core.fsutil import atomic_path
-    from core.separation_models import ensemble_presets
 
     preset_id = preset[len(ENSEMBLE_PREFIX) :]
     spec = ensemble_presets().get(preset_id)
@@ -809,28 +793,24 @@ def _ensemble_pass(
         raise SeparationError(f"unknown ensemble preset {preset_id!r}: choose from {known}")
     models = list(spec["models"])
     for model in models:
-        check_model_files(model, model_dir)
+        check_model_files(model, job.model_dir)
     parts = []
     for i, model in enumerate(models):
         part = scaled(progress, i / (len(models) + 1), (i + 1) / (len(models) + 1))
-        parts.append(_cached_pass(input_path, input_sha, model, target_names, file_names, settings, cache_root,
-                                  model_dir, part))  # fmt: skip
+        parts.append(_cached_pass(job, model, part))
     args = {"version": _CACHE_VERSION, "preset": preset_id, "algorithm": spec.get("algorithm", "avg_wave"),
             "weights": spec.get("weights"), "parts": [str(p[0].parent.name) for p in parts],
-            "files": [f"{name}.{STEM_FORMAT}" for name in file_names]}  # fmt: skip
-    out_dir, sidecar = _cache_dir(cache_root, input_sha, preset, args)
-    if sidecar.is_file() and all(p[3] for p in parts):
-        with contextlib.suppress(Exception):
-            previous = json.loads(sidecar.read_text(encoding="utf-8"))
-            paths = [out_dir / name for name in args["files"]]
-            if previous.get("args") == args and all(p.is_file() for p in paths):
-                return paths[0], paths[1], float(previous["target_rms_db"]), True
+            "files": [f"{name}.{STEM_FORMAT}" for name in job.file_names]}  # fmt: skip
+    out_dir, sidecar = _cache_dir(job.cache_root, job.input_sha, preset, args)
+    cached = _stems_from_cache(out_dir, sidecar, args) if all(p[3] for p in parts) else None
+    if cached is not None:
+        return cached
     from audio_separator.separator.ensembler import Ensembler
 
     ensembler = Ensembler(log, algorithm=args["algorithm"], weights=args["weights"])
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = []
-    for k, name in enumerate(file_names):
+    for k, name in enumerate(job.file_names):
         # whole stems in memory: ensembles are an opt-in quality setting for GPU machines
         waves = [sf.read(str(p[k]), dtype="float32", always_2d=True)[0].T for p in parts]
         combined = ensembler.ensemble(waves).T.astype(np.float32)
@@ -839,7 +819,7 @@ def _ensemble_pass(
             sf.write(str(tmp), combined, SAMPLE_RATE, subtype="FLOAT", format="WAV")
         outputs.append((path, combined))
     rms_db = float(10 * np.log10(np.mean(np.square(outputs[0][1], dtype=np.float64)) + 1e-20))
-    save_json(sidecar, {"args": args, "source": Path(input_path).name, "target_rms_db": rms_db})  # no server path
+    save_json(sidecar, {"args": args, "source": Path(job.input_path).name, "target_rms_db": rms_db})  # no server path
     report(progress, 1.0, f"{preset}: ensemble of {len(models)} models")
     return outputs[0][0], outputs[1][0], rms_db, False
 
@@ -868,8 +848,6 @@ def separate_song(
         MissingPretrainedError: a model or metadata file is missing (named in the message).
         AudioDecodeError: the song cannot be read.
     """
-    from core.errors import AudioDecodeError
-
     settings = settings or SeparationSettings()
     song = Path(song)
     if not song.is_file():
@@ -885,8 +863,6 @@ def separate_song(
         passes.append(settings.dereverb_model)
     for model in passes:
         if model.startswith(ENSEMBLE_PREFIX):
-            from core.separation_models import ensemble_presets
-
             for part in ensemble_presets().get(model[len(ENSEMBLE_PREFIX) :], {}).get("models", []):
                 check_model_files(part, model_dir)
         else:
@@ -906,9 +882,10 @@ def separate_song(
     bounds = np.cumsum([0.0, *weights]) / sum(weights)
     song_sha = file_sha256(song)
     vocals, instrumental, rms_db, cached = _cached_pass(
-        song, song_sha, settings.model, _VOCAL_NAMES, ("vocals", "instrumental"), settings, cache_root, model_dir,
+        _PassInput(song, song_sha, _VOCAL_NAMES, ("vocals", "instrumental"), settings, cache_root, model_dir),
+        settings.model,
         scaled(progress, bounds[0], bounds[1]),
-    )  # fmt: skip
+    )
     stems = Stems(song=song, song_sha256=song_sha, vocals=vocals, instrumental=instrumental, full_vocals=vocals,
                   vocals_rms_db=rms_db, cached=cached, warnings=warnings_out, models=tuple(passes))  # fmt: skip
     if not stems.has_vocals:
@@ -920,17 +897,20 @@ def separate_song(
     step = 1
     if settings.split_backing:
         lead, backing, rms_db, cached = _cached_pass(
-            vocals, file_sha256(vocals), settings.karaoke_model, _VOCAL_NAMES, ("lead", "backing"), settings,
-            cache_root, model_dir, scaled(progress, bounds[step], bounds[step + 1]),
-        )  # fmt: skip
+            _PassInput(vocals, file_sha256(vocals), _VOCAL_NAMES, ("lead", "backing"), settings, cache_root, model_dir),
+            settings.karaoke_model,
+            scaled(progress, bounds[step], bounds[step + 1]),
+        )
         stems.vocals, stems.backing, stems.vocals_rms_db = lead, backing, rms_db
         stems.cached = stems.cached and cached
         step += 1
     if settings.dereverb:
+        dry_input = _PassInput(
+            stems.vocals, file_sha256(stems.vocals), _DRY_NAMES, ("dry", "reverb"), settings, cache_root, model_dir
+        )
         dry, _reverb, rms_db, cached = _cached_pass(
-            stems.vocals, file_sha256(stems.vocals), settings.dereverb_model, _DRY_NAMES, ("dry", "reverb"), settings,
-            cache_root, model_dir, scaled(progress, bounds[step], bounds[step + 1]),
-        )  # fmt: skip
+            dry_input, settings.dereverb_model, scaled(progress, bounds[step], bounds[step + 1])
+        )
         stems.vocals, stems.vocals_rms_db = dry, rms_db
         stems.cached = stems.cached and cached
     report(progress, 1.0, "separation done")

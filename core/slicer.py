@@ -23,23 +23,26 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.errors import SvcoverError
+
 HOP_S = 0.01  # RMS frame hop
 WIN_HOPS = 4  # RMS window = 4 hops = 40 ms, centred on the frame
 
 
 @dataclass(frozen=True)
 class SliceSettings:
-    threshold_db: float = -42.0
-    min_length_ms: int = 1500
-    min_interval_ms: int = 400
-    max_sil_kept_ms: int = 500
-    min_chunk_s: float = 4.0
-    max_chunk_s: float = 15.0
-    overlap_s: float = 0.3
+    """How the dataset stage (core.dataset, DatasetConfig.slicing) cuts recordings into training chunks; the steps
+    that use each field are in the module docstring."""
+
+    threshold_db: float = -42.0  # RMS (dBFS, 40 ms windows every 10 ms) below which a frame is silent
+    min_length_ms: int = 1500  # RVC's minimum slice length; only binds when min_chunk_s is set below it
+    min_interval_ms: int = 400  # a silent run at least this long is a pause where a cut may happen
+    max_sil_kept_ms: int = 500  # silence kept at each cut (half on each side); the rest is removed
+    min_chunk_s: float = 4.0  # shorter stretches are joined with their neighbours up to this length
+    max_chunk_s: float = 15.0  # longer stretches are split into equal parts (a training chunk's upper bound)
+    overlap_s: float = 0.3  # overlap between the parts of a split stretch
 
     def validate(self) -> None:
-        from core.errors import SvcoverError
-
         if not -120.0 <= self.threshold_db <= 0.0:
             raise SvcoverError(f"threshold_db must be between -120 and 0 dB, got {self.threshold_db}")
         if self.min_length_ms < 0 or self.min_interval_ms < 10 or self.max_sil_kept_ms < 0:

@@ -28,6 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core import pretrained
+from core.checkpoints import key_mismatch, safe_load
+from core.device import pick_device
 from core.errors import CheckpointError
 
 if TYPE_CHECKING:
@@ -63,8 +66,6 @@ class ContentVec:
         """
         import torch
 
-        from core.checkpoints import safe_load
-        from core.device import pick_device
         from core.features.hubert import HubertBase
 
         path = Path(path)
@@ -86,8 +87,6 @@ class ContentVec:
 
         Raises :class:`core.errors.MissingPretrainedError` naming the file and the download command.
         """
-        from core import pretrained
-
         path = pretrained.require(
             pretrained.CONTENT_ENCODER, pretrained.CONTENT_ENCODER_ALT, download_name=DOWNLOAD_NAME
         )
@@ -280,15 +279,9 @@ def _load_weights(model: HubertBase, state: dict, path: Path) -> None:
     }
     state = {renames.get(k, k): v for k, v in state.items()}
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing {len(missing)} tensors, e.g. {missing[0]!r}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unknown tensors, e.g. {unexpected[0]!r}")
-        raise CheckpointError(f"{path}: HuBERT weights do not match the model ({'; '.join(parts)})")
+    mismatch = key_mismatch(expected, state, "missing {n} tensors, e.g. {key!r}", "{n} unknown tensors, e.g. {key!r}")
+    if mismatch:
+        raise CheckpointError(f"{path}: HuBERT weights do not match the model ({mismatch})")
     for key, ref in expected.items():
         value = state[key]
         if not isinstance(value, torch.Tensor) or not value.is_floating_point():

@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
+from core.checkpoints import safe_load
 from core.errors import CheckpointError
 from core.model.config import DecoderConfig, from_diffusion_svc_yaml
 from core.model.diffusion import SCHEDULE_BUFFERS, GaussianDiffusion
 from core.model.encoder import ConditionEncoder
+from core.voicemodel import import_voice_model
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +101,6 @@ class SvcDecoder(ConditionEncoder):
         if path.suffix.lower() in (".safetensors", ".zip") or path.is_dir():
             model = _from_export(path)
         else:
-            from core.checkpoints import safe_load
-
             ckpt = safe_load(path)
             if ckpt.get("format") == CHECKPOINT_FORMAT:
                 cfg = config_from_dict(ckpt.get("config") or {}, source=str(path))
@@ -128,8 +129,6 @@ def config_for_state_dict(state: Mapping[str, torch.Tensor], path: Path) -> Deco
     cfg = _config_from_shapes(state, path)
     yaml_path = path.parent / "config.yaml"
     if yaml_path.is_file():
-        import yaml
-
         try:
             ycfg = yaml.safe_load(yaml_path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as e:
@@ -197,8 +196,6 @@ def load_weights(model: SvcDecoder, state: Any, source: str | Path, strict: bool
 
 def _from_export(path: Path) -> SvcDecoder:
     """An exported voice model (folder, .zip or .safetensors + model_card.json; see core.voicemodel)."""
-    from core.voicemodel import import_voice_model
-
     voice = import_voice_model(path)
     state = {k: v.float() for k, v in voice.state_dict.items() if k not in _OPTIONAL_KEYS or "embed" in k}
     card_config = voice.card.get("model_config")

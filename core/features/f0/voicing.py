@@ -36,22 +36,23 @@ _BLOCK_FRAMES = 2048  # frames per block when measuring periodicity (bounds memo
 
 @dataclass(frozen=True)
 class VoicingSettings:
-    """Thresholds of the voicing decision (frames at 100 per second)."""
+    """Thresholds of the voicing decision (frames at 100 per second), read by :func:`decide`; per F0 method in
+    ``DEFAULT_SETTINGS``. A *seed* frame passes every ``strong_*`` threshold, a *candidate* every ``weak_*`` one."""
 
-    strong_confidence: float = 0.6
-    weak_confidence: float = 0.3
+    strong_confidence: float = 0.6  # network confidence (0..1) of a seed frame
+    weak_confidence: float = 0.3  # network confidence of a candidate frame
     strong_level_db: float = -25.0  # relative to the local reference level
-    weak_level_db: float = -30.0
+    weak_level_db: float = -30.0  # relative to the local reference level, for a candidate
     floor_db: float = -70.0  # absolute dBFS: quieter frames are never voiced
-    strong_periodicity: float = 0.5
-    weak_periodicity: float = 0.3
+    strong_periodicity: float = 0.5  # autocorrelation at the estimated period (1 = perfectly periodic)
+    weak_periodicity: float = 0.3  # the same, for a candidate
     # A loud (>= strong_level_db) and clearly periodic frame needs only this much confidence: FCPE is unsure
     # of clean notes above ~1 kHz (confidence 0.2-0.6) that no breath or consonant resembles.
     periodic_confidence: float = 0.1
-    clear_periodicity: float = 0.9
-    reference_seconds: float = 1.5
-    max_gap_frames: int = 1
-    min_voiced_frames: int = 5
+    clear_periodicity: float = 0.9  # periodicity that makes a loud frame "clearly periodic" (see above)
+    reference_seconds: float = 1.5  # half-width (s) of the window whose loudest frame is the local reference
+    max_gap_frames: int = 1  # unvoiced gaps up to this long inside a note are bridged
+    min_voiced_frames: int = 5  # voiced runs shorter than this (50 ms) are dropped
 
     def __post_init__(self) -> None:
         if not 0 <= self.weak_confidence <= self.strong_confidence <= 1:
