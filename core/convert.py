@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SAMPLER_CHOICES = SAMPLERS  # the choice lists and defaults are defined once, in core.model.samplers
+SAMPLER_CHOICES = SAMPLERS  # old name, still used by add_arguments: the list itself is core.model.samplers.Sampler
 FORMATS = ("wav", "flac", "mp3")
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus", ".aac", ".wma", ".mp4", ".mkv", ".webm", ".aiff", ".aif"}
 SILENCE_DB = -60.0  # frames quieter than this in the input are silent in the output too
@@ -72,8 +72,8 @@ class ConvertConfig:
     piece_seconds: float | None = None  # None = sized to the free memory
 
     def validate(self) -> ConvertConfig:
-        if self.sampler not in SAMPLER_CHOICES:
-            raise ConvertError(f"unknown sampler {self.sampler!r}: use one of {', '.join(SAMPLER_CHOICES)}")
+        if self.sampler not in SAMPLERS:
+            raise ConvertError(f"unknown sampler {self.sampler!r}: use one of {', '.join(SAMPLERS)}")
         if self.steps < 1:
             raise ConvertError("--steps must be at least 1")
         if self.format not in FORMATS:

@@ -7,18 +7,13 @@ from typing import Any
 
 import gradio as gr
 
-from core.convert import (  # light: heavy imports are lazy there
-    DEFAULT_PROTECT,
-    DEFAULT_SAMPLER,
-    DEFAULT_STEPS,
-    SAMPLER_CHOICES,
-)
+from core.convert import DEFAULT_PROTECT  # light: heavy imports are lazy there
+from core.model.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
 from webui.common import experiment_choices, experiment_dropdown, fresh_experiment_choices, on_page_load, user_errors
 from webui.jobs_view import POLL_SECONDS, latest_job, runner, status_markdown, stop_latest
 from webui.outputs_view import history_html, page_warning, suggested_key
 from webui.security import ui_checkpoint
 
-SAMPLERS = list(SAMPLER_CHOICES)
 KEY_RANGE = (-24, 24)
 
 
@@ -41,7 +36,7 @@ def build() -> None:
                 key = gr.Slider(*KEY_RANGE, value=0, step=1, label="Key (semitones)", elem_id="convert-key")
                 auto_key = gr.Checkbox(value=False, label="auto key", elem_id="convert-auto-key")
             with gr.Accordion("Sampler and extras", open=False):
-                sampler = gr.Dropdown(SAMPLERS, value=DEFAULT_SAMPLER, label="Sampler")
+                sampler = gr.Dropdown(list(SAMPLERS), value=DEFAULT_SAMPLER.value, label="Sampler")
                 steps = gr.Slider(2, 100, value=DEFAULT_STEPS, step=1, label="Steps")
                 index_rate = gr.Slider(0, 1, value=0, step=0.05, label="Retrieval index rate (0 = off)")
                 protect = gr.Slider(0, 1, value=DEFAULT_PROTECT, step=0.05, elem_id="convert-protect",
