@@ -22,6 +22,8 @@ from core.checkpoint_store import find_checkpoint
 from core.config import AUDIO
 from core.errors import NothingToDoError, Remedy, SvcoverError, WriteError
 from core.experiment import Experiment
+from core.features.encoders import ENCODERS, ContentEncoder
+from core.features.f0 import F0Method
 from core.fsutil import refuse_output_as_input, remove_stale_temp_files, unique_path
 from core.model.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
 from core.progress import ProgressFn, report, scaled
@@ -125,11 +127,11 @@ class VoiceModel:
 
     @property
     def encoder_name(self) -> str:
-        return str(self.stats.get("encoder") or "contentvec768l12")
+        return str(self.stats.get("encoder") or ContentEncoder.CONTENTVEC768L12)
 
     @property
     def f0_method(self) -> str:
-        return str(self.stats.get("f0_method") or "rmvpe")
+        return str(self.stats.get("f0_method") or F0Method.RMVPE)
 
     @classmethod
     def load(cls, exp: Experiment, ckpt: str = "best", device: str = "cpu") -> VoiceModel:
@@ -168,7 +170,7 @@ class Models:
 
     @classmethod
     def load(cls, exp: Experiment, config: ConvertConfig, device: str) -> Models:
-        from core.features.extract import ENCODERS, ExtractConfig, default_extractors
+        from core.features.extract import ExtractConfig, default_extractors
         from core.vocoder import NsfHifiGan
 
         voice = VoiceModel.load(exp, config.ckpt, device)

@@ -250,7 +250,7 @@ def experiment_card(exp: Experiment, dataset_stats: Mapping[str, Any] | None = N
     encoder = stats.get("encoder") or extract.get("encoder")
     layer = extract.get("layer") if extract.get("encoder") == encoder else None
     if layer is None and encoder:
-        from core.features.extract import ENCODERS
+        from core.features.encoders import ENCODERS
 
         layer = ENCODERS[encoder].layer if encoder in ENCODERS else None
     card: dict[str, Any] = {

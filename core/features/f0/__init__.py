@@ -22,8 +22,8 @@ Heavy libraries are imported only when a method runs.
 
 from __future__ import annotations
 
-import enum
 import threading
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -58,13 +58,16 @@ __all__ = [
 ]
 
 
-class F0Method(str, enum.Enum):
+class F0Method(StrEnum):
+    """The F0 methods, by the names the CLI, the UI and saved configs use (members equal these strings)."""
+
     RMVPE = "rmvpe"
     FCPE = "fcpe"
     HARVEST = "harvest"
     PARSELMOUTH = "parselmouth"
 
 
+# Plain strings, not members: argparse names invalid choices by their repr ('fcpe', not <F0Method.FCPE: ...>).
 F0_METHODS: tuple[str, ...] = tuple(m.value for m in F0Method)
 NEURAL_SAMPLE_RATE = 16000  # RMVPE and FCPE read 16 kHz audio at 100 frames per second
 NEURAL_HOP = 160
@@ -126,7 +129,7 @@ def clear_model_cache() -> None:
 
 def estimate_f0(
     wav44k: np.ndarray,
-    method: str | F0Method = "rmvpe",
+    method: str | F0Method = F0Method.RMVPE,
     device: str = "cpu",
     *,
     f0_min: float = DEFAULT_F0_MIN,
@@ -209,7 +212,7 @@ def _neural_candidates(wav16: np.ndarray, kind: F0Method, device: str, rmvpe_pad
     return pitch, confidence
 
 
-def pitch_candidates(wav44k: np.ndarray, method: str | F0Method = "fcpe", device: str = "cpu",
+def pitch_candidates(wav44k: np.ndarray, method: str | F0Method = F0Method.FCPE, device: str = "cpu",
                      rmvpe_pad: str = "reflect", model_path: str | Path | None = None) -> np.ndarray:  # fmt: skip
     """The neural method's pitch in EVERY mel frame, voiced or not (Hz; for evaluating pitch apart from voicing)."""
     from core.features.mel import as_waveform, frame_times, n_frames
