@@ -6,6 +6,10 @@ from typing import Any
 
 import gradio as gr
 
+from core.device import DEVICE_CHOICES
+from core.features.encoders import ContentEncoder
+from core.features.extract import ExtractConfig
+from core.features.f0 import F0_METHODS
 from core.jobs.model import JobState
 from webui.common import experiment_choices, experiment_dropdown, fresh_experiment_choices, on_page_load, user_errors
 from webui.jobs_view import POLL_SECONDS, latest_job, runner, status_markdown
@@ -14,9 +18,7 @@ NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
 def build() -> None:
-    from core.device import DEVICE_CHOICES
-    from core.features.extract import ENCODERS, F0_CHOICES
-
+    defaults = ExtractConfig()
     gr.Markdown(
         "Compute content units, pitch (F0), loudness and mel spectrograms of every chunk of an experiment. "
         "Results are cached: running again only computes what is missing or changed (switching the F0 "
@@ -30,14 +32,15 @@ def build() -> None:
                                   allow_custom_value=False, scale=4)  # fmt: skip
                 refresh = gr.Button("↻", scale=0, min_width=40, elem_id="extract-refresh")
             f0_method = gr.Dropdown(
-                choices=list(F0_CHOICES), value="rmvpe", label="F0 method", elem_id="extract-f0",
+                choices=list(F0_METHODS), value=defaults.f0_method, label="F0 method", elem_id="extract-f0",
                 info="rmvpe: best (Models tab → download rmvpe) · fcpe: fast, no download · harvest/parselmouth: CPU classics",
             )  # fmt: skip
             encoder = gr.Dropdown(
-                choices=list(ENCODERS), value="contentvec768l12", label="Content encoder", elem_id="extract-encoder",
-                info="contentvec768l12 matches the Diffusion-SVC pretrained bases",
+                choices=[e.value for e in ContentEncoder], value=defaults.encoder, label="Content encoder",
+                elem_id="extract-encoder", info="contentvec768l12 matches the Diffusion-SVC pretrained bases",
             )  # fmt: skip
-            device = gr.Dropdown(choices=list(DEVICE_CHOICES), value="auto", label="Device", elem_id="extract-device")
+            device = gr.Dropdown(choices=list(DEVICE_CHOICES), value=defaults.device, label="Device",
+                                 elem_id="extract-device")
             run = gr.Button("Extract features", variant="primary", elem_id="extract-run")
             index_run = gr.Button("Build retrieval index", elem_id="extract-index-run")
             index_status = gr.Markdown(elem_id="extract-index-job")
@@ -66,7 +69,6 @@ def build() -> None:
 @user_errors
 def _submit(exp: str | None, f0_method: str, encoder: str, device: str) -> str:
     from core.errors import SvcoverError
-    from core.features.extract import ExtractConfig
     from core.jobs.stages import ExtractRequest
 
     if not exp:
