@@ -7,8 +7,9 @@ from typing import Any
 
 import gradio as gr
 
-from core.convert import DEFAULT_PROTECT  # light: heavy imports are lazy there
-from core.model.samplers import DEFAULT_SAMPLER, DEFAULT_STEPS, SAMPLERS
+from core.checkpoint_store import CHOICES as CHECKPOINT_CHOICES
+from core.convert import FORMATS, ConvertConfig  # light: heavy imports are lazy there
+from core.model.samplers import SAMPLERS
 from webui.common import experiment_choices, experiment_dropdown, fresh_experiment_choices, on_page_load, user_errors
 from webui.jobs_view import POLL_SECONDS, latest_job, runner, status_markdown, stop_latest
 from webui.outputs_view import history_html, page_warning, suggested_key
@@ -18,6 +19,7 @@ KEY_RANGE = (-24, 24)
 
 
 def build() -> None:
+    defaults = ConvertConfig()
     gr.Markdown(
         "Convert a **vocal** (no music: use *Song → cover* for full songs) with a trained voice model. "
         "`auto` key moves the melody into the range of the voice you trained. Each result is kept in the "
@@ -30,19 +32,19 @@ def build() -> None:
                 exp = gr.Dropdown(choices=experiment_choices(), value=None, label="Voice model (experiment)", elem_id="convert-exp",
                                   allow_custom_value=True)
                 refresh = gr.Button("↻", scale=0)
-            ckpt = gr.Dropdown(choices=["best", "latest"], value="best", label="Checkpoint", allow_custom_value=True,
+            ckpt = gr.Dropdown(choices=list(CHECKPOINT_CHOICES), value=defaults.ckpt, label="Checkpoint", allow_custom_value=True,
                                elem_id="convert-ckpt")
             with gr.Row():
-                key = gr.Slider(*KEY_RANGE, value=0, step=1, label="Key (semitones)", elem_id="convert-key")
-                auto_key = gr.Checkbox(value=False, label="auto key", elem_id="convert-auto-key")
+                key = gr.Slider(*KEY_RANGE, value=defaults.key, step=1, label="Key (semitones)", elem_id="convert-key")
+                auto_key = gr.Checkbox(value=defaults.key is None, label="auto key", elem_id="convert-auto-key")
             with gr.Accordion("Sampler and extras", open=False):
-                sampler = gr.Dropdown(list(SAMPLERS), value=DEFAULT_SAMPLER.value, label="Sampler")
-                steps = gr.Slider(2, 100, value=DEFAULT_STEPS, step=1, label="Steps")
-                index_rate = gr.Slider(0, 1, value=0, step=0.05, label="Retrieval index rate (0 = off)")
-                protect = gr.Slider(0, 1, value=DEFAULT_PROTECT, step=0.05, elem_id="convert-protect",
+                sampler = gr.Dropdown(list(SAMPLERS), value=defaults.sampler, label="Sampler")
+                steps = gr.Slider(2, 100, value=defaults.steps, step=1, label="Steps")
+                index_rate = gr.Slider(0, 1, value=defaults.index_rate, step=0.05, label="Retrieval index rate (0 = off)")
+                protect = gr.Slider(0, 1, value=defaults.protect, step=0.05, elem_id="convert-protect",
                                     label="Protect breaths/consonants from the index (0 = off)")
-                loudness = gr.Slider(0, 1, value=0, step=0.05, label="Follow the input's loudness (0 = off)")
-                fmt = gr.Radio(["wav", "flac", "mp3"], value="wav", label="Output format")
+                loudness = gr.Slider(0, 1, value=defaults.loudness_match, step=0.05, label="Follow the input's loudness (0 = off)")
+                fmt = gr.Radio(list(FORMATS), value=defaults.format, label="Output format")
             with gr.Row():
                 run = gr.Button("Convert", variant="primary", elem_id="convert-run")
                 stop = gr.Button("Stop", variant="stop", elem_id="convert-stop", scale=0, min_width=80)
@@ -80,7 +82,7 @@ def build() -> None:
 
 def _checkpoint_choices(exp: str | None) -> Any:
     """best, latest and the step checkpoints, shown by file name (the value is the file's path)."""
-    choices: list[Any] = ["best", "latest"]
+    choices: list[Any] = list(CHECKPOINT_CHOICES)
     if exp:
         try:
             from core.checkpoint_store import step_checkpoints
@@ -90,12 +92,11 @@ def _checkpoint_choices(exp: str | None) -> Any:
             choices += [p.name for _, p in reversed(step_checkpoints(Experiment.open(exp)))]
         except Exception:  # an invalid name simply offers the defaults; converting reports it
             pass
-    return gr.Dropdown(choices=choices, value="best")
+    return gr.Dropdown(choices=choices, value=ConvertConfig.ckpt)
 
 
 def convert_request(vocal: Any, exp: str | None, ckpt: str, key: float, auto_key: bool, sampler: str, steps: float,
                     index_rate: float, protect: float, loudness: float, fmt: str) -> Any:  # fmt: skip
-    from core.convert import ConvertConfig
     from core.errors import SvcoverError
     from core.experiment import Experiment
     from core.jobs.stages import ConvertRequest

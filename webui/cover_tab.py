@@ -12,13 +12,17 @@ from typing import Any
 
 import gradio as gr
 
-from core.convert import DEFAULT_STEPS
+from core.checkpoint_store import CHOICES as CHECKPOINT_CHOICES
+from core.convert import FORMATS
+from core.cover import BACKING_DESCRIPTIONS
+from core.jobs.stages import CoverRequest
 from webui.common import experiment_choices, experiment_dropdown, fresh_experiment_choices, on_page_load, user_errors
 from webui.jobs_view import POLL_SECONDS, latest_job, runner, status_markdown, stop_latest
 from webui.outputs_view import history_html, page_warning, suggested_key
 from webui.security import ui_checkpoint
 
 KEY_RANGE = (-12, 12)
+NO_BACKING_SPLIT = "none"  # the Backing vocals choice that means CoverSettings.backing = None
 STEM_LABELS = ("Separated vocal", "Instrumental", "Backing vocals", "Converted vocal")
 STEM_KEYS = ("vocals", "instrumental", "backing", "converted_vocals")
 
@@ -37,6 +41,8 @@ def separation_choices(role: str) -> list[tuple[str, str]]:
 
 
 def build() -> None:
+    defaults = CoverRequest(exp="")  # the conversion's, separation's and mix's own defaults
+    separation, mix = defaults.settings.separation, defaults.settings.mix
     gr.Markdown(
         "Drop a **song**: the vocal is separated (audio-separator: a Mel-Band Roformer on a CUDA GPU, MDX-Net on "
         "CPU; Models tab → download uvr_vocals / roformer_vocals), converted with your voice "
@@ -54,25 +60,29 @@ def build() -> None:
                 exp = gr.Dropdown(choices=experiment_choices(), value=None, label="Voice model (experiment)", elem_id="cover-exp",
                                   allow_custom_value=True)
                 refresh = gr.Button("↻", scale=0)
-            ckpt = gr.Dropdown(choices=["best", "latest"], value="best", label="Checkpoint", allow_custom_value=True)
-            key = gr.Slider(*KEY_RANGE, value=0, step=1, label="Key (semitones, applied to vocal and music)",
+            ckpt = gr.Dropdown(choices=list(CHECKPOINT_CHOICES), value=defaults.convert.ckpt, label="Checkpoint",
+                               allow_custom_value=True)
+            key = gr.Slider(*KEY_RANGE, value=mix.key, step=1, label="Key (semitones, applied to vocal and music)",
                             elem_id="cover-key")
             with gr.Accordion("Separation and mix", open=False):
-                from core.cover import BACKING_DESCRIPTIONS
-
-                separator = gr.Dropdown(choices=separation_choices("vocals"), value="auto", elem_id="cover-separator",
+                separator = gr.Dropdown(choices=separation_choices("vocals"), value=separation.model, elem_id="cover-separator",
                                         label="Separation model (vocal SDR from audio-separator's table · download size · CPU speed)")
-                backing = gr.Radio([("no split", "none"), *[(text, mode) for mode, text in BACKING_DESCRIPTIONS.items()]],
-                                   value="none", label="Backing vocals (split with the karaoke model)")
-                karaoke = gr.Dropdown(choices=separation_choices("karaoke"), value="auto", label="Karaoke model (lead vs. backing)")
-                dereverb = gr.Checkbox(value=False, label="Remove reverb/echo from the lead vocal before conversion")
-                dereverb_model = gr.Dropdown(choices=separation_choices("dereverb"), value="auto", label="De-reverb model")
-                low_memory = gr.Checkbox(value=False, label="Lower GPU memory (Roformer: shorter segments; for cards under 6 GB)")
-                vocal_gain = gr.Slider(-12, 12, value=0, step=0.5, label="Vocal gain (dB)")
-                inst_gain = gr.Slider(-12, 12, value=0, step=0.5, label="Instrumental gain (dB)")
-                backing_gain = gr.Slider(-12, 12, value=0, step=0.5, label="Backing gain (dB)")
-                steps = gr.Slider(2, 100, value=DEFAULT_STEPS, step=1, label="Sampler steps (DPM-Solver++)", elem_id="cover-steps")
-                fmt = gr.Radio(["wav", "flac", "mp3"], value="mp3", label="Cover format")
+                backing = gr.Radio([("no split", NO_BACKING_SPLIT), *[(text, mode) for mode, text in BACKING_DESCRIPTIONS.items()]],
+                                   value=defaults.settings.backing or NO_BACKING_SPLIT,
+                                   label="Backing vocals (split with the karaoke model)")
+                karaoke = gr.Dropdown(choices=separation_choices("karaoke"), value=separation.karaoke_model,
+                                      label="Karaoke model (lead vs. backing)")
+                dereverb = gr.Checkbox(value=separation.dereverb, label="Remove reverb/echo from the lead vocal before conversion")
+                dereverb_model = gr.Dropdown(choices=separation_choices("dereverb"), value=separation.dereverb_model,
+                                             label="De-reverb model")
+                low_memory = gr.Checkbox(value=separation.segment_frames is not None,
+                                         label="Lower GPU memory (Roformer: shorter segments; for cards under 6 GB)")
+                vocal_gain = gr.Slider(-12, 12, value=mix.vocal_gain_db, step=0.5, label="Vocal gain (dB)")
+                inst_gain = gr.Slider(-12, 12, value=mix.instrumental_gain_db, step=0.5, label="Instrumental gain (dB)")
+                backing_gain = gr.Slider(-12, 12, value=mix.backing_gain_db, step=0.5, label="Backing gain (dB)")
+                steps = gr.Slider(2, 100, value=defaults.convert.steps, step=1, label="Sampler steps (DPM-Solver++)",
+                                  elem_id="cover-steps")
+                fmt = gr.Radio(list(FORMATS), value=defaults.format, label="Cover format")
             with gr.Row():
                 run = gr.Button("Make cover", variant="primary", elem_id="cover-run")
                 stop = gr.Button("Stop", variant="stop", elem_id="cover-stop", scale=0, min_width=80)
@@ -140,7 +150,7 @@ def cover_request(song: Any, vocals: Any, instrumental: Any, exp: str | None, ck
                            segment_frames=LOW_MEMORY_SEGMENT_FRAMES if low_memory else None),
         MixSettings(key=float(key), vocal_gain_db=float(vocal_gain), instrumental_gain_db=float(inst_gain),
                     backing_gain_db=float(backing_gain)),
-        None if backing == "none" else backing,
+        None if backing == NO_BACKING_SPLIT else backing,
     )  # fmt: skip
     convert = ConvertConfig(key=float(key), ckpt=ui_checkpoint(ckpt), steps=int(steps), format="wav").validate()
     if song_path is not None:
