@@ -54,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.config import AUDIO
 from core.errors import MissingPretrainedError, Remedy, SvcoverError
 from core.experiment import logs_root
 from core.progress import ProgressFn, report, scaled
@@ -61,7 +62,7 @@ from core.separation_models import ENSEMBLE_PREFIX
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 44100
+SAMPLE_RATE = AUDIO.sample_rate  # stems at the project's rate (also the separation models' own)
 # "auto": the device decides (core.separation_models.default_model — the only place that does).
 AUTO = "auto"
 # The CPU-only defaults, kept as names for callers that want MDX-Net explicitly.

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.config import AUDIO
 from core.errors import CheckpointError, MissingPretrainedError, Remedy
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -47,13 +48,13 @@ NOISE_STD = 0.003
 class VocoderConfig:
     """The generator's hyperparameters as read from ``config.json`` (unknown keys are ignored)."""
 
-    sampling_rate: int = 44100
-    num_mels: int = 128
-    hop_size: int = 512
-    n_fft: int = 2048
-    win_size: int = 2048
-    fmin: float = 40.0
-    fmax: float = 16000.0
+    sampling_rate: int = AUDIO.sample_rate  # the released model's values are the project's audio spec
+    num_mels: int = AUDIO.n_mels
+    hop_size: int = AUDIO.hop_length
+    n_fft: int = AUDIO.n_fft
+    win_size: int = AUDIO.win_length
+    fmin: float = AUDIO.fmin
+    fmax: float = AUDIO.fmax
     upsample_rates: tuple[int, ...] = (8, 8, 2, 2, 2)
     upsample_kernel_sizes: tuple[int, ...] = (16, 16, 4, 4, 4)
     upsample_initial_channel: int = 512
