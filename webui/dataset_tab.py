@@ -11,7 +11,7 @@ from core.dataset import NORMALIZE_MODES, DatasetConfig
 from core.jobs.model import JobState
 from core.slicer import SliceSettings
 from webui.common import checked_name, clean_name_field, user_errors
-from webui.jobs_view import POLL_SECONDS, latest_job, runner, status_markdown
+from webui.jobs_view import POLL_SECONDS, newest_job, runner, status_markdown
 from webui.security import refuse_server_paths, server_paths_allowed
 
 N_PLAYERS = 4
@@ -111,9 +111,7 @@ def _submit(*form: Any) -> str:
 
 def render(shown: str) -> list[Any]:
     """The newest dataset job: progress every tick; its summary, histogram and players once it ends."""
-    job = latest_job("dataset")
-    status = status_markdown(job, idle="")
-    key = f"{job.id}:{job.state}" if job else ""
+    job, status, key = newest_job("dataset")
     if key == shown:
         return [gr.skip(), status, *[gr.skip()] * (2 + N_PLAYERS)]
     hidden = [gr.update(visible=False, value=None) for _ in range(N_PLAYERS)]

@@ -18,14 +18,7 @@ from core.features.extract import ExtractConfig
 from core.features.f0 import F0_METHODS, F0Method
 from core.model.config import PRESETS
 from core.train import TrainConfig  # light: torch is imported inside its functions
-from webui.common import (
-    checked_name,
-    experiment_choices,
-    experiment_dropdown,
-    fresh_experiment_choices,
-    on_page_load,
-    user_errors,
-)
+from webui.common import checked_name, experiment_picker, user_errors
 from webui.jobs_view import latest_job, log_tail, runner, status_markdown
 from webui.security import refuse_server_paths, server_paths_allowed
 
@@ -42,10 +35,7 @@ def build() -> None:
     )
     with gr.Row():
         with gr.Column(scale=1):
-            with gr.Row():
-                exp = gr.Dropdown(choices=experiment_choices(), value=None, label="Experiment", elem_id="train-exp",
-                                  allow_custom_value=True, scale=4)  # fmt: skip
-                refresh = gr.Button("↻", scale=0, min_width=40, elem_id="train-refresh")
+            exp = experiment_picker("train")
             base = gr.Dropdown(
                 choices=["pretrained", "none"], value=_default_base(), allow_custom_value=True, label="Base model",
                 info="pretrained = Diffusion-SVC base (Models tab → download diffusion_svc_base; fine-tuning, recommended) · "
@@ -81,9 +71,6 @@ def build() -> None:
             gr.Markdown("TensorBoard: `tensorboard --logdir logs` (then open http://localhost:6006)")
 
     timer = gr.Timer(POLL_SECONDS)
-    refresh.click(fresh_experiment_choices, outputs=exp)
-    exp.focus(fresh_experiment_choices, outputs=exp)
-    on_page_load(experiment_dropdown, inputs=exp, outputs=exp)  # fresh list, most recently trained preselected
     outputs = [status, curve, table, console]
     start.click(_start, inputs=[exp, steps, save_every, batch, base, config, device, grad_ckpt, sources, f0], outputs=outputs)
     stop.click(_stop, inputs=exp, outputs=outputs)
