@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.features.f0.common import DEFAULT_F0_MAX, DEFAULT_F0_MIN, to_grid
+from core.features.f0_postprocess import DEFAULT_F0_MAX, DEFAULT_F0_MIN, to_grid
 from core.features.mel import as_waveform
 
 VOICING_THRESHOLD = 0.6  # Praat's default 0.45 lets breaths through as voiced; 0.6 as in RVC
