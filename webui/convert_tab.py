@@ -34,7 +34,7 @@ def build() -> None:
     with gr.Row():
         with gr.Column():
             vocal = gr.File(label="Vocal (any audio format)", file_count="single", elem_id="convert-input")
-            exp = experiment_picker("convert", "Voice model (experiment)", preselect_on_refresh=True)
+            exp = experiment_picker("convert", label="Voice model (experiment)", preselect_on_refresh=True)
             ckpt = gr.Dropdown(choices=list(CHECKPOINT_CHOICES), value=defaults.ckpt, label="Checkpoint", allow_custom_value=True,
                                elem_id="convert-ckpt")
             with gr.Row():

@@ -62,7 +62,7 @@ def build() -> None:
             with gr.Accordion("Use my own stems instead", open=False):
                 vocals = gr.File(label="Vocal stem", file_count="single", elem_id="cover-vocals")
                 instrumental = gr.File(label="Instrumental stem", file_count="single", elem_id="cover-instrumental")
-            exp = experiment_picker("cover", "Voice model (experiment)", preselect_on_refresh=True)
+            exp = experiment_picker("cover", label="Voice model (experiment)", preselect_on_refresh=True)
             ckpt = gr.Dropdown(choices=list(CHECKPOINT_CHOICES), value=defaults.convert.ckpt, label="Checkpoint",
                                allow_custom_value=True)
             key = gr.Slider(*KEY_RANGE, value=mix.key, step=1, label="Key (semitones, applied to vocal and music)",
