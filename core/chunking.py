@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.config import AUDIO
+
 
 @dataclass(frozen=True)
 class Piece:
@@ -39,7 +41,7 @@ def plan_pieces(
     max_seconds: float,
     context_seconds: float = 1.0,
     search_seconds: float = 4.0,
-    hop: int = 512,
+    hop: int = AUDIO.hop_length,
 ) -> list[Piece]:
     """Cut points at the quietest frame within ``search_seconds`` before each ``max_seconds`` boundary.
 

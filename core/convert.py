@@ -30,7 +30,9 @@ from core.config import AUDIO, load_json
 from core.device import pick_device
 from core.errors import NothingToDoError, Remedy, SvcoverError, WriteError
 from core.experiment import Experiment
-from core.features.extract import ENCODERS, ExtractConfig, Extractors, default_extractors
+from core.features.encoders import ENCODERS, ContentEncoder
+from core.features.extract import ExtractConfig, Extractors, default_extractors
+from core.features.f0 import F0Method
 from core.features.loudness import frame_volume
 from core.fsutil import refuse_output_as_input, remove_stale_temp_files, unique_path
 from core.index import load_index
@@ -142,11 +144,11 @@ class VoiceModel:
 
     @property
     def encoder_name(self) -> str:
-        return str(self.stats.get("encoder") or "contentvec768l12")
+        return str(self.stats.get("encoder") or ContentEncoder.CONTENTVEC768L12)
 
     @property
     def f0_method(self) -> str:
-        return str(self.stats.get("f0_method") or "rmvpe")
+        return str(self.stats.get("f0_method") or F0Method.RMVPE)
 
     @classmethod
     def load(cls, exp: Experiment, ckpt: str = "best", device: str = "cpu") -> VoiceModel:

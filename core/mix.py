@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from core.audio import SAVE_FORMATS, load_channels, save_audio
+from core.config import AUDIO
 from core.errors import SvcoverError
 from core.progress import ProgressFn, report
 
-SAMPLE_RATE = 44100
+SAMPLE_RATE = AUDIO.sample_rate  # stems are mixed and the cover written at the project's rate
 MAX_MATCH_DB = 24.0  # never let loudness matching move a vocal by more than this
 ACTIVE_RANGE_DB = 40.0  # frames within this of the loudest frame count as "voice active"
 TRUE_PEAK_OVERSAMPLE = 4  # BS.1770-4 Annex 2: 4x oversampling is enough at 44.1/48 kHz

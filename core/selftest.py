@@ -40,6 +40,7 @@ import soundfile as sf
 import soxr
 
 from core import pretrained
+from core.config import AUDIO
 from core.errors import MissingPretrainedError, SvcoverError
 from core.features.contentvec import ContentVec, align_to_frames
 from core.features.f0 import estimate_f0
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
-SR = 44100
+SR = AUDIO.sample_rate
 
 # ---- bounds (see docs/selftest.md) ------------------------------------------------------------------------------
 F0_MAX_MEDIAN_CENTS = 20.0
@@ -196,7 +197,7 @@ def vocoder_input() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return wav, log_mel(wav), _grid_values(f0_samples).astype(np.float32)
 
 
-def score_vocoder(vocode: Callable[[np.ndarray, np.ndarray], np.ndarray], hop: int = 512) -> ModelCheck:
+def score_vocoder(vocode: Callable[[np.ndarray, np.ndarray], np.ndarray], hop: int = AUDIO.hop_length) -> ModelCheck:
     """Judge any ``vocode(mel, f0) -> wav`` on :func:`vocoder_input` (used for NSF-HiFiGAN; tests use it to
     show that a crude but working vocoder, Griffin-Lim, passes the bound)."""
     _, mel, f0 = vocoder_input()

@@ -58,7 +58,7 @@ import numpy as np
 
 import core.checkpoints
 from core.audio import decode_audio
-from core.config import save_json
+from core.config import AUDIO, save_json
 from core.errors import AudioDecodeError, CheckpointError, MissingPretrainedError, Remedy, SvcoverError
 from core.experiment import logs_root
 from core.ffmpeg_tool import ffmpeg_on_path, point_pydub_at
@@ -76,7 +76,7 @@ from core.separation_models import (
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 44100
+SAMPLE_RATE = AUDIO.sample_rate  # stems at the project's rate (also the separation models' own)
 # "auto": the device decides (core.separation_models.default_model — the only place that does).
 AUTO = "auto"
 # The CPU-only defaults, kept as names for callers that want MDX-Net explicitly.

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.checkpoints import key_mismatch, safe_load
-from core.config import load_json
+from core.config import AUDIO, load_json
 from core.errors import CheckpointError, MissingPretrainedError, Remedy
 from core.pretrained import NSF_HIFIGAN_DIR, require
 
@@ -53,15 +53,15 @@ class VocoderConfig:
     Field names are the release's keys; the defaults are the 44.1 kHz / hop 512 / 128-bin release (= ``AUDIO``).
     """
 
-    sampling_rate: int = 44100  # Hz of the output; the harmonic source's phase advance depends on it
-    num_mels: int = 128  # mel bins of the input (conv_pre's input channels)
-    hop_size: int = 512  # output samples per mel frame; must equal the product of upsample_rates
+    sampling_rate: int = AUDIO.sample_rate  # Hz of the output; the harmonic source's phase advance depends on it
+    num_mels: int = AUDIO.n_mels  # mel bins of the input (conv_pre's input channels)
+    hop_size: int = AUDIO.hop_length  # output samples per mel frame; must equal the product of upsample_rates
     # The mel analysis the vocoder was trained on: not read by the network, kept so a config can be compared
     # with the mel that core.features.mel computes.
-    n_fft: int = 2048
-    win_size: int = 2048
-    fmin: float = 40.0
-    fmax: float = 16000.0
+    n_fft: int = AUDIO.n_fft
+    win_size: int = AUDIO.win_length
+    fmin: float = AUDIO.fmin
+    fmax: float = AUDIO.fmax
     upsample_rates: tuple[int, ...] = (8, 8, 2, 2, 2)  # stride of each transposed-convolution stage
     upsample_kernel_sizes: tuple[int, ...] = (16, 16, 4, 4, 4)  # kernel of each stage (same length as the rates)
     upsample_initial_channel: int = 512  # channels after conv_pre; halved at every stage

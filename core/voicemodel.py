@@ -27,7 +27,7 @@ from core.checkpoints import safe_load
 from core.config import AUDIO
 from core.errors import CheckpointError, SvcoverError
 from core.experiment import Experiment
-from core.features.extract import ENCODERS
+from core.features.encoders import ENCODERS
 from core.fsutil import atomic_path, atomic_write_text, refuse_output_as_input, remove_stale_temp_files, same_file
 from core.pretrained import NSF_HIFIGAN_DIR, cached_sha256, pretrained_root, sha256_file
 

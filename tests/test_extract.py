@@ -469,3 +469,17 @@ def test_cli_killed_hard_then_resumed(tmp_logs: Path, small_pretrained: Path, mo
     assert list_feature_chunks("killme") == [f"c{i}" for i in range(5)]
     for i in range(5):
         assert np.isfinite(load_features("killme", f"c{i}")["units"]).all()
+
+
+def test_choice_enums_and_plain_names_give_the_same_cache_keys() -> None:
+    """The UI and the defaults pass StrEnum members, old configs and the CLI plain names: one cache either way."""
+    from core.device import Device
+    from core.features.encoders import ENCODERS, ContentEncoder
+    from core.features.extract import group_digests
+    from core.features.f0 import F0Method
+
+    for encoder in ContentEncoder:
+        members = ExtractConfig(F0Method.FCPE, encoder, Device.CPU).validate()
+        names = ExtractConfig("fcpe", encoder.value, "cpu").validate()
+        assert group_digests(members) == group_digests(names) and members.units_dim == ENCODERS[encoder].dim
+    assert group_digests(ExtractConfig(F0Method.HARVEST)) != group_digests(ExtractConfig(F0Method.FCPE))

@@ -27,8 +27,8 @@ from core.features.f0 import (
     load_model,
     median_smooth,
 )
-from core.features.f0.common import to_grid
 from core.features.f0.fcpe import Fcpe, weight_path
+from core.features.f0_postprocess import to_grid
 from core.features.mel import BadAudioError, frame_times, n_frames
 
 CPU_METHODS = ("fcpe", "harvest", "parselmouth")  # rmvpe is covered with stand-in weights in test_rmvpe.py

@@ -157,3 +157,30 @@ def test_request_round_trips_through_json() -> None:
                                                                           MixSettings(key=-3), "keep"))  # fmt: skip
     back = from_jsonable(CoverRequest, to_jsonable(req))
     assert back == req and back.settings.separation.split_backing and back.settings.mix.key == -3
+
+
+def test_choice_enums_are_stored_as_plain_strings(tmp_logs: Path) -> None:
+    """Configs holding StrEnum members (the defaults do) write the plain names to request.json and read back equal."""
+    from core.convert import ConvertConfig
+    from core.device import Device
+    from core.features.encoders import ContentEncoder
+    from core.features.extract import ExtractConfig
+    from core.features.f0 import F0Method
+    from core.jobs.serialize import from_jsonable, to_jsonable
+    from core.jobs.stages import ConvertRequest, ExtractRequest
+    from core.model.samplers import Sampler
+
+    convert = ConvertRequest(exp="v", input="a.wav", config=ConvertConfig(f0_method=F0Method.FCPE, device=Device.CPU))
+    extract = ExtractRequest(exp="v", config=ExtractConfig(F0Method.HARVEST, ContentEncoder.CONTENTVEC256L9, Device.CPU))
+    assert convert.config.sampler is Sampler.DPM_SOLVER_PP  # the default is the member itself
+    store = JobStore()
+    for job_id, request in (("convert-job", convert), ("extract-job", extract)):
+        store.folder(job_id).mkdir(parents=True)
+        store.create_request(job_id, {"stage": job_id, "request": to_jsonable(request)})
+    text = (store.folder("convert-job") / "request.json").read_text(encoding="utf-8")
+    assert '"sampler": "dpm-solver++"' in text and '"f0_method": "fcpe"' in text and '"device": "cpu"' in text
+    saved = store.request("extract-job")["request"]["config"]
+    assert saved == {"f0_method": "harvest", "encoder": "contentvec256l9", "device": "cpu"}
+    assert all(type(v) is str for v in saved.values())
+    assert from_jsonable(ExtractRequest, store.request("extract-job")["request"]) == extract
+    assert from_jsonable(ConvertRequest, store.request("convert-job")["request"]) == convert

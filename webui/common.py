@@ -6,12 +6,14 @@ import functools
 import logging
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
 from core.errors import SvcoverError
 from core.experiment import list_experiments
+from webui.outputs_view import page_warning, suggested_key
 
 if TYPE_CHECKING:
     from core.selftest import ModelCheck
@@ -104,6 +106,57 @@ def fresh_experiment_choices() -> Any:
     """Fresh choices only (when a list is opened): the value, chosen or typed, is left alone — sending it back
     could overwrite what the user types meanwhile."""
     return gr.update(choices=list_experiments())
+
+
+def experiment_picker(tab: str, label: str = "Experiment", *, allow_custom_value: bool = True,
+                      preselect_on_refresh: bool = False) -> Any:  # fmt: skip
+    """The experiment dropdown (``<tab>-exp``) with its ↻ button (``<tab>-refresh``), from inside a tab's ``build()``.
+
+    Built without a value; the page load preselects the most recently trained experiment. Opening the list and ↻
+    fetch fresh names; with ``preselect_on_refresh`` ↻ also picks the most recently trained one when the chosen
+    name is gone (the voice-model pickers), otherwise it leaves the value alone."""
+    with gr.Row():
+        exp = gr.Dropdown(choices=experiment_choices(), value=None, label=label, elem_id=f"{tab}-exp",
+                          allow_custom_value=allow_custom_value, scale=4)  # fmt: skip
+        refresh = gr.Button("↻", scale=0, min_width=40, elem_id=f"{tab}-refresh")
+    if preselect_on_refresh:
+        refresh.click(experiment_dropdown, inputs=exp, outputs=exp)
+    else:
+        refresh.click(fresh_experiment_choices, outputs=exp)
+    exp.focus(fresh_experiment_choices, outputs=exp)
+    on_page_load(experiment_dropdown, inputs=exp, outputs=exp)
+    return exp
+
+
+def run_and_stop_buttons(tab: str, label: str) -> tuple[Any, Any]:
+    """The primary button that submits the tab's job (``<tab>-run``) and its Stop button (``<tab>-stop``)."""
+    with gr.Row():
+        run = gr.Button(label, variant="primary", elem_id=f"{tab}-run")
+        stop = gr.Button("Stop", variant="stop", elem_id=f"{tab}-stop", scale=0, min_width=80)
+    return run, stop
+
+
+def job_result_widgets(tab: str, audio_label: str, audio_id: str) -> tuple[Any, ...]:
+    """What a job tab with an audio result shows: job status, summary, warnings, the "Use suggested key" button,
+    the result player (``audio_id``) and its download, in this order."""
+    return (
+        gr.Markdown(elem_id=f"{tab}-job"),
+        gr.Markdown(elem_id=f"{tab}-summary"),
+        gr.Markdown(elem_id=f"{tab}-warnings"),
+        gr.Button("Use suggested key", visible=False, size="sm", elem_id=f"{tab}-use-key"),
+        gr.Audio(label=audio_label, type="filepath", interactive=False, elem_id=audio_id),
+        gr.File(label="Download", interactive=False),
+    )
+
+
+def finished_job_result(job: Any, key_range: tuple[int, int]) -> tuple[int | None, str, Any, str | None]:
+    """What a finished job with an audio result shows: (the key its warnings offer, clamped to ``key_range``; the
+    warnings in the page's words; the "Use suggested key" button; its output file, None when it is gone)."""
+    offer = suggested_key(job.warnings, key_range)
+    warnings = "\n\n".join(f"⚠️ {page_warning(w, key_range)}" for w in job.warnings)
+    use_key = gr.update(visible=offer is not None, value=f"Use suggested key {offer:+d}" if offer is not None else "")
+    output = job.outputs[0] if job.outputs and Path(job.outputs[0]).is_file() else None
+    return offer, warnings, use_key, output
 
 
 def on_page_load(fn: Callable[..., Any], inputs: Any = None, outputs: Any = None) -> None:

@@ -7,21 +7,25 @@ from typing import Any
 
 import gradio as gr
 
-from core.convert import (  # light: heavy imports are lazy there
-    DEFAULT_PROTECT,
-    DEFAULT_SAMPLER,
-    DEFAULT_STEPS,
-    SAMPLERS,
+from core.checkpoint_store import CHOICES as CHECKPOINT_CHOICES
+from core.convert import FORMATS, ConvertConfig, open_voice_model  # light: heavy imports are lazy there
+from core.model.samplers import SAMPLERS
+from webui.common import (
+    experiment_picker,
+    finished_job_result,
+    job_result_widgets,
+    run_and_stop_buttons,
+    user_errors,
 )
-from webui.common import experiment_choices, experiment_dropdown, fresh_experiment_choices, on_page_load, user_errors
-from webui.jobs_view import POLL_SECONDS, latest_job, runner, status_markdown, stop_latest
-from webui.outputs_view import history_html, page_warning, suggested_key
+from webui.jobs_view import POLL_SECONDS, newest_job, runner, status_markdown, stop_latest
+from webui.outputs_view import history_html
 from webui.security import ui_checkpoint
 
 KEY_RANGE = (-24, 24)
 
 
 def build() -> None:
+    defaults = ConvertConfig()
     gr.Markdown(
         "Convert a **vocal** (no music: use *Song → cover* for full songs) with a trained voice model. "
         "`auto` key moves the melody into the range of the voice you trained. Each result is kept in the "
@@ -30,33 +34,25 @@ def build() -> None:
     with gr.Row():
         with gr.Column():
             vocal = gr.File(label="Vocal (any audio format)", file_count="single", elem_id="convert-input")
-            with gr.Row():
-                exp = gr.Dropdown(choices=experiment_choices(), value=None, label="Voice model (experiment)", elem_id="convert-exp",
-                                  allow_custom_value=True)
-                refresh = gr.Button("↻", scale=0)
-            ckpt = gr.Dropdown(choices=["best", "latest"], value="best", label="Checkpoint", allow_custom_value=True,
+            exp = experiment_picker("convert", label="Voice model (experiment)", preselect_on_refresh=True)
+            ckpt = gr.Dropdown(choices=list(CHECKPOINT_CHOICES), value=defaults.ckpt, label="Checkpoint", allow_custom_value=True,
                                elem_id="convert-ckpt")
             with gr.Row():
-                key = gr.Slider(*KEY_RANGE, value=0, step=1, label="Key (semitones)", elem_id="convert-key")
-                auto_key = gr.Checkbox(value=False, label="auto key", elem_id="convert-auto-key")
+                key = gr.Slider(*KEY_RANGE, value=defaults.key, step=1, label="Key (semitones)", elem_id="convert-key")
+                auto_key = gr.Checkbox(value=defaults.key is None, label="auto key", elem_id="convert-auto-key")
             with gr.Accordion("Sampler and extras", open=False):
-                sampler = gr.Dropdown(list(SAMPLERS), value=DEFAULT_SAMPLER, label="Sampler")
-                steps = gr.Slider(2, 100, value=DEFAULT_STEPS, step=1, label="Steps")
-                index_rate = gr.Slider(0, 1, value=0, step=0.05, label="Retrieval index rate (0 = off)")
-                protect = gr.Slider(0, 1, value=DEFAULT_PROTECT, step=0.05, elem_id="convert-protect",
+                sampler = gr.Dropdown(list(SAMPLERS), value=defaults.sampler, label="Sampler")
+                steps = gr.Slider(2, 100, value=defaults.steps, step=1, label="Steps")
+                index_rate = gr.Slider(0, 1, value=defaults.index_rate, step=0.05, label="Retrieval index rate (0 = off)")
+                protect = gr.Slider(0, 1, value=defaults.protect, step=0.05, elem_id="convert-protect",
                                     label="Protect breaths/consonants from the index (0 = off)")
-                loudness = gr.Slider(0, 1, value=0, step=0.05, label="Follow the input's loudness (0 = off)")
-                fmt = gr.Radio(["wav", "flac", "mp3"], value="wav", label="Output format")
-            with gr.Row():
-                run = gr.Button("Convert", variant="primary", elem_id="convert-run")
-                stop = gr.Button("Stop", variant="stop", elem_id="convert-stop", scale=0, min_width=80)
+                loudness = gr.Slider(0, 1, value=defaults.loudness_match, step=0.05, label="Follow the input's loudness (0 = off)")
+                fmt = gr.Radio(list(FORMATS), value=defaults.format, label="Output format")
+            run, stop = run_and_stop_buttons("convert", "Convert")
         with gr.Column():
-            job_status = gr.Markdown(elem_id="convert-job")
-            summary = gr.Markdown(elem_id="convert-summary")
-            warnings = gr.Markdown(elem_id="convert-warnings")
-            use_key = gr.Button("Use suggested key", visible=False, size="sm", elem_id="convert-use-key")
-            result = gr.Audio(label="Converted", type="filepath", interactive=False, elem_id="convert-result")
-            download = gr.File(label="Download", interactive=False)
+            job_status, summary, warnings, use_key, result, download = job_result_widgets(
+                "convert", "Converted", "convert-result"
+            )
             f0_plot = gr.LinePlot(x="seconds", y="Hz", color="curve", title="F0: source vs converted", visible=False,
                                   elem_id="convert-f0-plot")
             with gr.Accordion("Outputs history (newest first)", open=True):
@@ -65,9 +61,6 @@ def build() -> None:
     shown = gr.State("")
     suggestion = gr.State(None)
     timer = gr.Timer(POLL_SECONDS)
-    refresh.click(experiment_dropdown, inputs=exp, outputs=exp)
-    exp.focus(fresh_experiment_choices, outputs=exp)
-    on_page_load(experiment_dropdown, inputs=exp, outputs=exp)
     exp.change(_checkpoint_choices, inputs=exp, outputs=ckpt)
     exp.change(history_html, inputs=exp, outputs=history, show_progress="hidden")
     run.click(
@@ -75,7 +68,7 @@ def build() -> None:
         inputs=[vocal, exp, ckpt, key, auto_key, sampler, steps, index_rate, protect, loudness, fmt],
         outputs=job_status,
     )
-    stop.click(_stop, outputs=job_status)
+    stop.click(lambda: stop_latest("convert", idle="No conversion is running."), outputs=job_status)
     render_outputs = [shown, suggestion, job_status, summary, warnings, use_key, result, download, f0_plot, history]
     timer.tick(render, inputs=[shown, exp], outputs=render_outputs, show_progress="hidden")
     use_key.click(lambda k: (gr.update(value=k), gr.update(value=False)) if k is not None else (gr.skip(), gr.skip()),
@@ -84,7 +77,7 @@ def build() -> None:
 
 def _checkpoint_choices(exp: str | None) -> Any:
     """best, latest and the step checkpoints, shown by file name (the value is the file's path)."""
-    choices: list[Any] = ["best", "latest"]
+    choices: list[Any] = list(CHECKPOINT_CHOICES)
     if exp:
         try:
             from core.checkpoint_store import step_checkpoints
@@ -94,12 +87,11 @@ def _checkpoint_choices(exp: str | None) -> Any:
             choices += [p.name for _, p in reversed(step_checkpoints(Experiment.open(exp)))]
         except Exception:  # an invalid name simply offers the defaults; converting reports it
             pass
-    return gr.Dropdown(choices=choices, value="best")
+    return gr.Dropdown(choices=choices, value=ConvertConfig.ckpt)
 
 
 def convert_request(vocal: Any, exp: str | None, ckpt: str, key: float, auto_key: bool, sampler: str, steps: float,
                     index_rate: float, protect: float, loudness: float, fmt: str) -> Any:  # fmt: skip
-    from core.convert import ConvertConfig, open_voice_model
     from core.errors import SvcoverError
     from core.jobs.stages import ConvertRequest
 
@@ -121,16 +113,9 @@ def _submit(*form: Any) -> str:
     return status_markdown(runner().submit(convert_request(*form)))
 
 
-@user_errors
-def _stop() -> str:
-    return stop_latest("convert", idle="No conversion is running.")
-
-
 def render(shown: str, exp: str | None) -> list[Any]:
     """The newest conversion job: progress every tick; its result once it changes."""
-    job = latest_job("convert")
-    status = status_markdown(job, idle="*No conversion yet: drop a vocal and press **Convert**.*")
-    key = f"{job.id}:{job.state}" if job else ""
+    job, status, key = newest_job("convert", "*No conversion yet: drop a vocal and press **Convert**.*")
     if key == shown:
         return [gr.skip(), gr.skip(), status, *[gr.skip()] * 7]
     if job is None or job.active:
@@ -146,11 +131,8 @@ def render(shown: str, exp: str | None) -> list[Any]:
             f"{d.get('seconds_audio', 0):.1f} s of audio in {d.get('seconds_taken', 0):.1f} s (features "
             f"{t.get('features', 0):.1f} s, sampling {t.get('sampling', 0):.1f} s, vocoder {t.get('vocoder', 0):.1f} s)",
         ]
-    warn_lines = [f"⚠️ {page_warning(w, KEY_RANGE)}" for w in job.warnings]
-    offer = suggested_key(job.warnings, KEY_RANGE)
-    use_key = gr.update(visible=offer is not None, value=f"Use suggested key {offer:+d}" if offer is not None else "")
-    output = job.outputs[0] if job.outputs and Path(job.outputs[0]).is_file() else None
-    return [key, offer, status, "\n\n".join(lines), "\n\n".join(warn_lines), use_key, output, output, f0_plot(d),
+    offer, warnings, use_key, output = finished_job_result(job, KEY_RANGE)
+    return [key, offer, status, "\n\n".join(lines), warnings, use_key, output, output, f0_plot(d),
             history_html(exp or job.experiment)]  # fmt: skip
 
 

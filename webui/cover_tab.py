@@ -12,13 +12,23 @@ from typing import Any
 
 import gradio as gr
 
-from core.convert import DEFAULT_STEPS
-from webui.common import experiment_choices, experiment_dropdown, fresh_experiment_choices, on_page_load, user_errors
-from webui.jobs_view import POLL_SECONDS, latest_job, runner, status_markdown, stop_latest
-from webui.outputs_view import history_html, page_warning, suggested_key
+from core.checkpoint_store import CHOICES as CHECKPOINT_CHOICES
+from core.convert import FORMATS
+from core.cover import BACKING_DESCRIPTIONS
+from core.jobs.stages import CoverRequest
+from webui.common import (
+    experiment_picker,
+    finished_job_result,
+    job_result_widgets,
+    run_and_stop_buttons,
+    user_errors,
+)
+from webui.jobs_view import POLL_SECONDS, newest_job, runner, status_markdown, stop_latest
+from webui.outputs_view import history_html
 from webui.security import ui_checkpoint
 
 KEY_RANGE = (-12, 12)
+NO_BACKING_SPLIT = "none"  # the Backing vocals choice that means CoverSettings.backing = None
 STEM_LABELS = ("Separated vocal", "Instrumental", "Backing vocals", "Converted vocal")
 STEM_KEYS = ("vocals", "instrumental", "backing", "converted_vocals")
 
@@ -37,6 +47,8 @@ def separation_choices(role: str) -> list[tuple[str, str]]:
 
 
 def build() -> None:
+    defaults = CoverRequest(exp="")  # the conversion's, separation's and mix's own defaults
+    separation, mix = defaults.settings.separation, defaults.settings.mix
     gr.Markdown(
         "Drop a **song**: the vocal is separated (audio-separator: a Mel-Band Roformer on a CUDA GPU, MDX-Net on "
         "CPU; Models tab → download uvr_vocals / roformer_vocals), converted with your voice "
@@ -50,39 +62,33 @@ def build() -> None:
             with gr.Accordion("Use my own stems instead", open=False):
                 vocals = gr.File(label="Vocal stem", file_count="single", elem_id="cover-vocals")
                 instrumental = gr.File(label="Instrumental stem", file_count="single", elem_id="cover-instrumental")
-            with gr.Row():
-                exp = gr.Dropdown(choices=experiment_choices(), value=None, label="Voice model (experiment)", elem_id="cover-exp",
-                                  allow_custom_value=True)
-                refresh = gr.Button("↻", scale=0)
-            ckpt = gr.Dropdown(choices=["best", "latest"], value="best", label="Checkpoint", allow_custom_value=True)
-            key = gr.Slider(*KEY_RANGE, value=0, step=1, label="Key (semitones, applied to vocal and music)",
+            exp = experiment_picker("cover", label="Voice model (experiment)", preselect_on_refresh=True)
+            ckpt = gr.Dropdown(choices=list(CHECKPOINT_CHOICES), value=defaults.convert.ckpt, label="Checkpoint",
+                               allow_custom_value=True)
+            key = gr.Slider(*KEY_RANGE, value=mix.key, step=1, label="Key (semitones, applied to vocal and music)",
                             elem_id="cover-key")
             with gr.Accordion("Separation and mix", open=False):
-                from core.cover import BACKING_DESCRIPTIONS
-
-                separator = gr.Dropdown(choices=separation_choices("vocals"), value="auto", elem_id="cover-separator",
+                separator = gr.Dropdown(choices=separation_choices("vocals"), value=separation.model, elem_id="cover-separator",
                                         label="Separation model (vocal SDR from audio-separator's table · download size · CPU speed)")
-                backing = gr.Radio([("no split", "none"), *[(text, mode) for mode, text in BACKING_DESCRIPTIONS.items()]],
-                                   value="none", label="Backing vocals (split with the karaoke model)")
-                karaoke = gr.Dropdown(choices=separation_choices("karaoke"), value="auto", label="Karaoke model (lead vs. backing)")
-                dereverb = gr.Checkbox(value=False, label="Remove reverb/echo from the lead vocal before conversion")
-                dereverb_model = gr.Dropdown(choices=separation_choices("dereverb"), value="auto", label="De-reverb model")
-                low_memory = gr.Checkbox(value=False, label="Lower GPU memory (Roformer: shorter segments; for cards under 6 GB)")
-                vocal_gain = gr.Slider(-12, 12, value=0, step=0.5, label="Vocal gain (dB)")
-                inst_gain = gr.Slider(-12, 12, value=0, step=0.5, label="Instrumental gain (dB)")
-                backing_gain = gr.Slider(-12, 12, value=0, step=0.5, label="Backing gain (dB)")
-                steps = gr.Slider(2, 100, value=DEFAULT_STEPS, step=1, label="Sampler steps (DPM-Solver++)", elem_id="cover-steps")
-                fmt = gr.Radio(["wav", "flac", "mp3"], value="mp3", label="Cover format")
-            with gr.Row():
-                run = gr.Button("Make cover", variant="primary", elem_id="cover-run")
-                stop = gr.Button("Stop", variant="stop", elem_id="cover-stop", scale=0, min_width=80)
+                backing = gr.Radio([("no split", NO_BACKING_SPLIT), *[(text, mode) for mode, text in BACKING_DESCRIPTIONS.items()]],
+                                   value=defaults.settings.backing or NO_BACKING_SPLIT,
+                                   label="Backing vocals (split with the karaoke model)")
+                karaoke = gr.Dropdown(choices=separation_choices("karaoke"), value=separation.karaoke_model,
+                                      label="Karaoke model (lead vs. backing)")
+                dereverb = gr.Checkbox(value=separation.dereverb, label="Remove reverb/echo from the lead vocal before conversion")
+                dereverb_model = gr.Dropdown(choices=separation_choices("dereverb"), value=separation.dereverb_model,
+                                             label="De-reverb model")
+                low_memory = gr.Checkbox(value=separation.segment_frames is not None,
+                                         label="Lower GPU memory (Roformer: shorter segments; for cards under 6 GB)")
+                vocal_gain = gr.Slider(-12, 12, value=mix.vocal_gain_db, step=0.5, label="Vocal gain (dB)")
+                inst_gain = gr.Slider(-12, 12, value=mix.instrumental_gain_db, step=0.5, label="Instrumental gain (dB)")
+                backing_gain = gr.Slider(-12, 12, value=mix.backing_gain_db, step=0.5, label="Backing gain (dB)")
+                steps = gr.Slider(2, 100, value=defaults.convert.steps, step=1, label="Sampler steps (DPM-Solver++)",
+                                  elem_id="cover-steps")
+                fmt = gr.Radio(list(FORMATS), value=defaults.format, label="Cover format")
+            run, stop = run_and_stop_buttons("cover", "Make cover")
         with gr.Column():
-            job_status = gr.Markdown(elem_id="cover-job")
-            summary = gr.Markdown(elem_id="cover-summary")
-            warnings = gr.Markdown(elem_id="cover-warnings")
-            use_key = gr.Button("Use suggested key", visible=False, size="sm", elem_id="cover-use-key")
-            final = gr.Audio(label="Cover", type="filepath", interactive=False, elem_id="cover-final")
-            download = gr.File(label="Download", interactive=False)
+            job_status, summary, warnings, use_key, final, download = job_result_widgets("cover", "Cover", "cover-final")
             with gr.Accordion("Stems", open=False):
                 players = [gr.Audio(label=name, type="filepath", interactive=False, visible=False) for name in STEM_LABELS]
             with gr.Accordion("Outputs history (newest first)", open=True):
@@ -91,9 +97,6 @@ def build() -> None:
     shown = gr.State("")  # "<job id>:<state>" whose result is on the page (the timer skips re-sending players)
     suggestion = gr.State(None)
     timer = gr.Timer(POLL_SECONDS)
-    refresh.click(experiment_dropdown, inputs=exp, outputs=exp)
-    exp.focus(fresh_experiment_choices, outputs=exp)
-    on_page_load(experiment_dropdown, inputs=exp, outputs=exp)
     exp.change(history_html, inputs=exp, outputs=history, show_progress="hidden")
     render_outputs = [shown, suggestion, job_status, summary, warnings, use_key, final, download, *players, history]
     run.click(
@@ -102,7 +105,7 @@ def build() -> None:
                 steps, fmt, separator, karaoke, dereverb_model, low_memory],
         outputs=job_status,
     )  # fmt: skip
-    stop.click(_stop, outputs=job_status)
+    stop.click(lambda: stop_latest("cover", idle="No cover is running."), outputs=job_status)
     timer.tick(render, inputs=[shown, exp], outputs=render_outputs, show_progress="hidden")
     use_key.click(lambda k: gr.update(value=k) if k is not None else gr.skip(), inputs=suggestion, outputs=key)
 
@@ -137,7 +140,7 @@ def cover_request(song: Any, vocals: Any, instrumental: Any, exp: str | None, ck
                            segment_frames=low_memory_segment(bool(low_memory))),
         MixSettings(key=float(key), vocal_gain_db=float(vocal_gain), instrumental_gain_db=float(inst_gain),
                     backing_gain_db=float(backing_gain)),
-        None if backing == "none" else backing,
+        None if backing == NO_BACKING_SPLIT else backing,
     )  # fmt: skip
     convert = ConvertConfig(key=float(key), ckpt=ui_checkpoint(ckpt), steps=int(steps), format="wav").validate()
     if song_path is not None:
@@ -153,16 +156,9 @@ def _submit(*form: Any) -> str:
     return status_markdown(job)
 
 
-@user_errors
-def _stop() -> str:
-    return stop_latest("cover", idle="No cover is running.")
-
-
 def render(shown: str, exp: str | None) -> list[Any]:
     """The newest cover job: its progress every tick; its result (players, warnings, history) once it changes."""
-    job = latest_job("cover")
-    status = status_markdown(job, idle="*No cover yet: drop a song and press **Make cover**.*")
-    key = f"{job.id}:{job.state}" if job else ""
+    job, status, key = newest_job("cover", "*No cover yet: drop a song and press **Make cover**.*")
     n_rest = 6 + len(STEM_LABELS)  # summary, warnings, use_key, final, download, players, history
     if key == shown:  # only the progress line changes
         return [gr.skip(), gr.skip(), status, *[gr.skip()] * n_rest]
@@ -170,7 +166,7 @@ def render(shown: str, exp: str | None) -> list[Any]:
         cleared = [gr.update(value=None, visible=False) for _ in STEM_LABELS]
         return [key, None, status, "", "", gr.update(visible=False), None, None, *cleared, history_html(exp)]
     details = job.details
-    lines, warn_lines = [], [f"⚠️ {page_warning(w, KEY_RANGE)}" for w in job.warnings]
+    lines = []
     if job.outputs:
         times = ", ".join(f"{k} {v:.1f} s" for k, v in (details.get("seconds") or {}).items())
         cached = " (stems from cache)" if details.get("cached_stems") else ""
@@ -179,10 +175,8 @@ def render(shown: str, exp: str | None) -> list[Any]:
             lines.append(f"Mix: {details['loudness']}")
         if details.get("separation_models"):
             lines.append("Separation: " + " → ".join(details["separation_models"]))
-    offer = suggested_key(job.warnings, KEY_RANGE)
+    offer, warnings, use_key, output = finished_job_result(job, KEY_RANGE)
     stems = details.get("stems") or {}
     players = [gr.update(value=stems.get(k), visible=bool(stems.get(k))) for k in STEM_KEYS]
-    output = job.outputs[0] if job.outputs and Path(job.outputs[0]).is_file() else None
-    use_key = gr.update(visible=offer is not None, value=f"Use suggested key {offer:+d}" if offer is not None else "")
-    return [key, offer, status, "\n\n".join(lines), "\n\n".join(warn_lines), use_key, output, output, *players,
+    return [key, offer, status, "\n\n".join(lines), warnings, use_key, output, output, *players,
             history_html(exp or job.experiment)]  # fmt: skip

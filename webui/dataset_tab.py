@@ -7,9 +7,11 @@ from typing import Any
 
 import gradio as gr
 
+from core.dataset import NORMALIZE_MODES, DatasetConfig
 from core.jobs.model import JobState
+from core.slicer import SliceSettings
 from webui.common import checked_name, clean_name_field, user_errors
-from webui.jobs_view import POLL_SECONDS, latest_job, runner, status_markdown
+from webui.jobs_view import POLL_SECONDS, newest_job, runner, status_markdown
 from webui.security import refuse_server_paths, server_paths_allowed
 
 N_PLAYERS = 4
@@ -17,10 +19,12 @@ HISTOGRAM_BIN_S = 1.0
 
 
 def build() -> None:
+    defaults = DatasetConfig()
+    slicing = defaults.slicing
     gr.Markdown(
         "Drop your clean vocal recordings (any audio or video format) or **.zip** archives of them. "
-        "They are cut at pauses into 4-15 s chunks in `logs/<experiment>/`. Running again with the same "
-        "files changes nothing; adding files adds only their chunks."
+        f"They are cut at pauses into {slicing.min_chunk_s:g}-{slicing.max_chunk_s:g} s chunks in "
+        "`logs/<experiment>/`. Running again with the same files changes nothing; adding files adds only their chunks."
     )
     with gr.Row():
         with gr.Column(scale=2):
@@ -36,14 +40,14 @@ def build() -> None:
         with gr.Column(scale=1):
             exp = gr.Textbox(label="Experiment name", placeholder="my_voice", elem_id="dataset-exp")
             with gr.Accordion("Settings", open=False):
-                threshold = gr.Slider(-80, -10, value=-42, step=1, label="Silence threshold (dB RMS)")
-                min_interval = gr.Number(value=400, precision=0, label="Shortest pause to cut at (ms)")
-                max_sil_kept = gr.Number(value=500, precision=0, label="Silence kept at a cut (ms)")
-                min_length = gr.Number(value=1500, precision=0, label="Shortest slice (ms)")
-                min_chunk = gr.Number(value=4.0, label="Shortest chunk (s)")
-                max_chunk = gr.Number(value=15.0, label="Longest chunk (s)")
-                highpass = gr.Number(value=48.0, label="High-pass cutoff (Hz, 0 = off)")
-                normalize = gr.Radio(["loudness", "peak", "none"], value="loudness", label="Level normalisation")
+                threshold = gr.Slider(-80, -10, value=slicing.threshold_db, step=1, label="Silence threshold (dB RMS)")
+                min_interval = gr.Number(value=slicing.min_interval_ms, precision=0, label="Shortest pause to cut at (ms)")
+                max_sil_kept = gr.Number(value=slicing.max_sil_kept_ms, precision=0, label="Silence kept at a cut (ms)")
+                min_length = gr.Number(value=slicing.min_length_ms, precision=0, label="Shortest slice (ms)")
+                min_chunk = gr.Number(value=slicing.min_chunk_s, label="Shortest chunk (s)")
+                max_chunk = gr.Number(value=slicing.max_chunk_s, label="Longest chunk (s)")
+                highpass = gr.Number(value=defaults.highpass_hz, label="High-pass cutoff (Hz, 0 = off)")
+                normalize = gr.Radio(list(NORMALIZE_MODES), value=defaults.normalize, label="Level normalisation")
             run = gr.Button("Build dataset", variant="primary", elem_id="dataset-run")
     job_status = gr.Markdown(elem_id="dataset-job")
     summary = gr.Markdown(elem_id="dataset-summary")
@@ -67,10 +71,8 @@ def dataset_request(files: list[Any] | None, folders: str, exp: str, threshold: 
                     max_sil_kept: float, min_length: float, min_chunk: float, max_chunk: float, highpass: float,
                     normalize: str) -> Any:  # fmt: skip
     """The Build dataset button's job request: inputs, their names as the user knows them, the DatasetConfig."""
-    from core.dataset import DatasetConfig
     from core.errors import SvcoverError
     from core.jobs.stages import DatasetRequest
-    from core.slicer import SliceSettings
 
     name = checked_name(exp)
     inputs: list[str] = []
@@ -109,9 +111,7 @@ def _submit(*form: Any) -> str:
 
 def render(shown: str) -> list[Any]:
     """The newest dataset job: progress every tick; its summary, histogram and players once it ends."""
-    job = latest_job("dataset")
-    status = status_markdown(job, idle="")
-    key = f"{job.id}:{job.state}" if job else ""
+    job, status, key = newest_job("dataset")
     if key == shown:
         return [gr.skip(), status, *[gr.skip()] * (2 + N_PLAYERS)]
     hidden = [gr.update(visible=False, value=None) for _ in range(N_PLAYERS)]

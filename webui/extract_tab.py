@@ -6,17 +6,19 @@ from typing import Any
 
 import gradio as gr
 
+from core.device import DEVICE_CHOICES
+from core.features.encoders import ContentEncoder
+from core.features.extract import ExtractConfig
+from core.features.f0 import F0_METHODS
 from core.jobs.model import JobState
-from webui.common import experiment_choices, experiment_dropdown, fresh_experiment_choices, on_page_load, user_errors
-from webui.jobs_view import POLL_SECONDS, latest_job, runner, status_markdown
+from webui.common import experiment_picker, user_errors
+from webui.jobs_view import POLL_SECONDS, latest_job, newest_job, runner, status_markdown
 
 NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
 
 def build() -> None:
-    from core.device import DEVICE_CHOICES
-    from core.features.extract import ENCODERS, F0_CHOICES
-
+    defaults = ExtractConfig()
     gr.Markdown(
         "Compute content units, pitch (F0), loudness and mel spectrograms of every chunk of an experiment. "
         "Results are cached: running again only computes what is missing or changed (switching the F0 "
@@ -24,20 +26,18 @@ def build() -> None:
     )
     with gr.Row():
         with gr.Column(scale=1):
-            with gr.Row():
-                # No default: choosing an experiment is what shows its earlier results (the change event).
-                exp = gr.Dropdown(choices=experiment_choices(), value=None, label="Experiment", elem_id="extract-exp",
-                                  allow_custom_value=False, scale=4)  # fmt: skip
-                refresh = gr.Button("↻", scale=0, min_width=40, elem_id="extract-refresh")
+            # Choosing an experiment is what shows its earlier results (the change event).
+            exp = experiment_picker("extract", allow_custom_value=False)
             f0_method = gr.Dropdown(
-                choices=list(F0_CHOICES), value="rmvpe", label="F0 method", elem_id="extract-f0",
+                choices=list(F0_METHODS), value=defaults.f0_method, label="F0 method", elem_id="extract-f0",
                 info="rmvpe: best (Models tab → download rmvpe) · fcpe: fast, no download · harvest/parselmouth: CPU classics",
             )  # fmt: skip
             encoder = gr.Dropdown(
-                choices=list(ENCODERS), value="contentvec768l12", label="Content encoder", elem_id="extract-encoder",
-                info="contentvec768l12 matches the Diffusion-SVC pretrained bases",
+                choices=[e.value for e in ContentEncoder], value=defaults.encoder, label="Content encoder",
+                elem_id="extract-encoder", info="contentvec768l12 matches the Diffusion-SVC pretrained bases",
             )  # fmt: skip
-            device = gr.Dropdown(choices=list(DEVICE_CHOICES), value="auto", label="Device", elem_id="extract-device")
+            device = gr.Dropdown(choices=list(DEVICE_CHOICES), value=defaults.device, label="Device",
+                                 elem_id="extract-device")
             run = gr.Button("Extract features", variant="primary", elem_id="extract-run")
             index_run = gr.Button("Build retrieval index", elem_id="extract-index-run")
             index_status = gr.Markdown(elem_id="extract-index-job")
@@ -51,9 +51,6 @@ def build() -> None:
 
     shown = gr.State("")
     timer = gr.Timer(POLL_SECONDS)
-    refresh.click(lambda current: experiment_dropdown(current, preselect=False), inputs=exp, outputs=exp)
-    exp.focus(fresh_experiment_choices, outputs=exp)
-    on_page_load(experiment_dropdown, inputs=exp, outputs=exp)
     run.click(_submit, inputs=[exp, f0_method, encoder, device], outputs=job_status)
     index_run.click(_submit_index, inputs=exp, outputs=index_status)
     timer.tick(lambda: status_markdown(latest_job("index")), outputs=index_status, show_progress="hidden")
@@ -66,7 +63,6 @@ def build() -> None:
 @user_errors
 def _submit(exp: str | None, f0_method: str, encoder: str, device: str) -> str:
     from core.errors import SvcoverError
-    from core.features.extract import ExtractConfig
     from core.jobs.stages import ExtractRequest
 
     if not exp:
@@ -88,9 +84,7 @@ def _submit_index(exp: str | None) -> str:
 
 def render(shown: str, exp: str | None) -> list[Any]:
     """The newest extraction job: progress every tick; when it ends, the features of its experiment as on disk."""
-    job = latest_job("extract")
-    status = status_markdown(job, idle="")
-    key = f"{job.id}:{job.state}" if job else ""
+    job, status, key = newest_job("extract")
     if key == shown or job is None or job.active or not shown:  # the first tick after a load shows the status only
         return [key if not shown else gr.skip(), status, *[gr.skip()] * 4]
     if job.state != JobState.DONE or job.experiment != exp:

@@ -62,6 +62,14 @@ def latest_job(stage: str, experiment: str | None = None) -> Job | None:
     return runner().latest(experiment, stage)
 
 
+def newest_job(stage: str, idle: str = "") -> tuple[Job | None, str, str]:
+    """The newest ``stage`` job, its status line (``idle`` when there is none) and its key ``<id>:<state>``: a tab's
+    timer re-renders the job's result only when the key changes."""
+    job = latest_job(stage)
+    return job, status_markdown(job, idle=idle), f"{job.id}:{job.state}" if job else ""
+
+
+@user_errors
 def stop_latest(stage: str, idle: str) -> str:
     """The Stop button of a tab: stop that stage's newest job if it is still running (``idle`` otherwise)."""
     job = latest_job(stage)

@@ -22,7 +22,7 @@ from webui.common import (
     selftest_markdown,
     user_errors,
 )
-from webui.jobs_view import POLL_SECONDS, latest_job, runner, status_markdown
+from webui.jobs_view import POLL_SECONDS, newest_job, runner, status_markdown
 
 STATUS_HEADERS = ["name", "state", "detail", "what", "licence", "checksum source"]
 
@@ -77,9 +77,7 @@ def download_result_markdown(job: Job) -> str:
 
 def render_download(shown: str) -> list[Any]:
     """The newest download job: progress every tick; per-file results and a fresh status table when it ends."""
-    job = latest_job("download")
-    status = status_markdown(job, idle="")
-    key = f"{job.id}:{job.state}" if job else ""
+    job, status, key = newest_job("download")
     if key == shown or job is None or job.active:
         return [key, status, gr.skip(), gr.skip()]
     text = download_result_markdown(job)

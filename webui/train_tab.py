@@ -12,15 +12,13 @@ from typing import Any
 
 import gradio as gr
 
+from core.device import DEVICE_CHOICES
 from core.experiment import Experiment
-from webui.common import (
-    checked_name,
-    experiment_choices,
-    experiment_dropdown,
-    fresh_experiment_choices,
-    on_page_load,
-    user_errors,
-)
+from core.features.extract import ExtractConfig
+from core.features.f0 import F0_METHODS, F0Method
+from core.model.config import PRESETS
+from core.train import TrainConfig  # light: torch is imported inside its functions
+from webui.common import checked_name, experiment_picker, user_errors
 from webui.jobs_view import latest_job, log_tail, runner, status_markdown
 from webui.security import refuse_server_paths, server_paths_allowed
 
@@ -28,9 +26,7 @@ POLL_SECONDS = 2.0
 
 
 def build() -> None:
-    from core.device import DEVICE_CHOICES
-    from core.model.config import PRESETS
-
+    defaults, extract_defaults = TrainConfig(), ExtractConfig()
     gr.Markdown(
         "Train the voice model of an experiment. **Train** runs whatever is missing first (dataset from the "
         "recordings below if the experiment has none, then feature extraction), then trains in the background: "
@@ -39,30 +35,27 @@ def build() -> None:
     )
     with gr.Row():
         with gr.Column(scale=1):
-            with gr.Row():
-                exp = gr.Dropdown(choices=experiment_choices(), value=None, label="Experiment", elem_id="train-exp",
-                                  allow_custom_value=True, scale=4)  # fmt: skip
-                refresh = gr.Button("↻", scale=0, min_width=40, elem_id="train-refresh")
+            exp = experiment_picker("train")
             base = gr.Dropdown(
                 choices=["pretrained", "none"], value=_default_base(), allow_custom_value=True, label="Base model",
                 info="pretrained = Diffusion-SVC base (Models tab → download diffusion_svc_base; fine-tuning, recommended) · "
                 "none = from scratch · or a path to a model_*.pt", elem_id="train-base",
             )  # fmt: skip
             with gr.Row():
-                steps = gr.Number(value=20000, precision=0, label="Train until step", elem_id="train-steps")
-                save_every = gr.Number(value=1000, precision=0, label="Save every", elem_id="train-save-every")
+                steps = gr.Number(value=defaults.steps, precision=0, label="Train until step", elem_id="train-steps")
+                save_every = gr.Number(value=defaults.save_every, precision=0, label="Save every", elem_id="train-save-every")
             with gr.Row():
-                batch = gr.Dropdown(choices=["auto", "8", "16", "32", "48"], value="32", allow_custom_value=True,
+                batch = gr.Dropdown(choices=["auto", "8", "16", "32", "48"], value=str(defaults.batch_size), allow_custom_value=True,
                                     label="Batch size", info="auto probes the GPU", elem_id="train-batch")  # fmt: skip
-                config = gr.Radio(list(PRESETS), value="default", label="Network (from scratch)",
+                config = gr.Radio(list(PRESETS), value=defaults.model, label="Network (from scratch)",
                                   info="default 512x20 = the base's size", elem_id="train-config")  # fmt: skip
             with gr.Accordion("More", open=False):
-                device = gr.Dropdown(choices=list(DEVICE_CHOICES), value="auto", label="Device")
-                grad_ckpt = gr.Checkbox(value=False, label="Gradient checkpointing (less GPU memory, slower)")
+                device = gr.Dropdown(choices=list(DEVICE_CHOICES), value=defaults.device, label="Device")
+                grad_ckpt = gr.Checkbox(value=defaults.grad_checkpointing, label="Gradient checkpointing (less GPU memory, slower)")
                 sources = gr.Textbox(lines=2, label="Recordings for the dataset (only if the experiment has none)",
                                      placeholder="D:\\vocals\\my_voice", elem_id="train-sources",
                                      interactive=server_paths_allowed())  # off with --listen: server paths  # fmt: skip
-                f0 = gr.Dropdown(choices=["rmvpe", "fcpe", "harvest", "parselmouth"], value="rmvpe", label="F0 method (extraction)",
+                f0 = gr.Dropdown(choices=list(F0_METHODS), value=extract_defaults.f0_method, label="F0 method (extraction)",
                                  elem_id="train-f0")
             with gr.Row():
                 start = gr.Button("Train", variant="primary", elem_id="train-start")
@@ -78,9 +71,6 @@ def build() -> None:
             gr.Markdown("TensorBoard: `tensorboard --logdir logs` (then open http://localhost:6006)")
 
     timer = gr.Timer(POLL_SECONDS)
-    refresh.click(fresh_experiment_choices, outputs=exp)
-    exp.focus(fresh_experiment_choices, outputs=exp)
-    on_page_load(experiment_dropdown, inputs=exp, outputs=exp)  # fresh list, most recently trained preselected
     outputs = [status, curve, table, console]
     start.click(_start, inputs=[exp, steps, save_every, batch, base, config, device, grad_ckpt, sources, f0], outputs=outputs)
     stop.click(_stop, inputs=exp, outputs=outputs)
@@ -105,15 +95,13 @@ def train_request(exp_name: str | None, steps: float, save_every: float, batch: 
                   device: str, grad_ckpt: bool, sources: str, f0: str) -> Any:  # fmt: skip
     """The Train button's job request: the TrainConfig (plus what to prepare), never a command line."""
     from core.errors import SvcoverError
-    from core.features.extract import ExtractConfig
     from core.jobs.stages import TrainRequest
-    from core.train import TrainConfig
 
     if not exp_name:
         raise SvcoverError("choose or type an experiment name first")
     if not steps or steps < 1 or not save_every or save_every < 1:
         raise SvcoverError("'Train until step' and 'Save every' must be positive")
-    batch_text = str(batch).strip().lower() or "32"
+    batch_text = str(batch).strip().lower() or str(TrainConfig.batch_size)
     if batch_text != "auto" and not batch_text.isdigit():
         raise SvcoverError(f"batch size must be a whole number or 'auto' (got {batch!r})")
     base_text = (base or "").strip()
@@ -144,7 +132,7 @@ def _require_models(exp: Experiment, base: str, f0: str) -> None:
 
     if not exp.stats.is_file():  # features not extracted yet: the job runs Extract first
         pretrained.require(pretrained.CONTENT_ENCODER, pretrained.CONTENT_ENCODER_ALT, download_name="contentvec")
-        if f0 == "rmvpe":
+        if f0 == F0Method.RMVPE:
             pretrained.require(pretrained.RMVPE, download_name="rmvpe")
     if (base or "").strip() == "pretrained":
         pretrained.require(pretrained.DIFFUSION_SVC_BASE, download_name="diffusion_svc_base")

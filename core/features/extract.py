@@ -40,25 +40,15 @@ import numpy as np
 from core.config import AUDIO, load_json, save_json
 from core.errors import NothingToDoError, Remedy, SvcoverError
 from core.experiment import Experiment, visible_files
+from core.features.encoders import ENCODERS
+from core.features.f0 import F0_METHODS
 from core.progress import ProgressFn, report
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class EncoderSpec:
-    layer: int
-    final_proj: bool
-    dim: int
-
-
-# Content encoders by the names Diffusion-SVC / DDSP-SVC configs use.
-ENCODERS: dict[str, EncoderSpec] = {
-    "contentvec768l12": EncoderSpec(layer=12, final_proj=False, dim=768),
-    "contentvec256l9": EncoderSpec(layer=9, final_proj=True, dim=256),
-}
-# Kept here (not imported from core.features.f0) so that ``--help`` does not import the F0 models.
-F0_CHOICES: tuple[str, ...] = ("rmvpe", "fcpe", "harvest", "parselmouth")
+# The old name of core.features.f0.F0_METHODS, still used by this module's command line until it moves.
+F0_CHOICES = F0_METHODS
 GROUPS: tuple[str, ...] = ("content", "f0", "loudness", "mel")
 GROUP_ARRAYS: dict[str, tuple[str, ...]] = {
     "content": ("units",),

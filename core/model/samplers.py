@@ -14,6 +14,7 @@ same result (the initial noise and DDPM's per-step noise come from one CPU ``tor
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,12 +27,26 @@ if TYPE_CHECKING:  # pragma: no cover
 
 EpsFn = Callable[["torch.Tensor", "torch.Tensor", Any], "torch.Tensor"]
 
-SAMPLERS = ("dpm-solver++", "unipc", "ddim", "pndm", "ddpm")
-DEFAULT_SAMPLER = "dpm-solver++"
+
+class Sampler(StrEnum):
+    """The diffusion samplers, by the names the CLI, the UI and saved configs use (members equal these strings)."""
+
+    DPM_SOLVER_PP = "dpm-solver++"  # DPM-Solver++ (2M), the default
+    UNIPC = "unipc"
+    DDIM = "ddim"
+    PNDM = "pndm"
+    DDPM = "ddpm"  # the slow full-length reference
+
+
+# Plain strings, not members: argparse names invalid choices by their repr ('unipc', not <Sampler.UNIPC: ...>).
+SAMPLERS: tuple[str, ...] = tuple(s.value for s in Sampler)
+DEFAULT_SAMPLER = Sampler.DPM_SOLVER_PP
 DEFAULT_STEPS = 10  # within 5 % of PNDM-100's mel error, ~5x cheaper end to end (benchmarks/results_convert.md)
 SPACINGS = ("logsnr", "time")
 # Step counts that make sense per sampler when the user does not say (DDPM is the slow full-length reference).
-DEFAULT_STEPS_BY_SAMPLER = {"dpm-solver++": DEFAULT_STEPS, "unipc": 20, "ddim": 50, "pndm": 50, "ddpm": 1000}
+DEFAULT_STEPS_BY_SAMPLER: dict[Sampler, int] = {
+    Sampler.DPM_SOLVER_PP: DEFAULT_STEPS, Sampler.UNIPC: 20, Sampler.DDIM: 50, Sampler.PNDM: 50, Sampler.DDPM: 1000,
+}
 
 # Diffusion-SVC's schedule: 1000 steps, betas linear from 1e-4 to 0.02 (computed in float64).
 NUM_TRAIN_TIMESTEPS = 1000
@@ -89,14 +104,14 @@ def make_scheduler(sampler: str, betas: np.ndarray, spacing: str = "logsnr"):
         "trained_betas": [float(b) for b in betas],
         "prediction_type": "epsilon",
     }
-    if sampler == "ddpm":
+    if sampler == Sampler.DDPM:
         return DDPMScheduler(**common, clip_sample=False, variance_type="fixed_small", timestep_spacing="trailing")
-    if sampler == "ddim":
+    if sampler == Sampler.DDIM:
         return DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=True, timestep_spacing="trailing")
-    if sampler == "pndm":
+    if sampler == Sampler.PNDM:
         return PNDMScheduler(**common, skip_prk_steps=True, set_alpha_to_one=True, timestep_spacing="trailing")
     log_snr = spacing == "logsnr"
-    if sampler == "dpm-solver++":
+    if sampler == Sampler.DPM_SOLVER_PP:
         return DPMSolverMultistepScheduler(
             **common,
             algorithm_type="dpmsolver++",
@@ -106,7 +121,7 @@ def make_scheduler(sampler: str, betas: np.ndarray, spacing: str = "logsnr"):
             use_lu_lambdas=log_snr,
             timestep_spacing="linspace",
         )
-    if sampler == "unipc":
+    if sampler == Sampler.UNIPC:
         # uniform in log(sigma) = uniform in log-SNR for this parametrisation
         return UniPCMultistepScheduler(
             **common,
@@ -190,7 +205,7 @@ def sample(
         x = float(np.sqrt(acp)) * x_start.to(device=device, dtype=torch.float32) + float(np.sqrt(1.0 - acp)) * noise
 
     batch = shape[0]
-    step_kwargs: dict[str, Any] = {"generator": generator} if sampler == "ddpm" else {}
+    step_kwargs: dict[str, Any] = {"generator": generator} if sampler == Sampler.DDPM else {}
     with torch.inference_mode():
         for i, t in enumerate(timesteps):
             t_model = torch.full((batch,), float(t), dtype=torch.float32, device=device)
@@ -203,4 +218,4 @@ def sample(
 
 def model_evaluations(sampler: str, steps: int) -> int:
     """How many times ``sample`` calls ``eps_fn`` (PNDM's PLMS warm-up evaluates the first step twice)."""
-    return steps + 1 if sampler == "pndm" and steps > 1 else steps
+    return steps + 1 if sampler == Sampler.PNDM and steps > 1 else steps

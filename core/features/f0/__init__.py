@@ -22,15 +22,19 @@ Heavy libraries are imported only when a method runs.
 
 from __future__ import annotations
 
-import enum
 import threading
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from core import pretrained
+from core.device import pick_device
 from core.errors import SvcoverError
-from core.features.f0.common import (
+from core.features.f0 import praat, world
+from core.features.f0.voicing import DEFAULT_SETTINGS, voiced_frames
+from core.features.f0_postprocess import (
     DEFAULT_F0_MAX,
     DEFAULT_F0_MIN,
     continuous_f0,
@@ -40,6 +44,7 @@ from core.features.f0.common import (
     postprocess,
     to_grid,
 )
+from core.features.mel import SAMPLE_RATE, as_waveform, frame_times, n_frames
 
 __all__ = [
     "F0Method",
@@ -58,13 +63,16 @@ __all__ = [
 ]
 
 
-class F0Method(str, enum.Enum):
+class F0Method(StrEnum):
+    """The F0 methods, by the names the CLI, the UI and saved configs use (members equal these strings)."""
+
     RMVPE = "rmvpe"
     FCPE = "fcpe"
     HARVEST = "harvest"
     PARSELMOUTH = "parselmouth"
 
 
+# Plain strings, not members: argparse names invalid choices by their repr ('fcpe', not <F0Method.FCPE: ...>).
 F0_METHODS: tuple[str, ...] = tuple(m.value for m in F0Method)
 NEURAL_SAMPLE_RATE = 16000  # RMVPE and FCPE read 16 kHz audio at 100 frames per second
 NEURAL_HOP = 160
@@ -90,16 +98,12 @@ def load_model(method: str | F0Method, device: str = "cpu", path: str | Path | N
 
     ``path`` overrides the default file (``pretrained/rmvpe/rmvpe.pt``; FCPE's bundled weights).
     """
-    from core.device import pick_device
-
     kind = parse_method(method)
     device = pick_device(device)  # "auto" -> the actual device, so the cache key is stable
     if kind == F0Method.RMVPE:
         from core.features.f0.rmvpe import Rmvpe
 
         if path is None:
-            from core import pretrained
-
             path = pretrained.require(pretrained.RMVPE, download_name="rmvpe")
         loader = Rmvpe.from_checkpoint
     elif kind == F0Method.FCPE:
@@ -126,7 +130,7 @@ def clear_model_cache() -> None:
 
 def estimate_f0(
     wav44k: np.ndarray,
-    method: str | F0Method = "rmvpe",
+    method: str | F0Method = F0Method.RMVPE,
     device: str = "cpu",
     *,
     f0_min: float = DEFAULT_F0_MIN,
@@ -160,8 +164,6 @@ def estimate_f0(
     Raises ``BadAudioError`` for NaN/inf samples or a non-mono array, ``MissingPretrainedError``
     when the model file is missing, ``CheckpointError`` for an unusable model file.
     """
-    from core.features.mel import as_waveform, frame_times, n_frames
-
     if voicing not in VOICING_MODES:
         raise ValueError(f"voicing must be one of {', '.join(VOICING_MODES)}, not {voicing!r}")
     kind = parse_method(method)
@@ -171,8 +173,6 @@ def estimate_f0(
         wav16 = _to_16k(wav)
         pitch, confidence = _neural_candidates(wav16, kind, device, rmvpe_pad, model_path)
         if voicing == "auto" and threshold is None:
-            from core.features.f0.voicing import DEFAULT_SETTINGS, voiced_frames
-
             voiced = voiced_frames(wav16, pitch, confidence, DEFAULT_SETTINGS[kind.value])
         else:
             default = 0.03 if kind == F0Method.RMVPE else 0.006
@@ -181,13 +181,9 @@ def estimate_f0(
         raw_times = np.arange(raw.size, dtype=np.float64) * (NEURAL_HOP / NEURAL_SAMPLE_RATE)
         f0 = to_grid(raw, raw_times, times)
     elif kind == F0Method.HARVEST:
-        from core.features.f0.world import harvest
-
-        f0 = harvest(_to_16k(wav), NEURAL_SAMPLE_RATE, times, f0_min=f0_min, f0_max=f0_max)
+        f0 = world.harvest(_to_16k(wav), NEURAL_SAMPLE_RATE, times, f0_min=f0_min, f0_max=f0_max)
     else:
-        from core.features.f0.praat import praat_f0
-
-        f0 = praat_f0(_to_16k(wav), NEURAL_SAMPLE_RATE, times, f0_min=f0_min, f0_max=f0_max)
+        f0 = praat.praat_f0(_to_16k(wav), NEURAL_SAMPLE_RATE, times, f0_min=f0_min, f0_max=f0_max)
     return postprocess(f0, f0_min=f0_min, f0_max=f0_max, median_size=median_size, octave_fix=octave_fix)
 
 
@@ -209,11 +205,9 @@ def _neural_candidates(wav16: np.ndarray, kind: F0Method, device: str, rmvpe_pad
     return pitch, confidence
 
 
-def pitch_candidates(wav44k: np.ndarray, method: str | F0Method = "fcpe", device: str = "cpu",
+def pitch_candidates(wav44k: np.ndarray, method: str | F0Method = F0Method.FCPE, device: str = "cpu",
                      rmvpe_pad: str = "reflect", model_path: str | Path | None = None) -> np.ndarray:  # fmt: skip
     """The neural method's pitch in EVERY mel frame, voiced or not (Hz; for evaluating pitch apart from voicing)."""
-    from core.features.mel import as_waveform, frame_times, n_frames
-
     kind = parse_method(method)
     if kind not in (F0Method.RMVPE, F0Method.FCPE):
         raise UnknownF0MethodError(f"F0 method {kind.value!r} gives no pitch for unvoiced frames")
@@ -226,8 +220,6 @@ def pitch_candidates(wav44k: np.ndarray, method: str | F0Method = "fcpe", device
 def _to_16k(wav44k: np.ndarray) -> np.ndarray:
     """High-quality resampling 44.1 kHz -> 16 kHz (soxr)."""
     import soxr
-
-    from core.features.mel import SAMPLE_RATE
 
     if wav44k.size == 0:
         return np.zeros(0, dtype=np.float32)

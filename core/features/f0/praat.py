@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import parselmouth
 
-from core.features.f0.common import DEFAULT_F0_MAX, DEFAULT_F0_MIN, to_grid
+from core.features.f0_postprocess import DEFAULT_F0_MAX, DEFAULT_F0_MIN, to_grid
 from core.features.mel import as_waveform
 
 VOICING_THRESHOLD = 0.6  # Praat's default 0.45 lets breaths through as voiced; 0.6 as in RVC

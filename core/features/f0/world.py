@@ -8,7 +8,7 @@ import types
 
 import numpy as np
 
-from core.features.f0.common import DEFAULT_F0_MAX, DEFAULT_F0_MIN, to_grid
+from core.features.f0_postprocess import DEFAULT_F0_MAX, DEFAULT_F0_MIN, to_grid
 from core.features.mel import as_waveform
 
 
