@@ -28,6 +28,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks._common import print_report  # noqa: E402  (importable once the repository root is on sys.path)
 
 CASE_CODE = r"""
 import json, resource, sys, time
@@ -52,7 +56,6 @@ print(json.dumps({"wall": wall, "cpu": self_cpu + child.ru_utime + child.ru_stim
 
 
 def _duration(paths: list[Path]) -> float:
-    sys.path.insert(0, str(ROOT))
     from core.audio import probe_audio
 
     return sum(probe_audio(p)["duration"] or 0.0 for p in paths)
@@ -130,10 +133,7 @@ def main() -> int:
             f"| {r['name']} | {r['minutes']:.2f} | {r['wall']:.1f} | {r['per_min']:.2f} | {r['cpu_per_min']:.2f} "
             f"| {r['rss_mb']:.0f} | {result} |"
         )
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.out:
-        args.out.write_text(table, encoding="utf-8")
+    print_report(lines, args.out)
     return 0
 
 
