@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REFERENCE
 
 from core.errors import CheckpointError, MissingPretrainedError
 from core.features.contentvec import ContentVec, align_to_frames, parse_conv_layers
+from tests.conftest import REFERENCE
 
 HUBERT_REF = REFERENCE / "hubert"
 CASES = [("case_1", "schema_hubert_base.json"), ("case_2", "schema_contentvec_legacy.json")]

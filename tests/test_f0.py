@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import REAL, ROOT, make_synthetic_singing
 
 from core.errors import CheckpointError, MissingPretrainedError
 from core.features.f0 import (
@@ -30,6 +29,7 @@ from core.features.f0 import (
 from core.features.f0.common import to_grid
 from core.features.f0.fcpe import Fcpe, weight_path
 from core.features.mel import BadAudioError, frame_times, n_frames
+from tests.conftest import REAL, ROOT, make_synthetic_singing
 
 CPU_METHODS = ("fcpe", "harvest", "parselmouth")  # rmvpe is covered with stand-in weights in test_rmvpe.py
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REFERENCE
 
 from core.errors import CheckpointError, MissingPretrainedError
 from core.features.f0 import clear_model_cache, estimate_f0, load_model
 from core.features.f0.rmvpe import N_BINS, Rmvpe, bin_to_hz, decode, pad_frames
 from core.features.mel import n_frames
+from tests.conftest import REFERENCE
 
 RMVPE_REF = REFERENCE / "rmvpe"
 CASES = ["case_a_vibrato", "case_b_gaps", "case_c_high_noisy"]
@@ -197,7 +197,8 @@ def _real_rmvpe() -> Path | None:
 @pytest.mark.skipif(_real_rmvpe() is None, reason="the real pretrained/rmvpe/rmvpe.pt is not installed here")
 def test_real_rmvpe_accuracy_and_high_notes(tmp_path: Path) -> None:
     import soundfile as sf
-    from conftest import make_synthetic_singing
+
+    from tests.conftest import make_synthetic_singing
 
     wav_path = make_synthetic_singing(tmp_path / "s", seed=1, extra_args=["--duration", "6"])
     wav, _ = sf.read(wav_path, dtype="float32")
