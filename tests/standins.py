@@ -13,7 +13,11 @@ STAND-INS, not the released weights (they cannot be downloaded here):
 from __future__ import annotations
 
 import json
+import os
+import sys
+import types
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -208,8 +212,6 @@ _SHARED_VOICE: dict[str, Path] = {}
 
 def shared_voice_roots(tmp_path_factory) -> tuple[Path, Path]:
     """(logs root, pretrained root) of one voice model per test process, shared by the convert test modules."""
-    import os
-
     import torch
 
     from core.experiment import Experiment
@@ -231,3 +233,44 @@ def shared_voice_roots(tmp_path_factory) -> tuple[Path, Path]:
                     os.environ[k] = v
         _SHARED_VOICE.update(logs=logs, pretrained=pretrained)
     return _SHARED_VOICE["logs"], _SHARED_VOICE["pretrained"]
+
+
+# ------------------------------------------------------------------------------ hostile and foreign pickles
+
+
+class TouchPayload:
+    """Pickles to ``os.system("touch MARKER")``: what a malicious community .pth does when unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+FAIRSEQ_MODULES = ("fairseq", "fairseq.data", "fairseq.data.dictionary")
+
+
+def save_with_fairseq_dictionary(path: Path, container: dict, **label_fields: Any) -> Path:
+    """``torch.save`` ``container`` plus ``task_state = {"dictionaries": [labels]}``, where ``labels`` pickles as
+    fairseq's ``fairseq.data.dictionary.Dictionary`` (attributes ``label_fields``) like a real HuBERT/ContentVec
+    checkpoint, without fairseq: a stand-in class takes that name in ``sys.modules`` for the save only."""
+    import torch
+
+    fake = type("Dictionary", (), {})
+    fake.__module__, fake.__qualname__ = "fairseq.data.dictionary", "Dictionary"
+    modules = {name: types.ModuleType(name) for name in FAIRSEQ_MODULES}
+    modules["fairseq.data.dictionary"].Dictionary = fake
+    labels = fake()
+    labels.__dict__.update(label_fields)
+    saved = {name: sys.modules[name] for name in FAIRSEQ_MODULES if name in sys.modules}
+    try:
+        sys.modules.update(modules)
+        torch.save({**container, "task_state": {"dictionaries": [labels]}}, path)
+    finally:
+        for name in FAIRSEQ_MODULES:
+            if name in saved:
+                sys.modules[name] = saved[name]
+            else:
+                sys.modules.pop(name, None)
+    return path

@@ -11,10 +11,7 @@ import argparse
 import collections
 import concurrent.futures
 import multiprocessing
-import os
-import sys
 import threading
-import types
 from pathlib import Path
 
 import numpy as np
@@ -23,39 +20,15 @@ import torch
 
 from core.checkpoints import ArgsNamespaceStub, FairseqDictionaryStub, safe_load
 from core.errors import CheckpointError
-from tests.standins import write_small_content_encoder, write_small_vocoder
-
-
-class _Payload:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
+from tests.standins import TouchPayload, save_with_fairseq_dictionary, write_small_content_encoder, write_small_vocoder
 
 
 def _write_fairseq_content_encoder(path: Path) -> None:
     """The small HuBERT stand-in re-saved the way fairseq does: ``args`` Namespace and a label Dictionary."""
     write_small_content_encoder(path)
     container = torch.load(path, weights_only=True)
-    fake = type("Dictionary", (), {})
-    fake.__module__, fake.__qualname__ = "fairseq.data.dictionary", "Dictionary"
-    mods = {n: types.ModuleType(n) for n in ("fairseq", "fairseq.data", "fairseq.data.dictionary")}
-    mods["fairseq.data.dictionary"].Dictionary = fake
-    saved = dict(sys.modules)
-    try:
-        sys.modules.update(mods)
-        labels = fake()
-        labels.__dict__.update(symbols=["<s>", "<pad>", "</s>", "<unk>", "0", "1"], bos_index=0)
-        container["args"] = argparse.Namespace(task="hubert_pretraining", label_rate=50, normalize=False)
-        container["task_state"] = {"dictionaries": [labels]}
-        torch.save(container, path)
-    finally:
-        for name in mods:
-            if name in saved:
-                sys.modules[name] = saved[name]
-            else:
-                sys.modules.pop(name, None)
+    container["args"] = argparse.Namespace(task="hubert_pretraining", label_rate=50, normalize=False)
+    save_with_fairseq_dictionary(path, container, symbols=["<s>", "<pad>", "</s>", "<unk>", "0", "1"], bos_index=0)
 
 
 def _write_voice_checkpoint(path: Path, seed: int) -> None:
@@ -107,7 +80,7 @@ def test_sixteen_threads_load_every_format_while_a_malicious_file_is_refused(
 ) -> None:
     marker = tmp_path / "PWNED"
     evil = tmp_path / "evil.pth"
-    torch.save({"model": {"w": torch.zeros(1)}, "x": _Payload(marker)}, evil)
+    torch.save({"model": {"w": torch.zeros(1)}, "x": TouchPayload(marker)}, evil)
     jobs = [*checkpoint_files.items(), ("evil", evil)]
     errors: list[str] = []
     refused = 0
