@@ -35,14 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import (  # noqa: E402  (importable once the repository root is on sys.path)
-    REFERENCE,
-    SHARED,
-    peak_rss_mb,
-    weights_builder,
-    write_full_size_hubert,
-    write_full_size_rmvpe,
-)
+from benchmarks import _common as common  # noqa: E402  (importable once the repository root is on sys.path)
 
 CONTENT = "content/hubert_base.pt"
 RMVPE = "rmvpe/rmvpe.pt"
@@ -55,26 +48,26 @@ def build_standins(root: Path, which: list[str]) -> None:
     import torch
     import yaml
 
-    builder = weights_builder()
+    builder = common.weights_builder()
     if CONTENT in which:
-        write_full_size_hubert(root / CONTENT, builder)
+        common.write_full_size_hubert(root / CONTENT, builder)
     if RMVPE in which:
-        write_full_size_rmvpe(root / RMVPE, builder)
+        common.write_full_size_rmvpe(root / RMVPE, builder)
     if VOCODER in which:
         folder = (root / VOCODER).parent
         folder.mkdir(parents=True, exist_ok=True)
-        state = builder.make_state_dict(builder.load_schema(str(REFERENCE / "nsf_hifigan" / "schema.json")), 1)
+        state = builder.make_state_dict(builder.load_schema(str(common.REFERENCE / "nsf_hifigan" / "schema.json")), 1)
         torch.save({"generator": state}, folder / "model")
-        shutil.copy(REFERENCE / "nsf_hifigan" / "config.json", folder / "config.json")
+        shutil.copy(common.REFERENCE / "nsf_hifigan" / "config.json", folder / "config.json")
     if DECODER in which:
         folder = (root / DECODER).parent
         folder.mkdir(parents=True, exist_ok=True)
-        schema = json.loads((REFERENCE / "diffusion_svc" / "schema.json").read_text())["keys"]
+        schema = json.loads((common.REFERENCE / "diffusion_svc" / "schema.json").read_text())["keys"]
         state = builder.make_state_dict(schema, 1)
         # The schedule buffers are formulas, not random values: let the model recompute them.
         state = {k: v for k, v in state.items() if not k.startswith("decoder.") or "denoise_fn" in k}
         torch.save({"global_step": 0, "model": state}, folder / "model_0.pt")
-        cfg = json.loads((REFERENCE / "diffusion_svc" / "config.json").read_text())
+        cfg = json.loads((common.REFERENCE / "diffusion_svc" / "config.json").read_text())
         yml = {"data": cfg["data"], "model": cfg["model"], "vocoder": cfg["vocoder"]}
         (folder / "config.yaml").write_text(yaml.safe_dump(yml), encoding="utf-8")
 
@@ -84,7 +77,7 @@ def load_vocal(seconds: float):
 
     from core.audio import load_audio
 
-    wav = load_audio(SHARED / "data" / "real" / "singing" / "vocadito_1.wav", 44100)
+    wav = load_audio(common.SHARED / "data" / "real" / "singing" / "vocadito_1.wav", 44100)
     n = int(seconds * 44100)
     return np.resize(wav, n).astype(np.float32)  # repeats the material if more is asked for than exists
 
@@ -190,7 +183,7 @@ def main() -> int:
         "load_models_s": round(load_s, 2),
         "threads": args.threads,
         "load_average_1min": round((load_before + os.getloadavg()[0]) / 2, 1),
-        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "peak_rss_mb": round(common.peak_rss_mb(), 1),
         "stand_in_weights": missing,
     }
     print(json.dumps(summary))

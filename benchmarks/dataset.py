@@ -88,6 +88,16 @@ def make_song_hour(song: Path, path: Path) -> Path:
     return path
 
 
+def _table_row(r: dict) -> str:
+    result = f"{r['chunks']} chunks, {r['chunk_seconds']} s" if "chunks" in r else f"{r['samples']} samples"
+    if r.get("skipped"):
+        result += f", {r['skipped']} files skipped"
+    return (
+        f"| {r['name']} | {r['minutes']:.2f} | {r['wall']:.1f} | {r['per_min']:.2f} | {r['cpu_per_min']:.2f} "
+        f"| {r['rss_mb']:.0f} | {result} |"
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared", help="the shared data folder")
@@ -125,15 +135,7 @@ def main() -> int:
         "| input | minutes | wall s | wall s / input min | CPU s / input min | peak RSS MB | result |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
-    for r in rows:
-        result = f"{r['chunks']} chunks, {r['chunk_seconds']} s" if "chunks" in r else f"{r['samples']} samples"
-        if r.get("skipped"):
-            result += f", {r['skipped']} files skipped"
-        lines.append(
-            f"| {r['name']} | {r['minutes']:.2f} | {r['wall']:.1f} | {r['per_min']:.2f} | {r['cpu_per_min']:.2f} "
-            f"| {r['rss_mb']:.0f} | {result} |"
-        )
-    print_report(lines, args.out)
+    print_report(lines + [_table_row(r) for r in rows], args.out)
     return 0
 
 

@@ -35,26 +35,20 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import (  # noqa: E402  (importable once the repository root is on sys.path)
-    SHARED,
-    peak_rss_mb,
-    weights_builder,
-    write_full_size_hubert,
-    write_full_size_rmvpe,
-)
+from benchmarks import _common as common  # noqa: E402  (importable once the repository root is on sys.path)
 
 CHUNK_SECONDS = 8.0
 
 
 def build_standins(root: Path) -> None:
     """Full-size stand-in ``content/hubert_base.pt`` (fairseq layout) and ``rmvpe/rmvpe.pt`` under ``root``."""
-    builder = weights_builder()
+    builder = common.weights_builder()
     content = root / "content" / "hubert_base.pt"
     if not content.is_file():
-        write_full_size_hubert(content, builder)
+        common.write_full_size_hubert(content, builder)
     rmvpe = root / "rmvpe" / "rmvpe.pt"
     if not rmvpe.is_file():
-        write_full_size_rmvpe(rmvpe, builder)
+        common.write_full_size_rmvpe(rmvpe, builder)
 
 
 def make_chunks(seconds: float) -> list:
@@ -63,7 +57,7 @@ def make_chunks(seconds: float) -> list:
     import soundfile as sf
     import soxr
 
-    data = SHARED / "data"
+    data = common.SHARED / "data"
     sources = sorted((data / "synthetic").glob("*.wav")) + sorted((data / "real" / "speech_ljspeech").glob("*.wav"))[:6]
     pieces = []
     for path in sources:
@@ -150,7 +144,7 @@ def main() -> int:
     # What the wall clock would be with the threads running undisturbed (CPU time / threads): the
     # machine is shared, so the wall-clock figure above depends on what else runs.
     results["x_realtime_if_unloaded"] = round(audio_s / (stage_cpu / args.threads), 2)
-    results["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    results["peak_rss_mb"] = round(common.peak_rss_mb(), 1)
     print(f"{'whole stage':>14}: {results['x_realtime']:7.2f} x realtime ({audio_s:.0f} s of audio in {stage_s:.1f} s, "
           f"{report.n_chunks} chunks, f0={args.f0})", file=sys.stderr)  # fmt: skip
     start = time.perf_counter()
@@ -182,7 +176,7 @@ def main() -> int:
     steady = sum(results[f"cpu_s_per_audio_s_{n}"] for n in ("contentvec", f"f0_{args.f0}", "mel", "loudness")
                  if f"cpu_s_per_audio_s_{n}" in results)
     results["steady_cpu_s_per_audio_s"] = round(steady, 4)
-    results["peak_rss_mb_all"] = round(peak_rss_mb(), 1)
+    results["peak_rss_mb_all"] = round(common.peak_rss_mb(), 1)
     results["weights_built_here"] = not have_real  # full-size stand-ins from the schemas
     print(json.dumps({"x_realtime": results.pop("x_realtime"), "peak_rss_mb": results.pop("peak_rss_mb"), **results}))
     import shutil
