@@ -7,7 +7,7 @@
 4. stage modules import no ``argparse``: the command line belongs to the CLI layer. Today's offenders are
    listed in ``ARGPARSE_ALLOWED``; the list may only shrink (an entry that no longer imports argparse fails);
 5. one home per concept: the sampler defaults and the checkpoint file layout are defined in one module each;
-6. test helpers are imported one way: ``from tests.<helper> import ...``.
+6. test helpers (conftest included) are imported one way: ``from tests.<helper> import ...``.
 """
 
 from __future__ import annotations
