@@ -138,3 +138,18 @@ def choose_option(page: Any, elem_id: str, option: str) -> None:
     page.locator(f"#{elem_id} input").first.click()
     page.get_by_role("option", name=option, exact=True).click()
 
+
+def click_tabs(page: Any, *names: str) -> None:
+    """Open the tab ``names[0]``, then its sub-tab ``names[1]``, and so on."""
+    for name in names:
+        page.get_by_role("tab", name=name).click()
+
+
+@contextlib.contextmanager
+def app_page(tmp_dir: Path, *tabs: str, extra_env: dict[str, str | None] | None = None) -> Iterator[tuple[str, Any]]:
+    """``running_app`` (60 s to serve: the CI machine is busy) and a chromium page (60 s default timeout) on it,
+    with ``tabs`` opened in order; yields (url, page)."""
+    with running_app(tmp_dir, timeout=60, extra_env=extra_env) as url, chromium_page(timeout_ms=60_000) as page:
+        page.goto(url)
+        click_tabs(page, *tabs)
+        yield url, page
