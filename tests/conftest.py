@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -42,8 +43,6 @@ def tmp_pretrained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def offline_tiny_uvr(tmp_logs: Path, tmp_pretrained: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The pretrained root with a tiny separation model in ``uvr/`` (audio-separator's real MDX path), an empty
     logs root, and no network: any socket connection fails, so a cover must run offline."""
-    import socket
-
     from tests.tiny_uvr import install_tiny_uvr
 
     install_tiny_uvr(tmp_pretrained / "uvr")
