@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import print_report  # noqa: E402  (importable once the repository root is on sys.path)
+from benchmarks._common import SHARED, print_report  # noqa: E402  (importable once the repository root is on sys.path)
 
 CASE_CODE = r"""
 import json, resource, sys, time
@@ -100,7 +100,7 @@ def _table_row(r: dict) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared", help="the shared data folder")
+    ap.add_argument("--shared", type=Path, default=SHARED, help="the shared data folder")
     ap.add_argument("--out", type=Path, default=None, help="also write the results table to this markdown file")
     ap.add_argument("--skip-hour", action="store_true", help="skip the 1-hour cases (they need ~350 MB of temp disk)")
     args = ap.parse_args()

@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import print_report  # noqa: E402  (importable once the repository root is on sys.path)
+from benchmarks._common import SHARED, print_report  # noqa: E402  (importable once the repository root is on sys.path)
 
 CASE_CODE = r"""
 import json, resource, sys, time
@@ -88,7 +88,7 @@ def main() -> int:
     from core.ffmpeg_tool import wheel_ffmpeg
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    ap.add_argument("--shared", type=Path, default=SHARED)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--rounds", type=int, default=2, help="alternating old/new runs per input (best kept)")
     args = ap.parse_args()
