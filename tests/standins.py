@@ -12,6 +12,8 @@ STAND-INS, not the released weights (they cannot be downloaded here):
 
 from __future__ import annotations
 
+import argparse
+import collections
 import json
 import os
 import sys
@@ -274,3 +276,25 @@ def save_with_fairseq_dictionary(path: Path, container: dict, **label_fields: An
             else:
                 sys.modules.pop(name, None)
     return path
+
+
+def write_fairseq_content_encoder(path: Path) -> None:
+    """The small HuBERT stand-in re-saved the way fairseq does: ``args`` Namespace and a label Dictionary."""
+    import torch
+
+    write_small_content_encoder(path)
+    container = torch.load(path, weights_only=True)
+    container["args"] = argparse.Namespace(task="hubert_pretraining", label_rate=50, normalize=False)
+    save_with_fairseq_dictionary(path, container, symbols=["<s>", "<pad>", "</s>", "<unk>", "0", "1"], bos_index=0)
+
+
+def write_voice_checkpoint(path: Path, seed: int) -> None:
+    """A training checkpoint with things that need the allow-list: numpy scalars and arrays."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    torch.save({"format": "svcover-decoder", "step": seed, "model": {"w": torch.randn(16, 8, generator=gen)},
+                "optimizer": {"state": {}, "param_groups": [{"lr": 1e-4}]},
+                "rng": {"data": np.random.default_rng(seed).bit_generator.state},
+                "stats": {"f0_mean": np.float32(200.0 + seed), "hist": np.arange(4, dtype=np.int64)},
+                "counts": collections.OrderedDict(a=1)}, path)  # fmt: skip

@@ -7,38 +7,17 @@ the fairseq-format content encoder was refused as "may contain malicious code" i
 
 from __future__ import annotations
 
-import argparse
-import collections
 import concurrent.futures
 import multiprocessing
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from core.checkpoints import ArgsNamespaceStub, FairseqDictionaryStub, safe_load
 from core.errors import CheckpointError
-from tests.standins import TouchPayload, save_with_fairseq_dictionary, write_small_content_encoder, write_small_vocoder
-
-
-def _write_fairseq_content_encoder(path: Path) -> None:
-    """The small HuBERT stand-in re-saved the way fairseq does: ``args`` Namespace and a label Dictionary."""
-    write_small_content_encoder(path)
-    container = torch.load(path, weights_only=True)
-    container["args"] = argparse.Namespace(task="hubert_pretraining", label_rate=50, normalize=False)
-    save_with_fairseq_dictionary(path, container, symbols=["<s>", "<pad>", "</s>", "<unk>", "0", "1"], bos_index=0)
-
-
-def _write_voice_checkpoint(path: Path, seed: int) -> None:
-    """A training checkpoint with things that need the allow-list: numpy scalars and arrays."""
-    gen = torch.Generator().manual_seed(seed)
-    torch.save({"format": "svcover-decoder", "step": seed, "model": {"w": torch.randn(16, 8, generator=gen)},
-                "optimizer": {"state": {}, "param_groups": [{"lr": 1e-4}]},
-                "rng": {"data": np.random.default_rng(seed).bit_generator.state},
-                "stats": {"f0_mean": np.float32(200.0 + seed), "hist": np.arange(4, dtype=np.int64)},
-                "counts": collections.OrderedDict(a=1)}, path)  # fmt: skip
+from tests.standins import TouchPayload, write_fairseq_content_encoder, write_small_vocoder, write_voice_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -50,9 +29,9 @@ def checkpoint_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
     files = {"content": root / "hubert_base.pt", "vocoder": write_small_vocoder(root / "nsf_hifigan") / "model",
              "voice_a": root / "step_100.pt", "voice_b": root / "best.pt", "weights": root / "model.safetensors",
              "lightning": root / "lightning.ckpt"}  # fmt: skip
-    _write_fairseq_content_encoder(files["content"])
-    _write_voice_checkpoint(files["voice_a"], 1)
-    _write_voice_checkpoint(files["voice_b"], 2)
+    write_fairseq_content_encoder(files["content"])
+    write_voice_checkpoint(files["voice_a"], 1)
+    write_voice_checkpoint(files["voice_b"], 2)
     save_file({"w": torch.ones(3, 3, dtype=torch.float16)}, str(files["weights"]))
     torch.save({"state_dict": {"w": torch.zeros(2)}, "hyper_parameters": OmegaConf.create({"lr": 0.1, "n": [1, 2]})},
                files["lightning"])  # fmt: skip
