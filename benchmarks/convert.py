@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -36,23 +35,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import _common as common  # noqa: E402  (importable once the repository root is on sys.path)
+
 CONTENT = "content/hubert_base.pt"
 RMVPE = "rmvpe/rmvpe.pt"
 VOCODER = "nsf_hifigan/model"
 DECODER = "diffusion_svc/model_0.pt"
-
-
-def shared_dir() -> Path:
-    return Path(os.environ.get("SVCOVER_SHARED") or ROOT.parent / "shared").resolve()
-
-
-def _builder():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("weights_from_schema", shared_dir() / "reference" / "weights_from_schema.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def build_standins(root: Path, which: list[str]) -> None:
@@ -60,37 +48,26 @@ def build_standins(root: Path, which: list[str]) -> None:
     import torch
     import yaml
 
-    reference = shared_dir() / "reference"
-    builder = _builder()
+    builder = common.weights_builder()
     if CONTENT in which:
-        schema = json.loads((reference / "hubert" / "schema_hubert_base.json").read_text())["keys"]
-        model_cfg = {"_name": "hubert", "extractor_mode": "default", "encoder_layers": 12, "encoder_embed_dim": 768,
-                     "encoder_ffn_embed_dim": 3072, "encoder_attention_heads": 12, "conv_bias": False,
-                     "conv_feature_layers": "[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2", "final_dim": 256,
-                     "layer_norm_first": False, "conv_pos": 128, "conv_pos_groups": 16}  # fmt: skip
-        (root / CONTENT).parent.mkdir(parents=True, exist_ok=True)
-        container = {"args": None, "cfg": {"model": model_cfg, "task": {"normalize": False}},
-                     "model": builder.make_state_dict(schema, 1)}  # fmt: skip
-        torch.save(container, root / CONTENT)
-        del container
+        common.write_full_size_hubert(root / CONTENT, builder)
     if RMVPE in which:
-        (root / RMVPE).parent.mkdir(parents=True, exist_ok=True)
-        torch.save(builder.make_state_dict(builder.load_schema(str(reference / "rmvpe" / "schema.json")), 1), root / RMVPE)
+        common.write_full_size_rmvpe(root / RMVPE, builder)
     if VOCODER in which:
         folder = (root / VOCODER).parent
         folder.mkdir(parents=True, exist_ok=True)
-        state = builder.make_state_dict(builder.load_schema(str(reference / "nsf_hifigan" / "schema.json")), 1)
+        state = builder.make_state_dict(builder.load_schema(str(common.REFERENCE / "nsf_hifigan" / "schema.json")), 1)
         torch.save({"generator": state}, folder / "model")
-        shutil.copy(reference / "nsf_hifigan" / "config.json", folder / "config.json")
+        shutil.copy(common.REFERENCE / "nsf_hifigan" / "config.json", folder / "config.json")
     if DECODER in which:
         folder = (root / DECODER).parent
         folder.mkdir(parents=True, exist_ok=True)
-        schema = json.loads((reference / "diffusion_svc" / "schema.json").read_text())["keys"]
+        schema = json.loads((common.REFERENCE / "diffusion_svc" / "schema.json").read_text())["keys"]
         state = builder.make_state_dict(schema, 1)
         # The schedule buffers are formulas, not random values: let the model recompute them.
         state = {k: v for k, v in state.items() if not k.startswith("decoder.") or "denoise_fn" in k}
         torch.save({"global_step": 0, "model": state}, folder / "model_0.pt")
-        cfg = json.loads((reference / "diffusion_svc" / "config.json").read_text())
+        cfg = json.loads((common.REFERENCE / "diffusion_svc" / "config.json").read_text())
         yml = {"data": cfg["data"], "model": cfg["model"], "vocoder": cfg["vocoder"]}
         (folder / "config.yaml").write_text(yaml.safe_dump(yml), encoding="utf-8")
 
@@ -100,13 +77,9 @@ def load_vocal(seconds: float):
 
     from core.audio import load_audio
 
-    wav = load_audio(shared_dir() / "data" / "real" / "singing" / "vocadito_1.wav", 44100)
+    wav = load_audio(common.SHARED / "data" / "real" / "singing" / "vocadito_1.wav", 44100)
     n = int(seconds * 44100)
     return np.resize(wav, n).astype(np.float32)  # repeats the material if more is asked for than exists
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
 def main() -> int:
@@ -210,7 +183,7 @@ def main() -> int:
         "load_models_s": round(load_s, 2),
         "threads": args.threads,
         "load_average_1min": round((load_before + os.getloadavg()[0]) / 2, 1),
-        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "peak_rss_mb": round(common.peak_rss_mb(), 1),
         "stand_in_weights": missing,
     }
     print(json.dumps(summary))

@@ -16,7 +16,6 @@ import argparse
 import datetime
 import os
 import platform
-import resource
 import sys
 import tempfile
 import time
@@ -24,7 +23,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DEFAULT_SONG = ROOT.parent / "shared" / "data" / "real" / "mixed" / "Karissa_Hobbs_-_Lets_Go_Fishin.hq.ogg"
+
+from benchmarks import _common as common  # noqa: E402  (importable once the repository root is on sys.path)
+
+DEFAULT_SONG = common.SHARED / "data" / "real" / "mixed" / "Karissa_Hobbs_-_Lets_Go_Fishin.hq.ogg"
 
 
 def main() -> int:
@@ -69,7 +71,7 @@ def main() -> int:
 
         settings = CoverSettings.build(SeparationSettings(model=TINY_MODEL), MixSettings(key=args.key))
         result = make_cover(tmp / "cover.wav", stand_in_convert, song=args.song, settings=settings)
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak_mb = common.peak_rss_mb()
         t1 = time.perf_counter()
         cached = make_cover(tmp / "cover2.wav", stand_in_convert, song=args.song, settings=settings)
         rerun = time.perf_counter() - t1

@@ -28,6 +28,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks._common import SHARED, print_report  # noqa: E402  (importable once the repository root is on sys.path)
 
 CASE_CODE = r"""
 import json, resource, sys, time
@@ -52,7 +56,6 @@ print(json.dumps({"wall": wall, "cpu": self_cpu + child.ru_utime + child.ru_stim
 
 
 def _duration(paths: list[Path]) -> float:
-    sys.path.insert(0, str(ROOT))
     from core.audio import probe_audio
 
     return sum(probe_audio(p)["duration"] or 0.0 for p in paths)
@@ -85,9 +88,19 @@ def make_song_hour(song: Path, path: Path) -> Path:
     return path
 
 
+def _table_row(r: dict) -> str:
+    result = f"{r['chunks']} chunks, {r['chunk_seconds']} s" if "chunks" in r else f"{r['samples']} samples"
+    if r.get("skipped"):
+        result += f", {r['skipped']} files skipped"
+    return (
+        f"| {r['name']} | {r['minutes']:.2f} | {r['wall']:.1f} | {r['per_min']:.2f} | {r['cpu_per_min']:.2f} "
+        f"| {r['rss_mb']:.0f} | {result} |"
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared", help="the shared data folder")
+    ap.add_argument("--shared", type=Path, default=SHARED, help="the shared data folder")
     ap.add_argument("--out", type=Path, default=None, help="also write the results table to this markdown file")
     ap.add_argument("--skip-hour", action="store_true", help="skip the 1-hour cases (they need ~350 MB of temp disk)")
     args = ap.parse_args()
@@ -122,18 +135,7 @@ def main() -> int:
         "| input | minutes | wall s | wall s / input min | CPU s / input min | peak RSS MB | result |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
-    for r in rows:
-        result = f"{r['chunks']} chunks, {r['chunk_seconds']} s" if "chunks" in r else f"{r['samples']} samples"
-        if r.get("skipped"):
-            result += f", {r['skipped']} files skipped"
-        lines.append(
-            f"| {r['name']} | {r['minutes']:.2f} | {r['wall']:.1f} | {r['per_min']:.2f} | {r['cpu_per_min']:.2f} "
-            f"| {r['rss_mb']:.0f} | {result} |"
-        )
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.out:
-        args.out.write_text(table, encoding="utf-8")
+    print_report(lines + [_table_row(r) for r in rows], args.out)
     return 0
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import SHARED, print_report  # noqa: E402  (importable once the repository root is on sys.path)
+
 CASE_CODE = r"""
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
@@ -86,7 +88,7 @@ def main() -> int:
     from core.ffmpeg_tool import wheel_ffmpeg
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared")
+    ap.add_argument("--shared", type=Path, default=SHARED)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--rounds", type=int, default=2, help="alternating old/new runs per input (best kept)")
     args = ap.parse_args()
@@ -129,10 +131,7 @@ def main() -> int:
             f"| {name} | {old['cpu'] / minutes:.3f} | {new['cpu'] / minutes:.3f} | {new['cpu'] / old['cpu']:.2f} "
             f"| {old['wall']:.1f} | {new['wall']:.1f} | {old['rss_mb']:.0f} | {new['rss_mb']:.0f} |"
         )
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.out:
-        args.out.write_text(table, encoding="utf-8")
+    print_report(lines, args.out)
     return 0
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -36,41 +35,20 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import _common as common  # noqa: E402  (importable once the repository root is on sys.path)
+
 CHUNK_SECONDS = 8.0
-
-
-def shared_dir() -> Path:
-    return Path(os.environ.get("SVCOVER_SHARED") or ROOT.parent / "shared").resolve()
 
 
 def build_standins(root: Path) -> None:
     """Full-size stand-in ``content/hubert_base.pt`` (fairseq layout) and ``rmvpe/rmvpe.pt`` under ``root``."""
-    import importlib.util
-
-    import torch
-
-    reference = shared_dir() / "reference"
-    spec = importlib.util.spec_from_file_location("weights_from_schema", reference / "weights_from_schema.py")
-    builder = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(builder)
-
+    builder = common.weights_builder()
     content = root / "content" / "hubert_base.pt"
     if not content.is_file():
-        schema = json.loads((reference / "hubert" / "schema_hubert_base.json").read_text())["keys"]
-        state = builder.make_state_dict(schema, 1)
-        model_cfg = {"_name": "hubert", "extractor_mode": "default", "encoder_layers": 12, "encoder_embed_dim": 768,
-                     "encoder_ffn_embed_dim": 3072, "encoder_attention_heads": 12, "conv_bias": False,
-                     "conv_feature_layers": "[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2", "final_dim": 256,
-                     "layer_norm_first": False, "conv_pos": 128, "conv_pos_groups": 16}  # fmt: skip
-        content.parent.mkdir(parents=True, exist_ok=True)
-        container = {"args": None, "cfg": {"model": model_cfg, "task": {"normalize": False}}, "model": state}
-        torch.save(container, content)
-        del state, container
+        common.write_full_size_hubert(content, builder)
     rmvpe = root / "rmvpe" / "rmvpe.pt"
     if not rmvpe.is_file():
-        schema = builder.load_schema(str(reference / "rmvpe" / "schema.json"))
-        rmvpe.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(builder.make_state_dict(schema, 1), rmvpe)
+        common.write_full_size_rmvpe(rmvpe, builder)
 
 
 def make_chunks(seconds: float) -> list:
@@ -79,7 +57,7 @@ def make_chunks(seconds: float) -> list:
     import soundfile as sf
     import soxr
 
-    data = shared_dir() / "data"
+    data = common.SHARED / "data"
     sources = sorted((data / "synthetic").glob("*.wav")) + sorted((data / "real" / "speech_ljspeech").glob("*.wav"))[:6]
     pieces = []
     for path in sources:
@@ -90,10 +68,6 @@ def make_chunks(seconds: float) -> list:
     n_total, n_chunk = int(seconds * 44100), int(CHUNK_SECONDS * 44100)
     audio = np.resize(audio, n_total)  # repeats the material if more is asked for than exists
     return [audio[i : i + n_chunk] for i in range(0, n_total, n_chunk) if n_total - i > 44100]
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
 def main() -> int:
@@ -170,7 +144,7 @@ def main() -> int:
     # What the wall clock would be with the threads running undisturbed (CPU time / threads): the
     # machine is shared, so the wall-clock figure above depends on what else runs.
     results["x_realtime_if_unloaded"] = round(audio_s / (stage_cpu / args.threads), 2)
-    results["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    results["peak_rss_mb"] = round(common.peak_rss_mb(), 1)
     print(f"{'whole stage':>14}: {results['x_realtime']:7.2f} x realtime ({audio_s:.0f} s of audio in {stage_s:.1f} s, "
           f"{report.n_chunks} chunks, f0={args.f0})", file=sys.stderr)  # fmt: skip
     start = time.perf_counter()
@@ -202,7 +176,7 @@ def main() -> int:
     steady = sum(results[f"cpu_s_per_audio_s_{n}"] for n in ("contentvec", f"f0_{args.f0}", "mel", "loudness")
                  if f"cpu_s_per_audio_s_{n}" in results)
     results["steady_cpu_s_per_audio_s"] = round(steady, 4)
-    results["peak_rss_mb_all"] = round(peak_rss_mb(), 1)
+    results["peak_rss_mb_all"] = round(common.peak_rss_mb(), 1)
     results["weights_built_here"] = not have_real  # full-size stand-ins from the schemas
     print(json.dumps({"x_realtime": results.pop("x_realtime"), "peak_rss_mb": results.pop("peak_rss_mb"), **results}))
     import shutil

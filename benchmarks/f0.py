@@ -21,6 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import _common as common  # noqa: E402  (importable once the repository root is on sys.path)
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -41,7 +43,7 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        script = ROOT.parent / "shared" / "data" / "make_synthetic_singing.py"
+        script = common.SHARED / "data" / "make_synthetic_singing.py"
         prefix = Path(tmp) / "bench"
         subprocess.run([sys.executable, str(script), "--out", str(prefix), "--seed", "3",
                         "--duration", str(args.seconds)], check=True, capture_output=True)

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -25,37 +24,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-SHARED = Path(os.environ.get("SVCOVER_SHARED") or ROOT.parent / "shared")
-SR = 44100
+
+from benchmarks._common import SHARED  # noqa: E402  (importable once the repository root is on sys.path)
+from tests.signals import SR, fft_true_peak_db, precise_fundamental  # noqa: E402
 
 
 def _stereo(x: np.ndarray) -> np.ndarray:
     return np.repeat(np.asarray(x, np.float32)[:, None], 2, axis=1) if x.ndim == 1 else x.astype(np.float32)
-
-
-def fft_true_peak_db(x: np.ndarray, factor: int = 8, block: int = 10 * SR, margin: int = SR // 10) -> float:
-    """Independent true peak: FFT (band-limited) interpolation, block by block with margins."""
-    from scipy.signal import resample
-
-    peak = 0.0
-    for start in range(0, len(x), block):
-        lo, hi = max(0, start - margin), min(len(x), start + block + margin)
-        up = resample(np.asarray(x[lo:hi], np.float64), (hi - lo) * factor, axis=0)
-        a = (start - lo) * factor
-        b = a + (min(len(x), start + block) - start) * factor
-        peak = max(peak, float(np.abs(up[a:b]).max()))
-    return 20 * np.log10(peak)
-
-
-def fundamental(x: np.ndarray) -> float:
-    seg = x[SR // 2 : -SR // 2, 0].astype(np.float64)
-    n = 8 * len(seg)
-    spec = np.abs(np.fft.rfft(seg * np.hanning(len(seg)), n))
-    freqs = np.fft.rfftfreq(n, 1 / SR)
-    band = np.flatnonzero((freqs > 100) & (freqs < 1000))
-    k = band[np.argmax(spec[band])]
-    a, b, c = np.log(spec[k - 1 : k + 2])
-    return float((k + 0.5 * (a - c) / (a - 2 * b + c)) * SR / n)
 
 
 def main() -> int:
@@ -102,7 +77,7 @@ def main() -> int:
     errors = []
     for key in (-7, -5, -2, -0.5, 0.5, 2, 3, 5, 7):
         shifted, _ = mix_stems(inst, settings=MixSettings(key=key))
-        errors.append(1200 * np.log2(fundamental(shifted) / fundamental(inst)) - 100 * key)
+        errors.append(1200 * np.log2(precise_fundamental(shifted) / precise_fundamental(inst)) - 100 * key)
     print(f"| key shift -7..+7 st (9 keys): largest error | {max(abs(e) for e in errors):.3f} cents |")
     return 0
 

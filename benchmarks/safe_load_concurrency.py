@@ -27,14 +27,13 @@ def _files(root: Path) -> list[Path]:
     import torch
     from omegaconf import OmegaConf
 
-    from tests.standins import write_small_vocoder
-    from tests.test_safe_load_concurrency import _write_fairseq_content_encoder, _write_voice_checkpoint
+    from tests.standins import write_fairseq_content_encoder, write_small_vocoder, write_voice_checkpoint
 
     files = [root / "hubert_base.pt", write_small_vocoder(root / "vocoder") / "model", root / "step_1.pt",
              root / "step_2.pt", root / "lightning.ckpt"]  # fmt: skip
-    _write_fairseq_content_encoder(files[0])
-    _write_voice_checkpoint(files[2], 1)
-    _write_voice_checkpoint(files[3], 2)
+    write_fairseq_content_encoder(files[0])
+    write_voice_checkpoint(files[2], 1)
+    write_voice_checkpoint(files[3], 2)
     torch.save({"state_dict": {"w": torch.zeros(2)}, "hp": OmegaConf.create({"lr": 0.1})}, files[4])
     return files
 

@@ -12,7 +12,6 @@ their checks, which is expected: only the times are measured here. Prints a Mark
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import tempfile
@@ -21,21 +20,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-SHARED = Path(os.environ.get("SVCOVER_SHARED") or ROOT.parent / "shared")
 
-HUBERT_CFG = {"_name": "hubert", "extractor_mode": "default", "encoder_layers": 12, "encoder_embed_dim": 768,
-              "encoder_ffn_embed_dim": 3072, "encoder_attention_heads": 12,
-              "conv_feature_layers": "[(512,10,5)] + [(512,3,2)] * 4 + [(512,2,2)] * 2", "conv_bias": False,
-              "final_dim": 256, "layer_norm_first": False, "conv_pos": 128, "conv_pos_groups": 16}  # fmt: skip
+from benchmarks import _common as common  # noqa: E402  (importable once the repository root is on sys.path)
 
 
 def build_stand_ins(root: Path) -> None:
     import torch
 
-    spec = importlib.util.spec_from_file_location("wfs", SHARED / "reference" / "weights_from_schema.py")
-    wfs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(wfs)
-    ref = SHARED / "reference"
+    wfs = common.weights_builder()
+    ref = common.REFERENCE
 
     def state(schema: str) -> dict:
         return wfs.make_state_dict(wfs.load_schema(ref / schema), 0)
@@ -46,7 +39,7 @@ def build_stand_ins(root: Path) -> None:
     torch.save({"generator": state("nsf_hifigan/schema.json")}, root / "nsf_hifigan" / "model")
     (root / "nsf_hifigan" / "config.json").write_text((ref / "nsf_hifigan" / "config.json").read_text())
     (root / "content").mkdir()
-    torch.save({"args": None, "cfg": {"model": HUBERT_CFG, "task": {"normalize": False, "sample_rate": 16000}},
+    torch.save({"args": None, "cfg": {"model": common.HUBERT_BASE_MODEL_CFG, "task": {"normalize": False, "sample_rate": 16000}},
                 "model": state("hubert/schema_hubert_base.json")}, root / "content" / "hubert_base.pt")  # fmt: skip
     from core.model.diffusion import SCHEDULE_BUFFERS
 

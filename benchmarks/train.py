@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import print_report  # noqa: E402  (importable once the repository root is on sys.path)
+
 GIB = 2**30
 
 
@@ -154,10 +156,7 @@ def main() -> int:
                   f"Validation loss below 0.85 (untrained ~1.0): step {step}, {secs} s of training.", "",
                   "| step | val loss | seconds |", "| --- | --- | --- |"]  # fmt: skip
         lines += [f"| {r['step']} | {r['val_loss']:.4f} | {r['seconds']:.1f} |" for r in rows]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        a.out.write_text(text, encoding="utf-8")
+    print_report(lines, a.out)
     return 0
 
 

@@ -19,7 +19,6 @@ load average is printed too.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import time
@@ -28,17 +27,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import _common as common  # noqa: E402  (importable once the repository root is on sys.path)
+
 
 def stand_in_state():
-    shared = Path(os.environ.get("SVCOVER_SHARED") or ROOT.parent / "shared")
-    builder = shared / "reference" / "weights_from_schema.py"
-    schema = shared / "reference" / "nsf_hifigan" / "schema.json"
-    if not (builder.is_file() and schema.is_file()):
+    schema = common.REFERENCE / "nsf_hifigan" / "schema.json"
+    if not ((common.REFERENCE / "weights_from_schema.py").is_file() and schema.is_file()):
         return None
-    spec = importlib.util.spec_from_file_location("weights_from_schema", builder)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.make_state_dict(module.load_schema(schema), 2002)
+    builder = common.weights_builder()
+    return builder.make_state_dict(builder.load_schema(schema), 2002)
 
 
 def test_signal(seconds: float, hop: int = 512, sr: int = 44100):

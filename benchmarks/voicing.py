@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-SHARED = Path(os.environ.get("SVCOVER_SHARED") or ROOT.parent / "shared")
+from benchmarks._common import SHARED  # noqa: E402  (importable once the repository root is on sys.path)
+
 SR = 44100
 HOP = 512  # the mel grid of make_synthetic_singing.py and of estimate_f0
 LABELS = Path(__file__).with_name("voicing_labels.json")

@@ -47,13 +47,14 @@ def running_app(
     host: str | None = "127.0.0.1",
     port: int | None = None,
     timeout: float = SERVE_TIMEOUT_S,
-    extra_env: dict[str, str] | None = None,
+    extra_env: dict[str, str | None] | None = None,
     extra_args: list[str] | None = None,
 ) -> Iterator[str]:
     """Start ``python app.py`` with logs/pretrained roots inside ``tmp_dir``; yield its URL.
 
-    ``host=None`` leaves ``--host`` off to test the default binding. The server's output goes to
-    ``tmp_dir/app.log`` and is quoted in the failure message if it does not come up in time.
+    ``host=None`` leaves ``--host`` off to test the default binding; a ``None`` in ``extra_env`` removes that
+    variable. The server's output goes to ``tmp_dir/app.log`` and is quoted in the failure message if it does
+    not come up in time.
     """
     tmp_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
@@ -63,8 +64,12 @@ def running_app(
         "SVCOVER_PRETRAINED": str(tmp_dir / "pretrained"),
         "GRADIO_ANALYTICS_ENABLED": "False",
         "PYTHONUNBUFFERED": "1",
-        **(extra_env or {}),
     }
+    for name, value in (extra_env or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     (tmp_dir / "logs").mkdir(exist_ok=True)
     (tmp_dir / "pretrained").mkdir(exist_ok=True)
     cmd = [sys.executable, "app.py", "--port", str(port), *(["--host", host] if host else []), *(extra_args or [])]
@@ -132,3 +137,19 @@ def choose_option(page: Any, elem_id: str, option: str) -> None:
     """Pick ``option`` in the Gradio dropdown whose elem_id is ``elem_id``."""
     page.locator(f"#{elem_id} input").first.click()
     page.get_by_role("option", name=option, exact=True).click()
+
+
+def click_tabs(page: Any, *names: str) -> None:
+    """Open the tab ``names[0]``, then its sub-tab ``names[1]``, and so on."""
+    for name in names:
+        page.get_by_role("tab", name=name).click()
+
+
+@contextlib.contextmanager
+def app_page(tmp_dir: Path, *tabs: str, extra_env: dict[str, str | None] | None = None) -> Iterator[tuple[str, Any]]:
+    """``running_app`` (60 s to serve: the CI machine is busy) and a chromium page (60 s default timeout) on it,
+    with ``tabs`` opened in order; yields (url, page)."""
+    with running_app(tmp_dir, timeout=60, extra_env=extra_env) as url, chromium_page(timeout_ms=60_000) as page:
+        page.goto(url)
+        click_tabs(page, *tabs)
+        yield url, page

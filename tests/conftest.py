@@ -1,9 +1,11 @@
-"""Shared fixtures: paths to ../shared, temporary logs/ and pretrained/ folders, schema weight builder."""
+"""Shared fixtures: paths to ../shared, temporary logs/ and pretrained/ folders, schema weight builder, an offline
+tiny separation model."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -35,6 +37,21 @@ def tmp_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def tmp_pretrained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty pretrained root for this test (``SVCOVER_PRETRAINED``)."""
     return _empty_root(tmp_path, monkeypatch, "pretrained", "SVCOVER_PRETRAINED")
+
+
+@pytest.fixture
+def offline_tiny_uvr(tmp_logs: Path, tmp_pretrained: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The pretrained root with a tiny separation model in ``uvr/`` (audio-separator's real MDX path), an empty
+    logs root, and no network: any socket connection fails, so a cover must run offline."""
+    from tests.tiny_uvr import install_tiny_uvr
+
+    install_tiny_uvr(tmp_pretrained / "uvr")
+
+    def refuse(*_args, **_kwargs):
+        raise OSError("network access during a cover")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    return tmp_pretrained
 
 
 def load_weights_builder():

@@ -10,6 +10,7 @@ Loudness/volume and the 128-bin log-mel are the project's real functions, and th
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ import soxr
 
 from core.config import save_json
 from core.experiment import Experiment
+from core.features.extract import Extractors
+from core.features.loudness import loudness_db
 from tests.conftest import REAL
 
 SR = 44100
@@ -29,6 +32,66 @@ def _interpolate_unvoiced(f0: np.ndarray) -> np.ndarray:
     if voiced.size == 0:
         return np.zeros_like(f0)
     return np.interp(np.arange(f0.size), voiced, f0[voiced]).astype(np.float32)
+
+
+@dataclass
+class Fakes:
+    """Counting stand-ins for the two models of the Extract stage (``run_extract(..., extractors=...)``): the content
+    units are signal statistics through a fixed projection, F0 is 200 Hz where the audio is louder than -40 dB (or a
+    known ``oracle_f0``); ``f0_scale`` makes F0 depend on the 'method'."""
+
+    dim: int = 768
+    f0_scale: float = 1.0
+    fail_content_at: int | None = None  # raise KeyboardInterrupt on this content call (1-based)
+    oracle_f0: dict[int, np.ndarray] = field(default_factory=dict)  # n_samples -> known F0
+    loads: dict[str, int] = field(default_factory=lambda: {"content": 0, "f0": 0})
+    calls: dict[str, int] = field(default_factory=lambda: {"content": 0, "f0": 0})
+    inputs: list[int] = field(default_factory=list)  # lengths seen by the content encoder
+
+    def extractors(self) -> Extractors:
+        from core.features.contentvec import align_to_frames
+        from core.features.mel import log_mel, n_frames
+
+        return Extractors(
+            content=self._content_factory,
+            f0=self._f0_factory,
+            mel=log_mel,
+            n_frames=n_frames,
+            align=align_to_frames,
+            continuous_f0=_interpolate_unvoiced,
+        )
+
+    def _content_factory(self):
+        self.loads["content"] += 1
+        proj = np.random.default_rng(0).standard_normal((2, self.dim)).astype(np.float32)
+
+        def content(wav16k: np.ndarray) -> np.ndarray:
+            self.calls["content"] += 1
+            if self.fail_content_at == self.calls["content"]:
+                raise KeyboardInterrupt
+            # A real encoder needs 400 samples and finite input; so does this fake.
+            assert wav16k.size >= 400 and np.isfinite(wav16k).all()
+            self.inputs.append(wav16k.size)
+            frames = (wav16k.size - 400) // 320 + 1
+            x = wav16k[: frames * 320].reshape(frames, 320)
+            stats = np.stack([np.sqrt((x**2).mean(axis=1)), np.abs(np.diff(x, axis=1)).mean(axis=1)], axis=1)
+            return stats @ proj
+
+        return content
+
+    def _f0_factory(self):
+        self.loads["f0"] += 1
+
+        def f0(wav44k: np.ndarray) -> np.ndarray:
+            self.calls["f0"] += 1
+            assert np.isfinite(wav44k).all()
+            t = wav44k.size // 512 + 1
+            if wav44k.size in self.oracle_f0:
+                return self.oracle_f0[wav44k.size] * self.f0_scale
+            level = loudness_db(wav44k)
+            return np.where(level > -40, 200.0 * self.f0_scale, 0.0)[:t]
+
+        return f0
 
 
 def standin_extractors(dim: int = 768):

@@ -12,8 +12,14 @@ STAND-INS, not the released weights (they cannot be downloaded here):
 
 from __future__ import annotations
 
+import argparse
+import collections
 import json
+import os
+import sys
+import types
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -208,8 +214,6 @@ _SHARED_VOICE: dict[str, Path] = {}
 
 def shared_voice_roots(tmp_path_factory) -> tuple[Path, Path]:
     """(logs root, pretrained root) of one voice model per test process, shared by the convert test modules."""
-    import os
-
     import torch
 
     from core.experiment import Experiment
@@ -231,3 +235,66 @@ def shared_voice_roots(tmp_path_factory) -> tuple[Path, Path]:
                     os.environ[k] = v
         _SHARED_VOICE.update(logs=logs, pretrained=pretrained)
     return _SHARED_VOICE["logs"], _SHARED_VOICE["pretrained"]
+
+
+# ------------------------------------------------------------------------------ hostile and foreign pickles
+
+
+class TouchPayload:
+    """Pickles to ``os.system("touch MARKER")``: what a malicious community .pth does when unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+FAIRSEQ_MODULES = ("fairseq", "fairseq.data", "fairseq.data.dictionary")
+
+
+def save_with_fairseq_dictionary(path: Path, container: dict, **label_fields: Any) -> Path:
+    """``torch.save`` ``container`` plus ``task_state = {"dictionaries": [labels]}``, where ``labels`` pickles as
+    fairseq's ``fairseq.data.dictionary.Dictionary`` (attributes ``label_fields``) like a real HuBERT/ContentVec
+    checkpoint, without fairseq: a stand-in class takes that name in ``sys.modules`` for the save only."""
+    import torch
+
+    fake = type("Dictionary", (), {})
+    fake.__module__, fake.__qualname__ = "fairseq.data.dictionary", "Dictionary"
+    modules = {name: types.ModuleType(name) for name in FAIRSEQ_MODULES}
+    modules["fairseq.data.dictionary"].Dictionary = fake
+    labels = fake()
+    labels.__dict__.update(label_fields)
+    saved = {name: sys.modules[name] for name in FAIRSEQ_MODULES if name in sys.modules}
+    try:
+        sys.modules.update(modules)
+        torch.save({**container, "task_state": {"dictionaries": [labels]}}, path)
+    finally:
+        for name in FAIRSEQ_MODULES:
+            if name in saved:
+                sys.modules[name] = saved[name]
+            else:
+                sys.modules.pop(name, None)
+    return path
+
+
+def write_fairseq_content_encoder(path: Path) -> None:
+    """The small HuBERT stand-in re-saved the way fairseq does: ``args`` Namespace and a label Dictionary."""
+    import torch
+
+    write_small_content_encoder(path)
+    container = torch.load(path, weights_only=True)
+    container["args"] = argparse.Namespace(task="hubert_pretraining", label_rate=50, normalize=False)
+    save_with_fairseq_dictionary(path, container, symbols=["<s>", "<pad>", "</s>", "<unk>", "0", "1"], bos_index=0)
+
+
+def write_voice_checkpoint(path: Path, seed: int) -> None:
+    """A training checkpoint with things that need the allow-list: numpy scalars and arrays."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    torch.save({"format": "svcover-decoder", "step": seed, "model": {"w": torch.randn(16, 8, generator=gen)},
+                "optimizer": {"state": {}, "param_groups": [{"lr": 1e-4}]},
+                "rng": {"data": np.random.default_rng(seed).bit_generator.state},
+                "stats": {"f0_mean": np.float32(200.0 + seed), "hist": np.arange(4, dtype=np.int64)},
+                "counts": collections.OrderedDict(a=1)}, path)  # fmt: skip

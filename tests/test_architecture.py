@@ -7,7 +7,8 @@
 4. stage modules import no ``argparse``: the command line belongs to the CLI layer. Today's offenders are
    listed in ``ARGPARSE_ALLOWED``; the list may only shrink (an entry that no longer imports argparse fails);
 5. one home per concept: the sampler defaults and the checkpoint file layout are defined in one module each;
-6. test helpers are imported one way: ``from tests.<helper> import ...``;
+6. test helpers (conftest included) are imported one way: ``from tests.<helper> import ...``; no test module
+   is imported by another test or a benchmark;
 7. an import inside a function in ``core/`` defers a heavy library (``HEAVY``): a ``core`` module it names must
    load one at module level (directly or through its own module-level imports), a third-party module must be
    one (or load one, ``LOADS_HEAVY``). Light imports belong at the top. Modules still to be cleaned are listed
@@ -251,12 +252,19 @@ def test_one_definition_of_each_sampler_default_and_of_the_checkpoint_layout() -
 
 
 def test_test_helpers_are_imported_one_way() -> None:
-    helpers = {p.stem for p in (ROOT / "tests").glob("*.py") if not p.name.startswith(("test_", "conftest"))}
+    # conftest counts too: pytest imports it as a top-level module, but tests import it as tests.conftest
+    helpers = {p.stem for p in (ROOT / "tests").glob("*.py") if not p.name.startswith("test_")}
     offenders = []
     for path in sorted([*(ROOT / "tests").glob("*.py"), *(ROOT / "benchmarks").glob("*.py")]):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             bare = {target.split(".")[0] for target in imported_names(node, "tests.x")} & helpers
             offenders += [f"{path.name}:{node.lineno} imports {name} (use 'from tests.{name} import')" for name in bare]
+            # helpers live in helper modules: a test module is never imported by another test or a benchmark
+            offenders += [
+                f"{path.name}:{node.lineno} imports the test module {target} (move what it needs to a helper)"
+                for target in imported_names(node, "tests.x")
+                if target.startswith("tests.test_") and target.count(".") == 1
+            ]
     assert not offenders, offenders
 
 

@@ -13,7 +13,7 @@ import soundfile as sf
 from core.audio import load_audio, probe_audio, save_audio
 from core.errors import AudioDecodeError, SvcoverError
 from tests.conftest import REAL, ROOT
-from tests.media import run_ffmpeg
+from tests.media import HWM, make_hour_file, run_ffmpeg
 
 SR = 44100
 DUR = 2.0
@@ -254,23 +254,12 @@ def test_save_stereo_and_bad_extension(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------- memory
 
 
-def make_hour_file(path: Path, seconds: int = 3600) -> Path:
-    """A 1-hour 48 kHz mono wav: a 10 s tone every 10 minutes, silence in between (fast to make)."""
-    run_ffmpeg(
-        "-f", "lavfi", "-i", f"sine=frequency=220:sample_rate=48000:duration={seconds}",
-        "-af", "volume='if(lt(mod(t,600),10),0.5,0)':eval=frame", "-ac", "1", "-c:a", "pcm_s16le", str(path),
-    )  # fmt: skip
-    return path
-
-
 @pytest.fixture(scope="module")
 def hour_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_hour_file(tmp_path_factory.mktemp("hour") / "one hour.wav")
 
 
 PEAK_RSS_LIMIT_MB = 1024
-# Peak RSS of the current process image (kB); ru_maxrss would include the forking pytest parent's peak.
-HWM = "int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM:')).split()[1])"
 
 
 @pytest.mark.slow

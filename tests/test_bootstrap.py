@@ -17,8 +17,8 @@ from pathlib import Path, PureWindowsPath
 import pytest
 
 from core import bootstrap as bs
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 BASH = shutil.which("bash") or "/bin/bash"
 CPU_TORCH_VERSION_PY = "__version__ = '2.13.0+cpu'\ndebug = False\ncuda: Optional[str] = None\n"
 

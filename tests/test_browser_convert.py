@@ -12,7 +12,7 @@ SR = 44100
 
 @pytest.mark.browser
 def test_convert_tab_converts_with_auto_key_and_plots_f0(tmp_path: Path, voice_roots: tuple[Path, Path]) -> None:
-    from tests.browser import choose_option, chromium_page, running_app
+    from tests.browser import app_page, choose_option
     from tests.conftest import REAL
 
     logs, pretrained = voice_roots
@@ -21,10 +21,7 @@ def test_convert_tab_converts_with_auto_key_and_plots_f0(tmp_path: Path, voice_r
     sf.write(vocal, wav[: 2 * sr], sr)
     before = set((logs / "voice" / "outputs").glob("*")) if (logs / "voice" / "outputs").is_dir() else set()
     env = {"SVCOVER_LOGS": str(logs), "SVCOVER_PRETRAINED": str(pretrained), "OMP_NUM_THREADS": "1"}
-    with running_app(tmp_path / "app", timeout=60, extra_env=env) as url, chromium_page(timeout_ms=60_000) as page:
-        page.goto(url)
-        page.get_by_role("tab", name="Convert").click()
-        page.get_by_role("tab", name="Vocal").click()
+    with app_page(tmp_path / "app", "Convert", "Vocal", extra_env=env) as (_, page):
         page.locator("#convert-input input[type=file]").set_input_files(str(vocal))
         choose_option(page, "convert-exp", "voice")
         page.locator("#convert-auto-key input").check()

@@ -22,7 +22,7 @@ SR = 44100
 @pytest.mark.browser
 def test_song_to_cover_in_one_click(tmp_path: Path, voice_roots: tuple[Path, Path]) -> None:
     from core.separate import DEFAULT_VOCAL_MODEL
-    from tests.browser import choose_option, chromium_page, running_app
+    from tests.browser import app_page, choose_option, click_tabs
     from tests.conftest import REAL
     from tests.tiny_uvr import install_tiny_uvr
 
@@ -41,10 +41,7 @@ def test_song_to_cover_in_one_click(tmp_path: Path, voice_roots: tuple[Path, Pat
     before = set(outputs.glob("*_cover_*")) if outputs.is_dir() else set()
 
     env = {"SVCOVER_LOGS": str(logs), "SVCOVER_PRETRAINED": str(pretrained), "OMP_NUM_THREADS": "1"}
-    with running_app(tmp_path / "app", timeout=60, extra_env=env) as url, chromium_page(timeout_ms=60_000) as page:
-        page.goto(url)
-        page.get_by_role("tab", name="Convert").click()
-        page.get_by_role("tab", name="Song → cover").click()
+    with app_page(tmp_path / "app", "Convert", "Song → cover", extra_env=env) as (url, page):
         page.locator("#cover-song input[type=file]").set_input_files(str(clip))
         choose_option(page, "cover-exp", "voice")
         page.get_by_text("Separation and mix").click()
@@ -55,8 +52,7 @@ def test_song_to_cover_in_one_click(tmp_path: Path, voice_roots: tuple[Path, Pat
         job.get_by_text("Running").wait_for(timeout=120_000)
 
         page.reload()  # the browser forgets everything; the job keeps running in its own process
-        page.get_by_role("tab", name="Convert").click()
-        page.get_by_role("tab", name="Song → cover").click()
+        click_tabs(page, "Convert", "Song → cover")
         job.get_by_text("cover of my song.wav with voice").wait_for(timeout=30_000)
         after_reload = job.inner_text()
         summary = page.locator("#cover-summary")

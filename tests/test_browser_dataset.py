@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.browser import chromium_page, free_port, running_app, stop_process
+from tests.browser import app_page, chromium_page, free_port, running_app, stop_process
 from tests.conftest import REAL, ROOT
 
 pytestmark = pytest.mark.browser
@@ -80,9 +80,7 @@ def test_dataset_tab_upload_run_and_read_summary(tmp_path: Path) -> None:
         zf.write(REAL / "singing" / "vocadito_12.wav", "dataset/take.wav")
         zf.writestr("dataset/notes.txt", "not audio")
     # The start-up promise is timed by the test above; here a busy machine must not fail the tab test.
-    with running_app(tmp_path / "app", timeout=60) as url, chromium_page(timeout_ms=60_000) as page:
-        page.goto(url)
-        page.get_by_role("tab", name="Dataset").click()
+    with app_page(tmp_path / "app", "Dataset") as (_, page):
         page.locator("#dataset-files input[type=file]").set_input_files([str(song), str(archive)])
         page.locator("#dataset-exp textarea, #dataset-exp input").first.fill("browser_exp")
         # The upload has finished when both names are listed in the component.

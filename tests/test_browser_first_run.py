@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser import chromium_page, running_app
-from tests.test_first_run import mirror_path, serve_files, vocoder_zip
+from tests.mirror import mirror_path, serve_files, vocoder_zip
 
 pytestmark = pytest.mark.browser
 SHOTS = os.environ.get("SVCOVER_SCREENSHOTS")  # set to a folder to keep screenshots for review

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser import chromium_page, running_app
+from tests.browser import app_page
+from tests.standins import TouchPayload
 
 pytestmark = pytest.mark.browser
 
@@ -20,16 +20,10 @@ def test_models_tab_status_doctor_and_import(tmp_path: Path) -> None:
     good.parent.mkdir()
     torch.save({"weight": {"enc.w": torch.ones(2, 2)}, "sr": "40k"}, good)
 
-    class Payload:
-        def __reduce__(self):
-            return (os.system, (f"touch {tmp_path / 'PWNED'}",))
-
     evil = tmp_path / "in" / "evil.pth"
-    torch.save({"weight": {"w": torch.ones(1)}, "x": Payload()}, evil)
+    torch.save({"weight": {"w": torch.ones(1)}, "x": TouchPayload(tmp_path / "PWNED")}, evil)
 
-    with running_app(tmp_path / "app", timeout=60) as url, chromium_page(timeout_ms=60_000) as page:
-        page.goto(url)
-        page.get_by_role("tab", name="Models").click()
+    with app_page(tmp_path / "app", "Models") as (url, page):
         status = page.locator("#models-status")
         expect(status).to_contain_text("diffusion_svc_base")  # dataframe cells also exist hidden: read the text
         assert status.inner_text().count("\nmissing\n") >= 5

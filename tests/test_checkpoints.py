@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import pickle
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -22,16 +20,7 @@ from core.checkpoints import (
     save_checkpoint,
 )
 from core.errors import CheckpointError
-
-
-class _Payload:
-    """Pickles to ``os.system("touch MARKER")``: what a malicious community .pth does."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
+from tests.standins import TouchPayload, save_with_fairseq_dictionary
 
 
 class _EvalPayload:
@@ -49,14 +38,14 @@ def test_malicious_raw_pickle_is_refused(tmp_path: Path, protocol: int) -> None:
     marker = tmp_path / "PWNED"
     path = tmp_path / "voice.pth"
     with open(path, "wb") as fh:
-        pickle.dump({"weight": {}, "x": _Payload(marker)}, fh, protocol=protocol)
+        pickle.dump({"weight": {}, "x": TouchPayload(marker)}, fh, protocol=protocol)
     with pytest.raises(CheckpointError, match=r"refused to load.*system.*malicious") as err:
         safe_load(path)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("payload", [_Payload, _EvalPayload])
+@pytest.mark.parametrize("payload", [TouchPayload, _EvalPayload])
 def test_malicious_torch_zip_is_refused(tmp_path: Path, payload: type) -> None:
     marker = tmp_path / "PWNED"
     path = tmp_path / "model.pt"
@@ -69,7 +58,7 @@ def test_malicious_torch_zip_is_refused(tmp_path: Path, payload: type) -> None:
 def test_malicious_legacy_torch_file_is_refused(tmp_path: Path) -> None:
     marker = tmp_path / "PWNED"
     path = tmp_path / "old.ckpt"
-    torch.save({"w": torch.zeros(2), "hook": _Payload(marker)}, path, _use_new_zipfile_serialization=False)
+    torch.save({"w": torch.zeros(2), "hook": TouchPayload(marker)}, path, _use_new_zipfile_serialization=False)
     with pytest.raises(CheckpointError, match="refused to load"):
         safe_load(path)
     assert not marker.exists()
@@ -150,28 +139,14 @@ def test_non_dict_checkpoint_is_refused(tmp_path: Path) -> None:
 
 def test_fairseq_like_checkpoint_loads_with_stub(tmp_path: Path) -> None:
     """A HuBERT/ContentVec-style file pickling fairseq.data.dictionary.Dictionary, built without fairseq."""
-    fake = type("Dictionary", (), {})
-    fake.__module__ = "fairseq.data.dictionary"
-    fake.__qualname__ = "Dictionary"
-    mods = {n: types.ModuleType(n) for n in ("fairseq", "fairseq.data", "fairseq.data.dictionary")}
-    mods["fairseq.data.dictionary"].Dictionary = fake
-    path = tmp_path / "hubert_like.pt"
     symbols = ["<s>", "<pad>", "</s>", "<unk>", *map(str, range(500))]
-    saved = dict(sys.modules)
-    try:
-        sys.modules.update(mods)
-        d = fake()
-        d.__dict__.update(symbols=symbols, count=[1] * len(symbols), indices={s: i for i, s in enumerate(symbols)},
-                          bos_index=0, pad_index=1, eos_index=2, unk_index=3, nspecial=4)
-        torch.save({"args": None, "cfg": {"model": {"_name": "hubert"}},
-                    "model": collections.OrderedDict(mask_emb=torch.zeros(768, dtype=torch.float16)),
-                    "task_state": {"dictionaries": [d]}}, path)
-    finally:
-        for name in mods:
-            if name in saved:
-                sys.modules[name] = saved[name]
-            else:
-                sys.modules.pop(name, None)
+    path = save_with_fairseq_dictionary(
+        tmp_path / "hubert_like.pt",
+        {"args": None, "cfg": {"model": {"_name": "hubert"}},
+         "model": collections.OrderedDict(mask_emb=torch.zeros(768, dtype=torch.float16))},
+        symbols=symbols, count=[1] * len(symbols), indices={s: i for i, s in enumerate(symbols)},
+        bos_index=0, pad_index=1, eos_index=2, unk_index=3, nspecial=4,
+    )  # fmt: skip
     assert "fairseq" not in sys.modules
     # The fixture is faithful: the pickle names fairseq's class (plain weights_only would refuse it; that can no
     # longer be shown in-process, since safe_load registers its allow-list with torch for the whole process).

@@ -11,16 +11,16 @@ import collections
 import shutil
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import REFERENCE
 
 from core.errors import CheckpointError, MissingPretrainedError
 from core.features.contentvec import ContentVec, align_to_frames, parse_conv_layers
+from tests.conftest import REFERENCE
+from tests.standins import FAIRSEQ_MODULES, save_with_fairseq_dictionary
 
 HUBERT_REF = REFERENCE / "hubert"
 CASES = [("case_1", "schema_hubert_base.json"), ("case_2", "schema_contentvec_legacy.json")]
@@ -68,25 +68,8 @@ def _model_cfg(**overrides) -> dict:
 
 def write_fairseq_checkpoint(path: Path, state: dict, **model_overrides) -> Path:
     """torch.save a container shaped like fairseq's trainer checkpoint, with a pickled label Dictionary."""
-    stub = type("Dictionary", (), {})
-    stub.__module__ = "fairseq.data.dictionary"
-    stub.__qualname__ = "Dictionary"
+    assert not any(name in sys.modules for name in FAIRSEQ_MODULES)  # the stand-in class never meets fairseq
     symbols = ["<s>", "<pad>", "</s>", "<unk>"] + [str(i) for i in range(500)]
-    dictionary = stub()
-    dictionary.__dict__.update(
-        bos_word="<s>",
-        unk_word="<unk>",
-        pad_word="<pad>",
-        eos_word="</s>",
-        symbols=symbols,
-        count=[1] * len(symbols),
-        indices={s: i for i, s in enumerate(symbols)},
-        bos_index=0,
-        pad_index=1,
-        eos_index=2,
-        unk_index=3,
-        nspecial=4,
-    )
     container = {
         "args": None,
         "cfg": {
@@ -129,20 +112,24 @@ def write_fairseq_checkpoint(path: Path, state: dict, **model_overrides) -> Path
                 "num_updates": 100000,
             }
         ],
-        "task_state": {"dictionaries": [dictionary]},
         "extra_state": {"metrics": {}, "previous_training_time": 0.0},
     }
-    names = ["fairseq", "fairseq.data", "fairseq.data.dictionary"]
-    assert not any(n in sys.modules for n in names)
-    try:
-        for n in names:
-            sys.modules[n] = types.ModuleType(n)
-        sys.modules["fairseq.data.dictionary"].Dictionary = stub
-        torch.save(container, path)
-    finally:
-        for n in names:
-            sys.modules.pop(n, None)
-    return path
+    return save_with_fairseq_dictionary(
+        path,
+        container,
+        bos_word="<s>",
+        unk_word="<unk>",
+        pad_word="<pad>",
+        eos_word="</s>",
+        symbols=symbols,
+        count=[1] * len(symbols),
+        indices={s: i for i, s in enumerate(symbols)},
+        bos_index=0,
+        pad_index=1,
+        eos_index=2,
+        unk_index=3,
+        nspecial=4,
+    )
 
 
 def _schema_state(weights_builder, schema_file: str, seed: int) -> dict:
@@ -169,27 +156,7 @@ def reference_checkpoints(tmp_path_factory, weights_builder):
         path.unlink(missing_ok=True)
 
 
-@pytest.fixture(scope="module")
-def small_state() -> dict:
-    """Weights of a shape-reduced HuBERT (12 layers, 64-d) with the fairseq key names and fp16 storage."""
-    from core.features.hubert import HubertBase, HubertConfig
-
-    torch.manual_seed(0)
-    cfg = HubertConfig(
-        parse_conv_layers(SMALL_CONV),
-        embed_dim=64,
-        ffn_dim=128,
-        num_layers=12,
-        num_heads=4,
-        pos_conv_kernel=16,
-        pos_conv_groups=4,
-        final_dim=16,
-    )
-    state = {"mask_emb": torch.rand(64), "label_embs_concat": torch.rand(504, 16)}
-    state.update(HubertBase(cfg).state_dict())
-    return {k: v.half() for k, v in state.items()}
-
-
+# A shape-reduced HuBERT (12 layers, 64-d) in fairseq's cfg["model"] names: what the small checkpoints say.
 SMALL_CFG = dict(
     conv_feature_layers=SMALL_CONV,
     encoder_layers=12,
@@ -200,6 +167,22 @@ SMALL_CFG = dict(
     conv_pos_groups=4,
     final_dim=16,
 )
+
+
+@pytest.fixture(scope="module")
+def small_state() -> dict:
+    """Weights of the SMALL_CFG HuBERT with the fairseq key names and fp16 storage."""
+    from core.features.hubert import HubertBase, HubertConfig
+
+    torch.manual_seed(0)
+    dim, final_dim = SMALL_CFG["encoder_embed_dim"], SMALL_CFG["final_dim"]
+    cfg = HubertConfig(parse_conv_layers(SMALL_CFG["conv_feature_layers"]), embed_dim=dim, final_dim=final_dim,
+                       ffn_dim=SMALL_CFG["encoder_ffn_embed_dim"], num_layers=SMALL_CFG["encoder_layers"],
+                       num_heads=SMALL_CFG["encoder_attention_heads"], pos_conv_kernel=SMALL_CFG["conv_pos"],
+                       pos_conv_groups=SMALL_CFG["conv_pos_groups"])  # fmt: skip
+    state = {"mask_emb": torch.rand(dim), "label_embs_concat": torch.rand(504, final_dim)}
+    state.update(HubertBase(cfg).state_dict())
+    return {k: v.half() for k, v in state.items()}
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ the tiny ONNX model of tests/tiny_uvr.py installed in a temporary pretrained/uvr
 from __future__ import annotations
 
 import shutil
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -46,24 +45,12 @@ class StandInConvert:
         return out
 
 
-@pytest.fixture
-def env(tmp_logs: Path, tmp_pretrained: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Tiny separation model in $SVCOVER_PRETRAINED/uvr, empty $SVCOVER_LOGS, no network."""
-    install_tiny_uvr(tmp_pretrained / "uvr")
-
-    def refuse(*_args, **_kwargs):
-        raise OSError("network access during a cover")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    return tmp_pretrained
-
-
 def tiny_settings(**mix) -> CoverSettings:
     return CoverSettings.build(SeparationSettings(model=TINY_MODEL, chunk_seconds=6.0, overlap_seconds=1.0),
                                MixSettings(**mix))  # fmt: skip
 
 
-def test_real_song_cover_then_rerun_skips_separation(env, tmp_path):
+def test_real_song_cover_then_rerun_skips_separation(offline_tiny_uvr, tmp_path):
     convert = StandInConvert(tmp_path, semitones=2.0)
     out = tmp_path / "covers" / "cover.mp3"
     progress: list[float] = []
@@ -85,7 +72,7 @@ def test_real_song_cover_then_rerun_skips_separation(env, tmp_path):
     assert again.seconds["separate"] < result.seconds["separate"]
 
 
-def test_changing_only_the_voice_key_or_mix_never_separates_again(env, tmp_path, monkeypatch):
+def test_changing_only_the_voice_key_or_mix_never_separates_again(offline_tiny_uvr, tmp_path, monkeypatch):
     """Stems are cached per (song content, model, separation settings): a new key, mix or voice reuses them."""
     import core.separate
 
@@ -115,7 +102,7 @@ def test_changing_only_the_voice_key_or_mix_never_separates_again(env, tmp_path,
     # (a changed separation setting does separate again: tests/test_separate.py, test_separate_roformer.py)
 
 
-def test_user_stems_identity_convert_rebuilds_the_song(env, tmp_path):
+def test_user_stems_identity_convert_rebuilds_the_song(offline_tiny_uvr, tmp_path):
     t = np.arange(3 * SR) / SR
     inst = np.stack([0.2 * np.sin(2 * np.pi * 220 * t)] * 2, 1).astype(np.float32)
     voc = (0.2 * np.sin(2 * np.pi * 880 * t)).astype(np.float32)
@@ -132,7 +119,7 @@ def test_user_stems_identity_convert_rebuilds_the_song(env, tmp_path):
     assert convert.calls == [tmp_path / "voc.wav"]
 
 
-def test_cover_result_reports_lufs_and_true_peak(env, tmp_path):
+def test_cover_result_reports_lufs_and_true_peak(offline_tiny_uvr, tmp_path):
     """A hot instrumental (a tone a quarter of the sample rate, 45° off the samples: 3 dB of inter-sample overs)
     and a quiet converted lead: the result, its JSON sidecar and the written file agree on loudness and true peak."""
     import json
@@ -164,7 +151,7 @@ def test_cover_result_reports_lufs_and_true_peak(env, tmp_path):
     assert "LUFS" in result.loudness_line() and "dBTP" in result.loudness_line()
 
 
-def test_song_without_vocals_warns_and_still_mixes(env, tmp_path):
+def test_song_without_vocals_warns_and_still_mixes(offline_tiny_uvr, tmp_path):
     t = np.arange(4 * SR) / SR
     inst = np.stack([0.3 * np.sin(2 * np.pi * 200 * t)] * 2, 1).astype(np.float32)  # below the model's cutoff
     sf.write(tmp_path / "instrumental_only.wav", inst, SR)
@@ -177,8 +164,8 @@ def test_song_without_vocals_warns_and_still_mixes(env, tmp_path):
     assert np.abs(mixed[SR:-SR] - inst[SR:-SR]).max() < 1e-2
 
 
-def test_backing_modes(env, tmp_path):
-    install_tiny_uvr(env / "uvr", cutoff_hz=2000.0, name="tiny-karaoke.onnx")
+def test_backing_modes(offline_tiny_uvr, tmp_path):
+    install_tiny_uvr(offline_tiny_uvr / "uvr", cutoff_hz=2000.0, name="tiny-karaoke.onnx")
     t = np.arange(4 * SR) / SR
     mix = 0.2 * (np.sin(2 * np.pi * 200 * t) + np.sin(2 * np.pi * 1500 * t) + np.sin(2 * np.pi * 3000 * t))
     sf.write(tmp_path / "song.wav", np.stack([mix, mix], 1).astype(np.float32), SR)
@@ -201,7 +188,7 @@ def test_backing_modes(env, tmp_path):
     assert level_1500(outputs["drop"]) < 0.01  # the 1.5 kHz "backing vocal" is gone
 
 
-def test_failed_conversion_leaves_no_cover(env, tmp_path):
+def test_failed_conversion_leaves_no_cover(offline_tiny_uvr, tmp_path):
     def broken(_vocals: Path) -> Path:
         raise SvcoverError("voice model crashed")
 
@@ -214,7 +201,7 @@ def test_failed_conversion_leaves_no_cover(env, tmp_path):
     assert visible_files(out_dir) == []
 
 
-def test_bad_inputs_are_refused(env, tmp_path):
+def test_bad_inputs_are_refused(offline_tiny_uvr, tmp_path):
     convert = StandInConvert(tmp_path)
     with pytest.raises(SvcoverError, match="either a song"):
         make_cover(tmp_path / "c.wav", convert)
@@ -237,13 +224,13 @@ def test_cli_help_lists_every_flag(capsys):
         assert flag in text
 
 
-def test_cli_missing_voice_model(env, tmp_path, capsys):
+def test_cli_missing_voice_model(offline_tiny_uvr, tmp_path, capsys):
     code = main(["cover", "--exp", "nobody", "--input", str(SPLEETER_SONG), "--output", str(tmp_path / "c.wav")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "voice model 'nobody' not found" in err[0]
 
 
-def test_cli_output_folder_not_writable(env, tmp_path, capsys):
+def test_cli_output_folder_not_writable(offline_tiny_uvr, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     code = main(["cover", "--exp", "x", "--input", str(SPLEETER_SONG), "--output", str(blocker / "c.wav")])
@@ -251,17 +238,17 @@ def test_cli_output_folder_not_writable(env, tmp_path, capsys):
     assert code == 1 and "output folder is not writable" in err
 
 
-def test_cli_missing_separation_model(env, tmp_path, capsys, monkeypatch):
+def test_cli_missing_separation_model(offline_tiny_uvr, tmp_path, capsys, monkeypatch):
     Experiment.open("singer").root.mkdir(parents=True)
     monkeypatch.setattr(cover_cli, "make_convert_fn", lambda exp, config: StandInConvert(tmp_path))
-    shutil.rmtree(env / "uvr")
+    shutil.rmtree(offline_tiny_uvr / "uvr")
     code = main(["cover", "--exp", "singer", "--input", str(SPLEETER_SONG), "--output", str(tmp_path / "c.wav")])
     err = capsys.readouterr().err
     assert code == 1 and "missing separation file" in err and "UVR-MDX-NET-Voc_FT.onnx" in err
     assert "python -m core download uvr" in err and not (tmp_path / "c.wav").exists()
 
 
-def test_cli_user_stems_with_stand_in_conversion(env, tmp_path, capsys, monkeypatch):
+def test_cli_user_stems_with_stand_in_conversion(offline_tiny_uvr, tmp_path, capsys, monkeypatch):
     Experiment.open("singer").root.mkdir(parents=True)
     convert = StandInConvert(tmp_path, semitones=0.0)
     configs = []
@@ -278,7 +265,7 @@ def test_cli_user_stems_with_stand_in_conversion(env, tmp_path, capsys, monkeypa
     assert configs == [("singer", ConvertConfig(key=3.0))]
 
 
-def test_cli_with_an_untrained_voice_model_says_so(env, tmp_path, capsys):
+def test_cli_with_an_untrained_voice_model_says_so(offline_tiny_uvr, tmp_path, capsys):
     Experiment.open("singer").root.mkdir(parents=True)  # the experiment exists but was never trained
     out = tmp_path / "c.wav"
     code = main(["cover", "--exp", "singer", "--input", str(SPLEETER_SONG), "--output", str(out)])

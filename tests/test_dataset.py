@@ -468,7 +468,7 @@ def test_damaged_manifest_is_reported_not_overwritten(tmp_logs: Path) -> None:
 
 @pytest.mark.slow
 def test_one_hour_input_through_the_cli_stays_under_1gb(tmp_logs: Path, tmp_path: Path) -> None:
-    from tests.test_audio import HWM, make_hour_file
+    from tests.media import HWM, make_hour_file
 
     hour = make_hour_file(tmp_path / "one hour.wav")
     code = (

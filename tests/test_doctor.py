@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from core import doctor
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
 
 
 def test_run_doctor_covers_every_area(tmp_pretrained: Path, tmp_logs: Path) -> None:

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,9 +22,10 @@ import soxr
 from core.config import save_json
 from core.errors import MissingPretrainedError, NothingToDoError, SvcoverError
 from core.experiment import Experiment
-from core.features.extract import ExtractConfig, Extractors, list_feature_chunks, load_features, load_stats, run_extract
+from core.features.extract import ExtractConfig, list_feature_chunks, load_features, load_stats, run_extract
 from core.features.loudness import frame_volume, loudness_db
 from tests.conftest import REAL, ROOT, SHARED
+from tests.standin_features import Fakes
 
 SR = 44100
 SYNTH = SHARED / "data" / "synthetic"
@@ -52,71 +52,6 @@ def singing(seconds: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
     f0 = np.load(SYNTH / "singer_a_seed1_f0.npy")
     n = int(seconds * SR)
     return wav[:n], f0[: n // 512 + 1]
-
-
-@dataclass
-class Fakes:
-    """Counting stand-ins for the two models; ``f0_scale`` makes F0 depend on the 'method'."""
-
-    dim: int = 768
-    f0_scale: float = 1.0
-    fail_content_at: int | None = None  # raise KeyboardInterrupt on this content call (1-based)
-    oracle_f0: dict[int, np.ndarray] = field(default_factory=dict)  # n_samples -> known F0
-    loads: dict[str, int] = field(default_factory=lambda: {"content": 0, "f0": 0})
-    calls: dict[str, int] = field(default_factory=lambda: {"content": 0, "f0": 0})
-    inputs: list[int] = field(default_factory=list)  # lengths seen by the content encoder
-
-    def extractors(self) -> Extractors:
-        from core.features.contentvec import align_to_frames
-        from core.features.mel import log_mel, n_frames
-
-        return Extractors(
-            content=self._content_factory,
-            f0=self._f0_factory,
-            mel=log_mel,
-            n_frames=n_frames,
-            align=align_to_frames,
-            continuous_f0=_interpolate_unvoiced,
-        )
-
-    def _content_factory(self):
-        self.loads["content"] += 1
-        proj = np.random.default_rng(0).standard_normal((2, self.dim)).astype(np.float32)
-
-        def content(wav16k: np.ndarray) -> np.ndarray:
-            self.calls["content"] += 1
-            if self.fail_content_at == self.calls["content"]:
-                raise KeyboardInterrupt
-            # A real encoder needs 400 samples and finite input; so does this fake.
-            assert wav16k.size >= 400 and np.isfinite(wav16k).all()
-            self.inputs.append(wav16k.size)
-            frames = (wav16k.size - 400) // 320 + 1
-            x = wav16k[: frames * 320].reshape(frames, 320)
-            stats = np.stack([np.sqrt((x**2).mean(axis=1)), np.abs(np.diff(x, axis=1)).mean(axis=1)], axis=1)
-            return stats @ proj
-
-        return content
-
-    def _f0_factory(self):
-        self.loads["f0"] += 1
-
-        def f0(wav44k: np.ndarray) -> np.ndarray:
-            self.calls["f0"] += 1
-            assert np.isfinite(wav44k).all()
-            t = wav44k.size // 512 + 1
-            if wav44k.size in self.oracle_f0:
-                return self.oracle_f0[wav44k.size] * self.f0_scale
-            level = loudness_db(wav44k)
-            return np.where(level > -40, 200.0 * self.f0_scale, 0.0)[:t]
-
-        return f0
-
-
-def _interpolate_unvoiced(f0: np.ndarray) -> np.ndarray:
-    voiced = np.flatnonzero(f0 > 0)
-    if voiced.size == 0:
-        return np.zeros_like(f0)
-    return np.interp(np.arange(f0.size), voiced, f0[voiced]).astype(np.float32)
 
 
 @pytest.fixture

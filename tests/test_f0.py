@@ -4,7 +4,6 @@ with known F0, a sanity check on real a cappella clips, post-processing, and bad
 from __future__ import annotations
 
 import importlib.util
-import os
 import pickle
 import subprocess
 import sys
@@ -14,7 +13,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import REAL, ROOT, make_synthetic_singing
 
 from core.errors import CheckpointError, MissingPretrainedError
 from core.features.f0 import (
@@ -30,6 +28,8 @@ from core.features.f0 import (
 from core.features.f0.fcpe import Fcpe, weight_path
 from core.features.f0_postprocess import to_grid
 from core.features.mel import BadAudioError, frame_times, n_frames
+from tests.conftest import REAL, ROOT, make_synthetic_singing
+from tests.standins import TouchPayload
 
 CPU_METHODS = ("fcpe", "harvest", "parselmouth")  # rmvpe is covered with stand-in weights in test_rmvpe.py
 
@@ -212,18 +212,10 @@ def test_fcpe_bad_checkpoints(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.pt"
     with open(evil, "wb") as f:
-        pickle.dump({"model": _Payload(marker)}, f)
+        pickle.dump({"model": TouchPayload(marker)}, f)
     with pytest.raises(CheckpointError):
         Fcpe.from_checkpoint(evil)
     assert not marker.exists()
-
-
-class _Payload:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
 
 
 # --------------------------------------------------------------------------------- post-processing

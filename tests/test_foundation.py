@@ -11,8 +11,7 @@ import pytest
 from core.errors import InvalidNameError
 from core.experiment import Experiment, validate_name
 from core.fsutil import atomic_path, atomic_write_text
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
 
 
 @pytest.mark.parametrize("name", ["../x", "/abs/path", "", "a/b", "a b", "x" * 65, "..", "é", "a\\b", "a.b"])

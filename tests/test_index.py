@@ -14,8 +14,8 @@ import soxr
 from core.experiment import Experiment
 from core.features.extract import ExtractConfig, Extractors, run_extract
 from core.index import RetrievalIndexError, build_index, load_index, make_faiss_index
+from tests.conftest import REAL, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 DIM = 16
 
 
@@ -43,7 +43,7 @@ def indexed_exp(tmp_logs: Path) -> Experiment:
     exp = Experiment.open("voice")
     exp.gt_wavs.mkdir(parents=True)
     exp.wavs16k.mkdir(parents=True)
-    real = ROOT.parent / "shared" / "data" / "real" / "speech_ljspeech"
+    real = REAL / "speech_ljspeech"
     for i in (1, 2, 3):
         wav, sr = sf.read(real / f"LJ001-{i:04d}.wav", dtype="float32")
         wav44 = soxr.resample(wav, sr, 44100).astype(np.float32)

@@ -11,7 +11,6 @@ There is no ffmpeg program on this machine or in CI: everything here runs throug
 from __future__ import annotations
 
 import shutil
-import socket
 import struct
 import time
 import tracemalloc
@@ -245,20 +244,6 @@ def test_every_decode_path_zeroes_nan_and_refuses_truncation(tmp_path: Path) -> 
         assert str(err.value).startswith(f"{cut}: truncated file") and "\n" not in str(err.value)
 
 
-@pytest.fixture
-def uvr_env(tmp_logs: Path, tmp_pretrained: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Tiny separation model in $SVCOVER_PRETRAINED/uvr (audio-separator's real MDX path), no network."""
-    from tests.tiny_uvr import install_tiny_uvr
-
-    install_tiny_uvr(tmp_pretrained / "uvr")
-
-    def refuse(*_args, **_kwargs):
-        raise OSError("network access during a cover")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    return tmp_pretrained
-
-
 def _identity_convert(out_dir: Path):
     def convert(vocals: Path) -> Path:
         out = out_dir / f"converted_{vocals.stem}.wav"
@@ -268,7 +253,7 @@ def _identity_convert(out_dir: Path):
     return convert
 
 
-def test_cover_of_a_song_with_nan_samples(uvr_env: Path, tmp_path: Path) -> None:
+def test_cover_of_a_song_with_nan_samples(offline_tiny_uvr: Path, tmp_path: Path) -> None:
     # Before: audio-separator's librosa code raised on the NaN samples of the decoded song.
     from core.cover import CoverSettings, make_cover
     from core.separate import SeparationSettings
@@ -282,7 +267,7 @@ def test_cover_of_a_song_with_nan_samples(uvr_env: Path, tmp_path: Path) -> None
     assert np.sqrt(np.mean(cover[2 * SR + 100 :] ** 2)) > 0.05  # the music is there, not silence
 
 
-def test_cover_refuses_truncated_inputs(uvr_env: Path, tmp_path: Path) -> None:
+def test_cover_refuses_truncated_inputs(offline_tiny_uvr: Path, tmp_path: Path) -> None:
     # Before: a wav cut at a sample boundary was covered silently (convert refused the same file).
     from core.cover import CoverSettings, make_cover
     from core.separate import SeparationSettings

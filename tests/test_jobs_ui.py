@@ -98,3 +98,38 @@ def test_recently_trained_experiment_is_preselected(tmp_logs: Path) -> None:
     update = experiment_dropdown(None)
     assert update["value"] == "alto" and update["choices"] == ["CON_1", "alto", "bass"]
     assert experiment_dropdown("bass")["value"] == "bass"  # a choice already made is kept
+
+
+def test_jobs_view_buttons_say_what_became_of_the_picked_job(tmp_logs: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Stop, End now and Retry of the Jobs view on a real (test-stage) job in its own process."""
+    import gradio as gr
+
+    from tests.job_stages import WaitRequest
+    from webui import jobs_view
+
+    monkeypatch.setenv("SVCOVER_TEST_JOB_STAGES", "tests.job_stages")
+    jobs = jobs_view.runner()
+    assert jobs_view._stop(None) == jobs_view._kill("") == jobs_view._retry(None) == "Choose a job first."
+
+    def running(job_id: str) -> str:
+        deadline = time.monotonic() + 60
+        while jobs.status(job_id).state != JobState.RUNNING:
+            assert time.monotonic() < deadline, jobs.status(job_id)
+            time.sleep(0.05)
+        return job_id
+
+    job = jobs.submit(WaitRequest(exp="a", seconds=30, output=str(tmp_path / "out.txt")))
+    running(job.id)
+    with pytest.raises(gr.Error, match="wait of a is still running; stop it before retrying"):
+        jobs_view._retry(job.id)
+    assert jobs_view._stop(job.id) == (
+        "Stop requested for wait of a: it stops at its next progress report and keeps finished work."
+    )
+    assert jobs.wait(job.id, timeout=30).state == JobState.STOPPED
+    assert jobs_view._stop(job.id) == "wait of a is already stopped."
+    said = jobs_view._retry(job.id)
+    retried = jobs.jobs(limit=1)[0]  # newest first
+    assert retried.retry_of == job.id and said == f"Started again as job {retried.id}."
+    assert jobs_view._kill(running(retried.id)) == "wait of a: stopped."
+    assert jobs.status(retried.id).state == JobState.STOPPED

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
+
 BASH = shutil.which("bash") or "/bin/bash"
 TOOLS = ("dirname",)
 

@@ -8,9 +8,9 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REFERENCE, ROOT
 
 from core.features.mel import LOG_FLOOR, BadAudioError, fit_frames, log_mel, mel_basis, n_frames
+from tests.conftest import REFERENCE, ROOT
 
 MEL_REF = REFERENCE / "mel44k"
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import REFERENCE
 
 from core.errors import CheckpointError
+from tests.conftest import REFERENCE
 
 REF = REFERENCE / "diffusion_svc"
 SCHEMA = json.loads((REF / "schema.json").read_text())

@@ -362,7 +362,7 @@ def test_bare_model_0_downloaded_then_used_as_train_base(server, tmp_pretrained:
     assert server.requests == [mirrored(BASE_PT_URL)]  # the plain .pt is the first choice
     assert leftovers(tmp_pretrained) == ["diffusion_svc", "diffusion_svc/model_0.pt"]  # bare: no config.yaml
 
-    from conftest import REAL
+    from tests.conftest import REAL
 
     exp = build_standin_experiment(Experiment.open("bare"), n_files=1, max_seconds=1.0, source=REAL / "speech_ljspeech")
     cfg = TrainConfig(model="tiny", device="cpu", batch_size=2, crop_frames=32, threads=1, warmup_steps=1, log_every=1,
@@ -378,9 +378,8 @@ def test_published_base_layout_is_read_from_shapes_alone(tmp_path: Path) -> None
     """The real base's key/shape schema (no weights needed) maps to 512 x 20 without a config.yaml."""
     import json
 
-    from conftest import REFERENCE
-
     from core.model.decoder import config_for_state_dict
+    from tests.conftest import REFERENCE
 
     schema = json.loads((REFERENCE / "diffusion_svc" / "schema.json").read_text())["keys"]
     state = {k: torch.empty(v["shape"], device="meta") for k, v in schema.items()}

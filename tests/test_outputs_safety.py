@@ -418,7 +418,7 @@ def _extracted(tmp_logs: Path):
     """A two-chunk experiment (the dataset stage's own output) with the extract stage's counting fakes."""
     from core.dataset import build_dataset
     from core.experiment import Experiment
-    from tests.test_extract import Fakes
+    from tests.standin_features import Fakes
 
     exp = Experiment.open("voice")
     build_dataset("voice", [_song(tmp_logs.parent / "a.wav", 9.0), _song(tmp_logs.parent / "b.wav", 8.0, seed=4)])

@@ -16,8 +16,8 @@ import pytest
 
 from core import pretrained as pt
 from core.errors import MissingPretrainedError
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 PAYLOAD = bytes(range(256)) * 4096  # 1 MiB, so a half-way cut is well inside the body
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
 

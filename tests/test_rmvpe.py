@@ -11,12 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import REFERENCE
 
 from core.errors import CheckpointError, MissingPretrainedError
 from core.features.f0 import clear_model_cache, estimate_f0, load_model
 from core.features.f0.rmvpe import N_BINS, Rmvpe, bin_to_hz, decode, pad_frames
 from core.features.mel import n_frames
+from tests.conftest import REFERENCE
+from tests.standins import TouchPayload
 
 RMVPE_REF = REFERENCE / "rmvpe"
 CASES = ["case_a_vibrato", "case_b_gaps", "case_c_high_noisy"]
@@ -165,22 +166,14 @@ def test_checkpoint_with_wrong_shape(stand_in: Path, tmp_path: Path) -> None:
         Rmvpe.from_checkpoint(path)
 
 
-class _Payload:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
 def test_malicious_pickle_is_refused(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     path = tmp_path / "rmvpe.pt"
     with open(path, "wb") as f:
-        pickle.dump({"fc.1.weight": _Payload(marker)}, f)
+        pickle.dump({"fc.1.weight": TouchPayload(marker)}, f)
     with pytest.raises(CheckpointError, match="refused|not a valid"):
         Rmvpe.from_checkpoint(path)
-    torch.save({"x": _Payload(marker)}, tmp_path / "zip.pt")
+    torch.save({"x": TouchPayload(marker)}, tmp_path / "zip.pt")
     with pytest.raises(CheckpointError, match="refused"):
         Rmvpe.from_checkpoint(tmp_path / "zip.pt")
     assert not marker.exists()
@@ -197,7 +190,8 @@ def _real_rmvpe() -> Path | None:
 @pytest.mark.skipif(_real_rmvpe() is None, reason="the real pretrained/rmvpe/rmvpe.pt is not installed here")
 def test_real_rmvpe_accuracy_and_high_notes(tmp_path: Path) -> None:
     import soundfile as sf
-    from conftest import make_synthetic_singing
+
+    from tests.conftest import make_synthetic_singing
 
     wav_path = make_synthetic_singing(tmp_path / "s", seed=1, extra_args=["--duration", "6"])
     wav, _ = sf.read(wav_path, dtype="float32")

@@ -7,65 +7,17 @@ the fairseq-format content encoder was refused as "may contain malicious code" i
 
 from __future__ import annotations
 
-import argparse
-import collections
 import concurrent.futures
 import multiprocessing
-import os
-import sys
 import threading
-import types
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from core.checkpoints import ArgsNamespaceStub, FairseqDictionaryStub, safe_load
 from core.errors import CheckpointError
-from tests.standins import write_small_content_encoder, write_small_vocoder
-
-
-class _Payload:
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
-def _write_fairseq_content_encoder(path: Path) -> None:
-    """The small HuBERT stand-in re-saved the way fairseq does: ``args`` Namespace and a label Dictionary."""
-    write_small_content_encoder(path)
-    container = torch.load(path, weights_only=True)
-    fake = type("Dictionary", (), {})
-    fake.__module__, fake.__qualname__ = "fairseq.data.dictionary", "Dictionary"
-    mods = {n: types.ModuleType(n) for n in ("fairseq", "fairseq.data", "fairseq.data.dictionary")}
-    mods["fairseq.data.dictionary"].Dictionary = fake
-    saved = dict(sys.modules)
-    try:
-        sys.modules.update(mods)
-        labels = fake()
-        labels.__dict__.update(symbols=["<s>", "<pad>", "</s>", "<unk>", "0", "1"], bos_index=0)
-        container["args"] = argparse.Namespace(task="hubert_pretraining", label_rate=50, normalize=False)
-        container["task_state"] = {"dictionaries": [labels]}
-        torch.save(container, path)
-    finally:
-        for name in mods:
-            if name in saved:
-                sys.modules[name] = saved[name]
-            else:
-                sys.modules.pop(name, None)
-
-
-def _write_voice_checkpoint(path: Path, seed: int) -> None:
-    """A training checkpoint with things that need the allow-list: numpy scalars and arrays."""
-    gen = torch.Generator().manual_seed(seed)
-    torch.save({"format": "svcover-decoder", "step": seed, "model": {"w": torch.randn(16, 8, generator=gen)},
-                "optimizer": {"state": {}, "param_groups": [{"lr": 1e-4}]},
-                "rng": {"data": np.random.default_rng(seed).bit_generator.state},
-                "stats": {"f0_mean": np.float32(200.0 + seed), "hist": np.arange(4, dtype=np.int64)},
-                "counts": collections.OrderedDict(a=1)}, path)  # fmt: skip
+from tests.standins import TouchPayload, write_fairseq_content_encoder, write_small_vocoder, write_voice_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +29,9 @@ def checkpoint_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
     files = {"content": root / "hubert_base.pt", "vocoder": write_small_vocoder(root / "nsf_hifigan") / "model",
              "voice_a": root / "step_100.pt", "voice_b": root / "best.pt", "weights": root / "model.safetensors",
              "lightning": root / "lightning.ckpt"}  # fmt: skip
-    _write_fairseq_content_encoder(files["content"])
-    _write_voice_checkpoint(files["voice_a"], 1)
-    _write_voice_checkpoint(files["voice_b"], 2)
+    write_fairseq_content_encoder(files["content"])
+    write_voice_checkpoint(files["voice_a"], 1)
+    write_voice_checkpoint(files["voice_b"], 2)
     save_file({"w": torch.ones(3, 3, dtype=torch.float16)}, str(files["weights"]))
     torch.save({"state_dict": {"w": torch.zeros(2)}, "hyper_parameters": OmegaConf.create({"lr": 0.1, "n": [1, 2]})},
                files["lightning"])  # fmt: skip
@@ -107,7 +59,7 @@ def test_sixteen_threads_load_every_format_while_a_malicious_file_is_refused(
 ) -> None:
     marker = tmp_path / "PWNED"
     evil = tmp_path / "evil.pth"
-    torch.save({"model": {"w": torch.zeros(1)}, "x": _Payload(marker)}, evil)
+    torch.save({"model": {"w": torch.zeros(1)}, "x": TouchPayload(marker)}, evil)
     jobs = [*checkpoint_files.items(), ("evil", evil)]
     errors: list[str] = []
     refused = 0

@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import app  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+import app
+from tests.browser import free_port, running_app
+from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -38,29 +29,10 @@ def served(tmp_path_factory: pytest.TempPathFactory):
     secret.write_text("top secret")
     (logs / "exp1" / "link.txt").symlink_to(secret)
     marker = base / "PWNED"
-    port = _free_port()
-    env = {**os.environ, "SVCOVER_LOGS": str(logs), "SVCOVER_PRETRAINED": str(pre), "GRADIO_ANALYTICS_ENABLED": "False"}
-    out = open(base / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env, stdout=out,
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("app did not start: " + (base / "server.log").read_text())
-    yield {"url": url, "logs": logs, "pre": pre, "secret": secret, "proc": proc, "marker": marker, "base": base}
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    out.close()
+    port = free_port()
+    with running_app(base, host=None, port=port, timeout=90) as url:  # the default binding, as users start it
+        yield {"url": url.rstrip("/"), "port": port, "logs": logs, "pre": pre, "secret": secret, "marker": marker,
+               "base": base}  # fmt: skip
 
 
 def _get_file(url: str, path: str) -> requests.Response:
@@ -70,7 +42,9 @@ def _get_file(url: str, path: str) -> requests.Response:
 def test_binds_localhost_only(served) -> None:
     import psutil
 
-    ips = {c.laddr.ip for c in psutil.Process(served["proc"].pid).net_connections(kind="inet") if c.status == "LISTEN"}
+    port = f"--port {served['port']}"
+    (app_pid,) = [p.pid for p in psutil.process_iter(["cmdline"]) if port in " ".join(p.info["cmdline"] or [])]
+    ips = {c.laddr.ip for c in psutil.Process(app_pid).net_connections(kind="inet") if c.status == "LISTEN"}
     assert ips == {"127.0.0.1"}
 
 

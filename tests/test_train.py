@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import ROOT
 
 from core.checkpoint_store import step_checkpoints
 from core.errors import NothingToDoError, SvcoverError
@@ -34,6 +33,7 @@ from core.train import (
     request_stop,
     train,
 )
+from tests.conftest import ROOT
 
 TINY_FLAGS = ["--config", "tiny", "--device", "cpu", "--batch-size", "4", "--crop-frames", "48", "--threads", "1",
               "--log-every", "1"]  # fmt: skip
@@ -377,8 +377,9 @@ def test_empty_loss_curve_is_typed_like_a_filled_one_and_names_both_series() -> 
 
 def test_validation_audio_and_mel_images_reach_tensorboard(exp: Experiment, tmp_pretrained: Path, weights_builder) -> None:
     """With a (stand-in) NSF-HiFiGAN in pretrained/, each save logs sampled and ground-truth audio."""
-    from conftest import REFERENCE
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from tests.conftest import REFERENCE
 
     nsf = REFERENCE / "nsf_hifigan"
     folder = tmp_pretrained / "nsf_hifigan"

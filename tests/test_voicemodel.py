@@ -12,6 +12,7 @@ import torch
 
 from core import voicemodel as vm
 from core.errors import CheckpointError, InvalidNameError, SvcoverError
+from tests.standins import TouchPayload
 
 
 def _state() -> dict[str, torch.Tensor]:
@@ -65,12 +66,8 @@ def test_foreign_checkpoint_goes_through_safe_loader(tmp_path: Path) -> None:
     assert model.foreign and model.card["foreign"] is True and model.card["source_sr"] == "40k"
     assert torch.equal(model.state_dict["enc.w"], torch.ones(2, 2))
 
-    class Payload:
-        def __reduce__(self):
-            return (os.system, (f"touch {tmp_path / 'PWNED'}",))
-
     evil = tmp_path / "evil.ckpt"
-    torch.save({"state_dict": {"w": torch.ones(1)}, "x": Payload()}, evil)
+    torch.save({"state_dict": {"w": torch.ones(1)}, "x": TouchPayload(tmp_path / "PWNED")}, evil)
     with pytest.raises(CheckpointError, match="refused to load"):
         vm.import_voice_model(evil)
     assert not (tmp_path / "PWNED").exists()

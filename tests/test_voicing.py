@@ -9,7 +9,6 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import REAL
 
 from benchmarks.voicing import LABELS, SYNTHETIC_CLIPS, estimate, label_truth, scores, synthetic_clip
 from core.features.f0 import estimate_f0, pitch_candidates
@@ -23,6 +22,7 @@ from core.features.f0.voicing import (
     local_reference_db,
     periodicity,
 )
+from tests.conftest import REAL
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -4,7 +4,6 @@ with --listen, no absolute paths in files under logs/ (the file route serves the
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 import requests
 import soundfile as sf
 
+from tests.browser import running_app
 from tests.conftest import ROOT
 from webui import security
 
@@ -76,12 +76,6 @@ def test_backoff_is_capped() -> None:
     assert limiter.wait_seconds("b") == 0.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_live_app_rate_limits_logins_and_cleans_old_uploads(tmp_path: Path) -> None:
     """The real app.py with --auth: 30 wrong passwords in a row are mostly refused; stale uploads are removed."""
     logs = tmp_path / "logs"
@@ -94,35 +88,13 @@ def test_live_app_rate_limits_logins_and_cleans_old_uploads(tmp_path: Path) -> N
     fresh = logs / ".uploads" / "4567ef01"
     fresh.mkdir()
     (fresh / "take.wav").write_bytes(b"RIFF fresh upload")
-    port = _free_port()
-    env = {**os.environ, "SVCOVER_LOGS": str(logs), "SVCOVER_PRETRAINED": str(tmp_path / "pre"),
-           "GRADIO_ANALYTICS_ENABLED": "False"}  # fmt: skip
-    env.pop("GRADIO_TEMP_DIR", None)
-    log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--auth", "alice:correct-horse"], cwd=ROOT,
-                            env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                requests.get(url, timeout=2)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.3)
-        else:
-            pytest.fail("app did not start: " + (tmp_path / "server.log").read_text())
-        codes = [requests.post(f"{url}/login", data={"username": "alice", "password": f"guess{i}"}, timeout=10).status_code
+    # the app's default upload folder (logs/.uploads, cleaned at start), not one the environment chose
+    with running_app(tmp_path, host=None, timeout=120, extra_args=["--auth", "alice:correct-horse"],
+                     extra_env={"GRADIO_TEMP_DIR": None}) as url:  # fmt: skip
+        codes = [requests.post(f"{url}login", data={"username": "alice", "password": f"guess{i}"}, timeout=10).status_code
                  for i in range(30)]  # fmt: skip
         assert codes.count(400) <= 6 and codes.count(429) >= 24, codes
         assert not old_upload.parent.exists() and (fresh / "take.wav").is_file()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 # ------------------------------------------------------------------------------------ upload folder
@@ -244,8 +216,6 @@ def test_files_under_logs_hold_no_absolute_paths(tmp_logs: Path, tmp_path: Path)
 
 def test_job_records_are_not_served_but_outputs_are(tmp_path: Path) -> None:
     """A job's request names its inputs by absolute path: the file route must refuse the job folder."""
-    from tests.browser import running_app
-
     logs = tmp_path / "logs"
     record = logs / ".jobs" / "cover-voice-1" / "request.json"
     record.parent.mkdir(parents=True)

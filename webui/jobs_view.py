@@ -7,6 +7,7 @@ job's state on a timer, so a reload, a closed browser or a restarted server lose
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -122,30 +123,28 @@ def _refresh(selected: str | None) -> list[Any]:
     return [_rows(), gr.update(choices=choices, value=value), log_tail(value) if value else ""]
 
 
-@user_errors
-def _stop(job_id: str | None) -> str:
-    if not job_id:
-        return "Choose a job first."
-    job = runner().stop(job_id)
+def _job_button(act: Callable[[Any, str], Job], say: Callable[[Job], str]) -> Callable[[str | None], str]:
+    """The click handler of a Jobs-view button: ``act(runner, job id)`` on the picked job, then ``say`` what
+    became of the job it returns."""
+
+    @user_errors
+    def on_click(job_id: str | None) -> str:
+        if not job_id:
+            return "Choose a job first."
+        return say(act(runner(), job_id))
+
+    return on_click
+
+
+def _stop_said(job: Job) -> str:
     if not job.active:
         return f"{job.title} is already {job.state}."
     return f"Stop requested for {job.title}: it stops at its next progress report and keeps finished work."
 
 
-@user_errors
-def _kill(job_id: str | None) -> str:
-    if not job_id:
-        return "Choose a job first."
-    job = runner().kill(job_id)
-    return f"{job.title}: {job.state}."
-
-
-@user_errors
-def _retry(job_id: str | None) -> str:
-    if not job_id:
-        return "Choose a job first."
-    job = runner().retry(job_id)
-    return f"Started again as job {job.id}."
+_stop = _job_button(lambda jobs, job_id: jobs.stop(job_id), _stop_said)
+_kill = _job_button(lambda jobs, job_id: jobs.kill(job_id), lambda job: f"{job.title}: {job.state}.")
+_retry = _job_button(lambda jobs, job_id: jobs.retry(job_id), lambda job: f"Started again as job {job.id}.")
 
 
 def _pick_row(evt: gr.SelectData) -> Any:
