@@ -48,7 +48,6 @@ from core.features.loudness import frame_volume
 from core.features.mel import HOP, log_mel, n_frames
 from core.progress import ProgressFn, report, scaled
 from core.separate import DEFAULT_VOCAL_MODEL, separate_file
-from core.vocoder import NsfHifiGan
 
 if TYPE_CHECKING:
     import torch
@@ -216,6 +215,8 @@ def score_vocoder(vocode: Callable[[np.ndarray, np.ndarray], np.ndarray], hop: i
 
 def check_vocoder(path: str | Path | None = None, device: str = "cpu") -> ModelCheck:
     """NSF-HiFiGAN re-synthesising a sung vowel from its own mel and the known F0."""
+    from core.vocoder import NsfHifiGan  # the networks (torch)
+
     vocoder = NsfHifiGan.from_checkpoint(path, device) if path else NsfHifiGan.from_pretrained(device)
     return score_vocoder(lambda mel, f0: vocoder.vocode(mel, f0, deterministic=True), vocoder.hop_size)
 

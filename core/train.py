@@ -43,7 +43,6 @@ from core.fsutil import atomic_path, atomic_write_text, portable_label
 from core.model.config import PRESETS, preset
 from core.model.samplers import sample
 from core.progress import ProgressFn, report, scaled
-from core.vocoder import NsfHifiGan
 from core.voicemodel import export_decoder
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -507,6 +506,8 @@ class _AudioLogger:
             return
         try:
             import torch
+
+            from core.vocoder import NsfHifiGan  # the networks (torch)
 
             if self.vocoder is None:
                 self.vocoder = NsfHifiGan.from_pretrained(self.device)

@@ -57,20 +57,14 @@ LOADS_HEAVY = {
 # its module is clean; do not add one.
 INLINE_IMPORT_ALLOWED = {
     "core.checkpoints",
-    "core.config",
     "core.convert",
-    "core.cover",
     "core.dataset",
-    "core.features.contentvec",
     "core.features.extract",
     "core.features.f0",
     "core.mix",
-    "core.model.decoder",
     "core.pretrained",
     "core.separate",
-    "core.slicer",
     "core.train",
-    "core.vocoder",
 }
 
 
