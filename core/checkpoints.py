@@ -9,13 +9,21 @@ explicit allow-list of the harmless classes that the ecosystem's checkpoints con
 
 from __future__ import annotations
 
+import builtins
+import collections
+import io
+import pickle
+import pickletools
+import re
 import threading
+import typing
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from core.errors import CheckpointError
+from core.fsutil import atomic_path
 
 
 class _InertObject:
@@ -49,10 +57,6 @@ _STUBBED = [
 
 def _allowed_globals() -> list[Any]:
     allowed: list[Any] = [*_STUBBED]
-    import builtins
-    import collections
-    import typing
-
     # Builtins and containers that protocol-2 pickles of configs name explicitly (all inert).
     allowed += [builtins.dict, builtins.list, builtins.tuple, builtins.int, builtins.float, builtins.str,
                 builtins.bool, builtins.slice, builtins.range, collections.defaultdict, collections.deque,
@@ -154,9 +158,6 @@ def referenced_globals(path: Path) -> list[str]:
 
 
 def _scan_pickles(data: bytes, path: Path, max_pickles: int) -> list[str]:
-    import io
-    import pickletools
-
     stream = io.BytesIO(data)
     found: list[str] = []
     for index in range(max_pickles):
@@ -215,8 +216,6 @@ def safe_load(path: str | Path, map_location: str = "cpu") -> dict:
                 f"{path}: refused to load: the file asks to run or build '{name}', which is not allowed "
                 "(it may contain malicious code)"
             )
-    import pickle
-
     try:
         obj = _torch_load_allowed(path, map_location, allowed)
     except pickle.UnpicklingError as e:
@@ -245,8 +244,6 @@ def _torch_load_allowed(path: Path, map_location: str, allowed_names: set[str]) 
     it between registering and loading (e.g. a third-party ``safe_globals`` block ending in another
     thread): register again and retry, a few times. A global outside the allow-list is never retried.
     """
-    import pickle
-
     import torch
 
     for attempt in range(3):
@@ -303,8 +300,6 @@ def key_mismatch(
 
 
 def _unsupported_name(msg: str) -> str:
-    import re
-
     m = re.search(r"GLOBAL ([\w.]+)", msg) or re.search(r"global[: ]+'?([\w.]+)", msg, re.IGNORECASE)
     return m.group(1) if m else "an unknown class"
 
@@ -317,8 +312,6 @@ def _one_line(msg: str) -> str:
 def save_checkpoint(path: str | Path, obj: dict) -> None:
     """``torch.save`` to a temp file beside ``path`` then rename, so a kill never leaves half a file."""
     import torch
-
-    from core.fsutil import atomic_path
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)

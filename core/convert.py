@@ -152,7 +152,7 @@ class VoiceModel:
 
     @classmethod
     def load(cls, exp: Experiment, ckpt: str = "best", device: str = "cpu") -> VoiceModel:
-        from core.model import SvcDecoder
+        from core.model.decoder import SvcDecoder  # the network (torch)
 
         path = find_checkpoint(exp, ckpt)
         decoder = SvcDecoder.from_checkpoint(path, device=device)

@@ -39,6 +39,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
+import yaml
+
 from core.errors import MissingPretrainedError, Remedy, SvcoverError
 from core.experiment import PROJECT_ROOT
 from core.fsutil import atomic_write_text
@@ -887,8 +889,6 @@ def file_type_problem(path: Path, kind: str) -> str | None:
             return f"got a file that is not valid JSON ({str(e).splitlines()[0][:80]})"
         return None
     if kind == "yaml":
-        import yaml
-
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as e:

@@ -55,6 +55,8 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+import yaml
 
 import core.checkpoints
 from core.audio import decode_audio
@@ -261,8 +263,6 @@ def roformer_segment_frames(model_path: Path, model_dir: Path) -> int | None:
 
 def read_model_yaml(path: Path) -> dict:
     """A model yaml as audio-separator writes them (``!!python/tuple`` allowed, nothing else executable)."""
-    import yaml
-
     class _Loader(yaml.SafeLoader):
         pass
 
@@ -426,8 +426,6 @@ class _Session:
 
     def separate(self, wav_path: Path) -> tuple[np.ndarray, np.ndarray]:
         """(primary, secondary) float32 [N, 2] arrays of one chunk."""
-        import soundfile as sf
-
         names = {self.primary: "primary", self.secondary: "secondary"}
         # audio-separator draws a tqdm bar per call on stderr; svcover reports progress itself.
         with _audio_separator_env(), contextlib.redirect_stderr(io.StringIO()), _torch_loads_verified():
@@ -555,8 +553,6 @@ def decode_stereo(song: Path, out_wav: Path, sr: int = SAMPLE_RATE) -> None:
     and too long files are refused with one line; NaN/inf samples become 0, which audio-separator's
     librosa code would otherwise fail on).
     """
-    import soundfile as sf
-
     with sf.SoundFile(str(out_wav), "w", sr, 2, subtype="FLOAT", format="WAV") as writer:
         decode_audio(song, sr, 2, writer.write)
 
@@ -588,8 +584,6 @@ def _run_pass(
     progress: ProgressFn | None,
 ) -> tuple[Path, Path, float]:
     """Separate ``input_wav`` chunk by chunk into ``out_dir/<file_names>``; returns the paths and the target RMS dB."""
-    import soundfile as sf
-
     target_is_primary = session.primary.lower() in target_names or session.secondary.lower() not in target_names
     if session.primary.lower() not in target_names and session.secondary.lower() not in target_names:
         log.warning("%s: stems are %r/%r; keeping %r as %s", session.model, session.primary, session.secondary,
@@ -644,8 +638,6 @@ def _separate_block(session: _Session, block: np.ndarray, sr: int, chunk_wav: Pa
     the input was normalised to the threshold (1.0 here); a chunk at peak 1.0 makes the gain the same
     for every chunk, so chunks join without level steps.
     """
-    import soundfile as sf
-
     peak = float(np.abs(block).max()) if block.size else 0.0
     if peak < 1e-6:  # digital silence: nothing to separate (and the model would divide by zero)
         zeros = np.zeros_like(block)
@@ -784,8 +776,6 @@ def _stems_from_cache(out_dir: Path, sidecar: Path, args: dict) -> tuple[Path, P
 def _ensemble_pass(job: _PassInput, preset: str, progress: ProgressFn | None) -> tuple[Path, Path, float, bool]:
     """One of audio-separator's ensemble presets: each model's pass (cached on its own), then the
     stems combined with audio-separator's own Ensembler and the preset's algorithm and weights."""
-    import soundfile as sf
-
     preset_id = preset[len(ENSEMBLE_PREFIX) :]
     spec = ensemble_presets().get(preset_id)
     if spec is None:

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from core import pretrained
 from core.checkpoint_store import step_checkpoints
 from core.checkpoints import safe_load, save_checkpoint
@@ -139,7 +141,6 @@ class Clip:
 
 def load_clips(exp: Experiment, names: list[str], units_dim: int | None = None) -> list[Clip]:
     """Features of ``names`` as tensors, checked for shape agreement and finite values."""
-    import numpy as np
     import torch
 
     clips = []
@@ -791,7 +792,6 @@ def _build_model(exp: Experiment, cfg: TrainConfig,
 
 def _restore_state(run: _Run, ckpt: dict[str, Any] | None) -> None:
     """Optimizer, loss scaler, step and RNG states from the resumed checkpoint; fresh seeds per rank otherwise."""
-    import numpy as np
     import torch
 
     seed, rank = run.cfg.seed, run.rank

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soxr
 
 from core import pretrained
 from core.device import pick_device
@@ -219,8 +220,6 @@ def pitch_candidates(wav44k: np.ndarray, method: str | F0Method = F0Method.FCPE,
 
 def _to_16k(wav44k: np.ndarray) -> np.ndarray:
     """High-quality resampling 44.1 kHz -> 16 kHz (soxr)."""
-    import soxr
-
     if wav44k.size == 0:
         return np.zeros(0, dtype=np.float32)
     return np.ascontiguousarray(soxr.resample(wav44k, SAMPLE_RATE, NEURAL_SAMPLE_RATE, quality="HQ"), dtype=np.float32)
