@@ -31,7 +31,6 @@ CLI_LAYER = {"core.cli", "core.__main__"}
 # Stage modules that still define add_arguments/run_cli themselves. Remove an entry when its CLI moves out;
 # do not add one.
 ARGPARSE_ALLOWED = {
-    "core.dataset",
     "core.features.extract",
 }
 
