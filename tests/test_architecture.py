@@ -30,9 +30,7 @@ CORE = ROOT / "core"
 CLI_LAYER = {"core.cli", "core.__main__"}
 # Stage modules that still define add_arguments/run_cli themselves. Remove an entry when its CLI moves out;
 # do not add one.
-ARGPARSE_ALLOWED = {
-    "core.features.extract",
-}
+ARGPARSE_ALLOWED: set[str] = set()
 
 
 # Libraries slow enough to import that they are imported inside the function that needs them, so that

@@ -18,7 +18,7 @@ from core.errors import SvcoverError, os_error_cause
 # stage -> (module defining add_arguments/run_cli, one-line help)
 STAGES: dict[str, tuple[str, str]] = {
     "dataset": ("core.cli.dataset", "slice audio files/folders/zips into a training dataset"),
-    "extract": ("core.features.extract", "compute content, F0, loudness and mel features"),
+    "extract": ("core.cli.extract", "compute content, F0, loudness and mel features"),
     "index": ("core.cli.index", "build the retrieval index of training content features"),
     "train": ("core.cli.train", "train the diffusion decoder"),
     "convert": ("core.cli.convert", "convert a vocal with a trained voice model"),

@@ -22,7 +22,6 @@ The feature contract other stages rely on (:func:`load_features`, :func:`list_fe
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import gc
 import hashlib
@@ -818,55 +817,3 @@ def compute_stats(exp: Experiment, config: ExtractConfig, chunks: list[str]) -> 
         "f0_method": config.f0_method,
         "units_dim": config.units_dim,
     }, silent
-
-
-# --------------------------------------------------------------------------------------------------
-# CLI
-# --------------------------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from core.device import DEVICE_CHOICES
-
-    parser.add_argument("--exp", required=True, metavar="NAME", help="experiment name (folder under logs/)")
-    parser.add_argument("--f0", default="rmvpe", choices=F0_CHOICES,
-                        help="F0 estimator (default: rmvpe; fcpe is faster, harvest/parselmouth need no weights)")
-    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
-                        help="where models run (default: auto = CUDA GPU if present, else CPU)")
-    parser.add_argument("--encoder", default="contentvec768l12", choices=tuple(ENCODERS),
-                        help="content encoder: ContentVec layer 12, 768-d (default, Diffusion-SVC bases) "
-                             "or layer 9 + final projection, 256-d")  # fmt: skip
-
-
-class _StageBars:
-    """Per-stage tqdm bars for the CLI: a new bar whenever the stage changes."""
-
-    def __init__(self) -> None:
-        self.stage: str | None = None
-        self.bar: Any = None
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        from tqdm import tqdm
-
-        if stage != self.stage:
-            self.close()
-            self.stage = stage
-            self.bar = tqdm(total=total, desc=f"{stage:<8}", unit="chunk")
-        self.bar.n = done
-        self.bar.refresh()
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    config = ExtractConfig(f0_method=args.f0, encoder=args.encoder, device=args.device)
-    bars = _StageBars()
-    try:
-        rep = run_extract(args.exp, config, stage_progress=bars)
-    finally:
-        bars.close()
-    print(rep.summary().replace("**", "").replace("\n\n", "\n"))
-    return 0
