@@ -20,7 +20,7 @@ import numpy as np
 from core.config import load_json, save_json
 from core.errors import NothingToDoError, Remedy, SvcoverError
 from core.experiment import Experiment
-from core.features.extract import list_feature_chunks, load_features, load_stats
+from core.features.store import list_feature_chunks, load_features, load_stats
 from core.fsutil import atomic_path, remove_stale_temp_files, same_file
 from core.progress import ProgressFn, report
 

@@ -40,7 +40,8 @@ from core.dataset import build_dataset
 from core.device import pick_device
 from core.errors import CheckpointError, NothingToDoError, Remedy, SvcoverError
 from core.experiment import Experiment, visible_files
-from core.features.extract import ExtractConfig, list_feature_chunks, load_features, load_stats, run_extract
+from core.features.extract import ExtractConfig, run_extract
+from core.features.store import list_feature_chunks, load_features, load_stats
 from core.fsutil import atomic_path, atomic_write_text, portable_label
 from core.model.config import PRESETS, preset
 from core.model.samplers import sample

@@ -187,7 +187,7 @@ def sampler_mel_errors(exp, settings: list[tuple[str, int]], seeds: int = 2, ckp
     import torch
 
     from core.checkpoint_store import step_checkpoints
-    from core.features.extract import load_features
+    from core.features.store import load_features
     from core.model import SvcDecoder
     from core.model.samplers import sample
 

@@ -22,8 +22,9 @@ import soxr
 from core.config import save_json
 from core.errors import MissingPretrainedError, NothingToDoError, SvcoverError
 from core.experiment import Experiment
-from core.features.extract import ExtractConfig, list_feature_chunks, load_features, load_stats, run_extract
+from core.features.extract import ExtractConfig, run_extract
 from core.features.loudness import frame_volume, loudness_db
+from core.features.store import list_feature_chunks, load_features, load_stats
 from tests.conftest import REAL, ROOT, SHARED
 from tests.standin_features import Fakes
 

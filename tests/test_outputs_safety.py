@@ -426,7 +426,8 @@ def _extracted(tmp_logs: Path):
 
 
 def test_extract_disk_full_is_one_line_and_next_run_cleans_up(tmp_logs: Path, monkeypatch) -> None:
-    from core.features.extract import ExtractConfig, list_feature_chunks, run_extract
+    from core.features.extract import ExtractConfig, run_extract
+    from core.features.store import list_feature_chunks
 
     exp, Fakes = _extracted(tmp_logs)
     real = np.savez

@@ -99,7 +99,7 @@ def render(shown: str, exp: str | None) -> list[Any]:
 def _show_existing(exp: str | None) -> list[Any]:
     """Show the stats and plots of an earlier run when an experiment is chosen."""
     from core.errors import SvcoverError
-    from core.features.extract import list_feature_chunks, load_stats
+    from core.features.store import list_feature_chunks, load_stats
 
     empty = ["", None, gr.update(choices=[], value=None), None]
     if not exp:
@@ -117,7 +117,7 @@ def _show_existing(exp: str | None) -> list[Any]:
 
 @user_errors
 def _chunk_plot(exp: str | None, chunk: str | None) -> Any:
-    from core.features.extract import load_features
+    from core.features.store import load_features
 
     if not exp or not chunk:
         return None

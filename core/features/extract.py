@@ -16,8 +16,8 @@ model once and releasing it before the next one loads, which keeps peak memory a
 not batched together: ContentVec (attention without a padding mask) and RMVPE (bidirectional GRU) give
 different numbers for a zero-padded batch member, and cached features must not depend on batch partners.
 
-The feature contract other stages rely on (:func:`load_features`, :func:`list_feature_chunks`,
-:func:`load_stats`) is described in docs/extract.md.
+Other stages read the features through :mod:`core.features.store` (the contract is described in
+docs/extract.md); the file names and settings digests both sides use are defined here.
 """
 
 from __future__ import annotations
@@ -289,7 +289,8 @@ def _group_file(exp: Experiment, chunk: str, group: str, settings: str, source: 
     return exp.features / chunk / f"{group}.{settings}.{source}.npz"
 
 
-def _find_group_file(exp: Experiment, chunk: str, group: str, settings: str) -> Path | None:
+def find_group_file(exp: Experiment, chunk: str, group: str, settings: str) -> Path | None:
+    """The newest file of ``group`` for ``chunk`` with the settings digest ``settings`` (any source digest)."""
     matches = visible_files(exp.features / chunk, f"{group}.{settings}.*.npz")
     return max(matches, key=lambda p: p.stat().st_mtime) if matches else None
 
@@ -318,7 +319,8 @@ class _Chunk:
         return self._digests[key]
 
 
-def _as_experiment(exp: str | Experiment) -> Experiment:
+def as_experiment(exp: str | Experiment) -> Experiment:
+    """An :class:`Experiment` from itself or its name."""
     return exp if isinstance(exp, Experiment) else Experiment.open(exp)
 
 
@@ -427,7 +429,7 @@ def run_extract(
     """
     start = time.perf_counter()
     config.validate()
-    exp = _as_experiment(exp)
+    exp = as_experiment(exp)
     chunks = _list_chunks(exp)
     from core.fsutil import remove_stale_temp_files
 
@@ -649,87 +651,6 @@ def _record_config(exp: Experiment, config: ExtractConfig, device: str, digests:
     save_json(exp.config, data)
 
 
-# --------------------------------------------------------------------------------------------------
-# Reading features (the contract used by training, the index and the UI)
-# --------------------------------------------------------------------------------------------------
-
-
-# config.json path -> (mtime_ns, settings): a training data loader calls load_features per chunk.
-_SETTINGS_CACHE: dict[Path, tuple[tuple[int, int, int], ExtractConfig]] = {}
-
-
-def _config_of(exp: Experiment, config: ExtractConfig | None) -> ExtractConfig:
-    if config is not None:
-        return config.validate()
-    try:
-        st = exp.config.stat()
-    except FileNotFoundError:
-        raise SvcoverError(f"{exp.config}: no extract settings", remedy=Remedy("extract", exp.name)) from None
-    cached = _SETTINGS_CACHE.get(exp.config)
-    stamp = (st.st_mtime_ns, st.st_ino, st.st_size)  # atomic rewrites give a new inode as well
-    if cached is not None and cached[0] == stamp:
-        return cached[1]
-    section = load_json(exp.config).get("extract")
-    if not isinstance(section, dict):
-        raise SvcoverError(f"{exp.config}: no \"extract\" section", remedy=Remedy("extract", exp.name))
-    settings = ExtractConfig(f0_method=section.get("f0_method", "rmvpe"), encoder=section.get("encoder", "contentvec768l12"))
-    _SETTINGS_CACHE[exp.config] = (stamp, settings)
-    return settings
-
-
-def list_feature_chunks(exp: str | Experiment, *, config: ExtractConfig | None = None) -> list[str]:
-    """Chunks (wav stems) that have all four feature groups for the current (or given) settings."""
-    exp = _as_experiment(exp)
-    if not exp.features.is_dir() or not exp.config.is_file():
-        return []
-    try:
-        digests = group_digests(_config_of(exp, config))
-    except SvcoverError:
-        return []
-    names = []
-    for wav in visible_files(exp.gt_wavs, "*.wav"):
-        if all(_find_group_file(exp, wav.stem, g, digests[g]) is not None for g in GROUPS):
-            names.append(wav.stem)
-    return names
-
-
-def load_features(exp: str | Experiment, chunk: str, *, config: ExtractConfig | None = None) -> dict[str, np.ndarray]:
-    """All features of one chunk on one frame grid of ``T = n_samples // 512 + 1`` frames.
-
-    Keys: ``units`` [T, C] float32, ``f0`` [T] Hz (0 = unvoiced), ``f0_continuous`` [T] Hz,
-    ``volume`` [T] (Diffusion-SVC linear RMS), ``loudness_db`` [T], ``mel`` [128, T] natural-log mel.
-    Settings default to the last extract run's (``config.json`` → ``extract``).
-    """
-    exp = _as_experiment(exp)
-    digests = group_digests(_config_of(exp, config))
-    out: dict[str, np.ndarray] = {}
-    for group in GROUPS:
-        path = _find_group_file(exp, chunk, group, digests[group])
-        if path is None:
-            raise SvcoverError(
-                f"{exp.features / chunk}: no {group} features for chunk {chunk!r}", remedy=Remedy("extract", exp.name)
-            )
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                for key in GROUP_ARRAYS[group]:
-                    out[key] = np.asarray(data[key], dtype=np.float32)
-        except (OSError, ValueError, KeyError) as e:
-            raise SvcoverError(f"{path}: unreadable feature file ({e}); delete it and re-run extract") from None
-    t = out["mel"].shape[1]
-    lengths = {k: (v.shape[1] if k == "mel" else v.shape[0]) for k, v in out.items()}
-    if any(n != t for n in lengths.values()):
-        raise SvcoverError(f"{exp.features / chunk}: features disagree on the frame count {lengths}; re-run extract")
-    return out
-
-
-def load_stats(exp: str | Experiment) -> dict:
-    """The dataset statistics written by the last extract run (``stats.json``)."""
-    exp = _as_experiment(exp)
-    if not exp.stats.is_file():
-        raise SvcoverError(f"{exp.stats}: not found", remedy=Remedy("extract", exp.name))
-    return load_json(exp.stats)
-
-
 def hz_to_midi(hz: np.ndarray) -> np.ndarray:
     """MIDI note numbers (69 = A4 = 440 Hz) of positive frequencies."""
     return 69.0 + 12.0 * np.log2(np.asarray(hz, dtype=np.float64) / 440.0)
@@ -750,7 +671,7 @@ def compute_stats(exp: Experiment, config: ExtractConfig, chunks: list[str]) -> 
     for chunk in chunks:
         arrays: dict[str, np.ndarray] = {}
         for group in ("f0", "loudness", "mel"):
-            path = _find_group_file(exp, chunk, group, digests[group])
+            path = find_group_file(exp, chunk, group, digests[group])
             if path is None:
                 raise SvcoverError(f"{exp.features / chunk}: {group} features missing after extraction")
             with np.load(path, allow_pickle=False) as data:
