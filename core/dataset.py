@@ -27,12 +27,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soxr
 
+from core.audio import SNIFF_BYTES, load_audio, non_audio_kind, probe_audio, save_audio
 from core.config import AUDIO, load_json, save_json, to_dict
 from core.errors import AudioDecodeError, NothingToDoError, SvcoverError, WriteError
-from core.experiment import Experiment
+from core.experiment import PROJECT_ROOT, Experiment
+from core.fsutil import portable_label, remove_stale_temp_files
 from core.progress import ProgressFn, report, scaled
-from core.slicer import SliceSettings
+from core.slicer import SliceSettings, add_denormal_guard, slice_on_silence
 
 log = logging.getLogger(__name__)
 
@@ -181,8 +184,6 @@ def build_dataset(
     given_labels = labels or [str(p) for p in inputs]
     sources = _collect(inputs, given_labels, result, exclude=experiment.root)
     roots = _portable_roots(given_labels)
-    from core.fsutil import remove_stale_temp_files
-
     remove_stale_temp_files(experiment.root, experiment.gt_wavs, experiment.wavs16k)  # from a killed run
     result.files = len(sources)
     manifest = _load_manifest(experiment)
@@ -294,9 +295,6 @@ def _process_file(
     listed: set[str],
 ) -> dict[str, Any]:
     """Slice one file and write its chunks; ``listed``: its chunk names the manifest already has."""
-    from core.audio import load_audio, probe_audio
-    from core.slicer import slice_on_silence
-
     sr = AUDIO.sample_rate
     info = probe_audio(path)
     report(progress, 0.05, f"{label}: decoding")
@@ -371,8 +369,6 @@ def _render(wav: np.ndarray, pieces: list[tuple[int, int]], sos: np.ndarray | No
     """
     from scipy.signal import sosfiltfilt
 
-    from core.slicer import add_denormal_guard
-
     sr = AUDIO.sample_rate
     out = []
     for s, e in pieces:
@@ -399,10 +395,6 @@ def _normalise(audio: np.ndarray, config: DatasetConfig) -> np.ndarray:
 
 
 def _write_chunk(experiment: Experiment, name: str, audio: np.ndarray, sr: int) -> None:
-    import soxr
-
-    from core.audio import save_audio
-
     save_audio(experiment.gt_wavs / name, audio, sr)
     low = soxr.resample(audio, sr, AUDIO.content_sample_rate, quality="HQ").astype(np.float32)
     peak = float(np.max(np.abs(low))) if low.size else 0.0
@@ -560,8 +552,6 @@ def _materialise(source: _Source, archives: _OpenArchives) -> Iterator[Path]:
     member whose first bytes show it is not audio (text, image, archive ...) is skipped before
     anything is written.
     """
-    from core.audio import SNIFF_BYTES, non_audio_kind
-
     if source.path is not None:
         yield source.path
         return
@@ -619,9 +609,6 @@ def _load_manifest(experiment: Experiment) -> dict[str, Any]:
 
 def _portable_roots(given_labels: list[str]) -> dict[str, str]:
     """Each input label (as given) -> the form files under logs/ record (no absolute path of this machine)."""
-    from core.experiment import PROJECT_ROOT
-    from core.fsutil import portable_label
-
     roots = {}
     for given in given_labels:
         root = given.rstrip("/").rstrip("\\")

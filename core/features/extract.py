@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,12 +36,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile as sf
+import soxr
 
+from core import pretrained
 from core.config import AUDIO, load_json, save_json
+from core.device import pick_device
 from core.errors import NothingToDoError, Remedy, SvcoverError
 from core.experiment import Experiment, visible_files
+from core.features import f0 as f0_module
+from core.features.contentvec import DOWNLOAD_NAME, ContentVec, align_to_frames
 from core.features.encoders import ENCODERS
 from core.features.f0 import F0_METHODS
+from core.features.loudness import frame_volume, loudness_db
+from core.features.mel import log_mel
+from core.features.mel import n_frames as mel_frame_count
+from core.fsutil import atomic_path, remove_stale_temp_files
 from core.progress import ProgressFn, report
 
 log = logging.getLogger(__name__)
@@ -173,8 +184,6 @@ def default_extractors(config: ExtractConfig, device: str) -> Extractors:
     spec = ENCODERS[config.encoder]
 
     def content_factory() -> ArrayFn:
-        from core.features.contentvec import ContentVec
-
         encoder = ContentVec.from_pretrained(device)
 
         def content_fn(wav16k: np.ndarray) -> np.ndarray:
@@ -183,8 +192,6 @@ def default_extractors(config: ExtractConfig, device: str) -> Extractors:
         return content_fn
 
     def f0_factory() -> ArrayFn:
-        from core.features import f0 as f0_module
-
         if config.f0_method in ("rmvpe", "fcpe"):  # load now, once; estimate_f0 reuses the loaded model
             f0_module.load_model(config.f0_method, device)
 
@@ -194,40 +201,24 @@ def default_extractors(config: ExtractConfig, device: str) -> Extractors:
         return f0_fn
 
     def mel_fn(wav44k: np.ndarray) -> np.ndarray:
-        from core.features.mel import log_mel
-
         return _to_numpy(log_mel(wav44k, device="cpu" if device == "mps" else device))
 
     def n_frames_fn(n_samples: int) -> int:
-        try:
-            from core.features.mel import n_frames
-        except ImportError:  # the mel module defines the grid; this is its documented convention
-            return int(n_samples) // AUDIO.hop_length + 1
-        return int(n_frames(n_samples))
+        return int(mel_frame_count(n_samples))
 
     def align_fn(units: np.ndarray, n: int) -> np.ndarray:
-        from core.features.contentvec import align_to_frames
-
         return _to_numpy(align_to_frames(units, n))
 
     def continuous_fn(f0: np.ndarray) -> np.ndarray:
-        from core.features.f0 import continuous_f0
-
-        return _to_numpy(continuous_f0(f0))
+        return _to_numpy(f0_module.continuous_f0(f0))
 
     def release(group: str) -> None:
         if group == "f0":  # the F0 module keeps models per process; free it for the next stage
-            from core.features.f0 import clear_model_cache
-
-            clear_model_cache()
+            f0_module.clear_model_cache()
 
     def preflight(groups: set[str]) -> None:
         """Name a missing weight file before any work, not after an hour of the previous stage."""
-        from core import pretrained
-
         if "content" in groups:
-            from core.features.contentvec import DOWNLOAD_NAME
-
             pretrained.require(pretrained.CONTENT_ENCODER, pretrained.CONTENT_ENCODER_ALT, download_name=DOWNLOAD_NAME)
         if "f0" in groups and config.f0_method == "rmvpe":
             pretrained.require(pretrained.RMVPE, download_name="rmvpe")
@@ -341,16 +332,12 @@ def _list_chunks(exp: Experiment) -> list[_Chunk]:
 
 def _read_wav(path: Path, sr: int) -> np.ndarray:
     """Mono float32 at ``sr`` (resampled with soxr when the file has another rate)."""
-    import soundfile as sf
-
     try:
         wav, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises several types for unreadable files
         raise SvcoverError(f"{path}: cannot read this chunk ({e})") from None
     wav = wav.mean(axis=1, dtype=np.float32) if wav.shape[1] > 1 else wav[:, 0]
     if file_sr != sr:
-        import soxr
-
         wav = soxr.resample(wav, file_sr, sr, quality="HQ").astype(np.float32)
     return np.ascontiguousarray(wav)
 
@@ -431,13 +418,9 @@ def run_extract(
     config.validate()
     exp = as_experiment(exp)
     chunks = _list_chunks(exp)
-    from core.fsutil import remove_stale_temp_files
-
     remove_stale_temp_files(exp.root)
     remove_stale_temp_files(exp.features, recursive=True)  # temp files of a killed run
     if extractors is None:
-        from core.device import pick_device
-
         device = pick_device(config.device)
         extractors = default_extractors(config, device)
     else:
@@ -551,7 +534,6 @@ def _stage_function(group: str, ex: Extractors) -> Callable[[_Chunk], tuple[dict
         return f0
 
     if group == "loudness":
-        from core.features.loudness import frame_volume, loudness_db
 
         def loudness(chunk: _Chunk) -> tuple[dict[str, np.ndarray], _Audio]:
             audio, t = load44(chunk)
@@ -574,8 +556,6 @@ def _stage_function(group: str, ex: Extractors) -> Callable[[_Chunk], tuple[dict
 
 
 def _read_n_samples(path: Path) -> int:
-    import soundfile as sf
-
     info = sf.info(str(path))
     if info.samplerate == AUDIO.sample_rate:
         return int(info.frames)
@@ -583,8 +563,6 @@ def _read_n_samples(path: Path) -> int:
 
 
 def _save_group(target: Path, arrays: dict[str, np.ndarray]) -> None:
-    from core.fsutil import atomic_path
-
     with atomic_path(target) as tmp:
         np.savez(tmp, **arrays)
     # Keep one variant per group: other settings or an older source version of this chunk are stale.
@@ -596,8 +574,6 @@ def _save_group(target: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def _prune(exp: Experiment, chunks: list[_Chunk]) -> None:
     """Remove the feature folders of chunks that are no longer in the dataset."""
-    import shutil
-
     keep = {c.name for c in chunks}
     if not exp.features.is_dir():
         return
