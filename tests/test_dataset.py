@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from core.cli import build_parser
+from core.cli.dataset import config_from_args as dataset_config_from_args
 from core.dataset import DatasetConfig, NoUsableAudioError, build_dataset
 from core.errors import InvalidNameError, NothingToDoError
 from core.slicer import SliceSettings, render_chunk, slice_on_silence
@@ -317,6 +319,19 @@ def test_cli_json_report_and_settings_flags(tmp_logs: Path) -> None:
         assert abs(np.max(np.abs(data)) - 0.9) < 1e-3
     again = json.loads(_cli("--exp", "cli", src, *flags, "--json", logs=tmp_logs).stdout)
     assert again["new_chunks"] == 0 and again["unchanged_files"] == 1 and again["chunks"] == first["chunks"]
+
+
+def test_cli_flags_fill_the_config_and_default_to_its_defaults() -> None:
+    parser = build_parser("dataset")
+    assert dataset_config_from_args(parser.parse_args(["dataset", "a.wav", "--exp", "x"])) == DatasetConfig()
+    flags = ["--threshold-db", "-30", "--min-length-ms", "900", "--min-interval-ms", "200", "--max-sil-kept-ms", "300",
+             "--min-chunk-s", "5", "--max-chunk-s", "12", "--overlap-s", "0.2", "--highpass-hz", "0",
+             "--normalize", "none", "--target-rms-db", "-18", "--peak-limit", "0.8"]  # fmt: skip
+    slicing = SliceSettings(threshold_db=-30, min_length_ms=900, min_interval_ms=200, max_sil_kept_ms=300,
+                            min_chunk_s=5, max_chunk_s=12, overlap_s=0.2)  # fmt: skip
+    assert dataset_config_from_args(parser.parse_args(["dataset", "a.wav", "--exp", "x", *flags])) == DatasetConfig(
+        slicing=slicing, highpass_hz=0, normalize="none", target_rms_db=-18, peak_limit=0.8
+    )
 
 
 def test_folder_with_nothing_usable_fails_clearly(tmp_logs: Path, tmp_path: Path) -> None:

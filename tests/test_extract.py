@@ -19,6 +19,8 @@ import pytest
 import soundfile as sf
 import soxr
 
+from core.cli import build_parser
+from core.cli.extract import config_from_args as extract_config_from_args
 from core.config import save_json
 from core.errors import MissingPretrainedError, NothingToDoError, SvcoverError
 from core.experiment import Experiment
@@ -301,6 +303,13 @@ def test_cli_help_and_errors(small_exp: Experiment, tmp_logs: Path, tmp_pretrain
     assert out.returncode == 1 and "invalid experiment name" in out.stderr
     out = _cli(["extract", "--exp", "demo", "--f0", "crepe"], tmp_logs, tmp_pretrained)
     assert out.returncode == 2  # argparse rejects unknown choices
+
+
+def test_cli_flags_fill_the_config_and_default_to_its_defaults() -> None:
+    parser = build_parser("extract")
+    assert extract_config_from_args(parser.parse_args(["extract", "--exp", "x"])) == ExtractConfig()
+    args = parser.parse_args(["extract", "--exp", "x", "--f0", "fcpe", "--encoder", "contentvec256l9", "--device", "cpu"])
+    assert extract_config_from_args(args) == ExtractConfig(f0_method="fcpe", encoder="contentvec256l9", device="cpu")
 
 
 # ------------------------------------------------------------------------------------------ real modules

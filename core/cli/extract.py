@@ -49,8 +49,12 @@ class StageBars:
             self.bar = None
 
 
+def config_from_args(args: argparse.Namespace) -> ExtractConfig:
+    return ExtractConfig(f0_method=args.f0, encoder=args.encoder, device=args.device)
+
+
 def run_cli(args: argparse.Namespace) -> int:
-    config = ExtractConfig(f0_method=args.f0, encoder=args.encoder, device=args.device)
+    config = config_from_args(args)
     bars = StageBars()
     try:
         rep = run_extract(args.exp, config, stage_progress=bars)
