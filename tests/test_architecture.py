@@ -58,10 +58,7 @@ LOADS_HEAVY = {
 }
 # Modules whose in-function imports are still to be moved to the top (or made heavy). Remove an entry when
 # its module is clean; do not add one.
-INLINE_IMPORT_ALLOWED = {
-    "core.dataset",
-    "core.features.extract",
-}
+INLINE_IMPORT_ALLOWED: set[str] = set()
 
 
 def module_name(path: Path) -> str:

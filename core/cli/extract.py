@@ -12,7 +12,8 @@ from typing import Any
 from tqdm import tqdm
 
 from core.device import DEVICE_CHOICES
-from core.features.extract import ENCODERS, ExtractConfig, run_extract
+from core.features.encoders import ENCODERS
+from core.features.extract import ExtractConfig, run_extract
 from core.features.f0 import F0_METHODS
 
 

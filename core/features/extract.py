@@ -57,8 +57,6 @@ from core.progress import ProgressFn, report
 log = logging.getLogger(__name__)
 
 
-# The old name of core.features.f0.F0_METHODS, still used by this module's command line until it moves.
-F0_CHOICES = F0_METHODS
 GROUPS: tuple[str, ...] = ("content", "f0", "loudness", "mel")
 GROUP_ARRAYS: dict[str, tuple[str, ...]] = {
     "content": ("units",),
@@ -93,8 +91,8 @@ class ExtractConfig:
     def validate(self) -> ExtractConfig:
         if self.encoder not in ENCODERS:
             raise SvcoverError(f"unknown encoder {self.encoder!r}: use one of {', '.join(ENCODERS)}")
-        if self.f0_method not in F0_CHOICES:
-            raise SvcoverError(f"unknown F0 method {self.f0_method!r}: use one of {', '.join(F0_CHOICES)}")
+        if self.f0_method not in F0_METHODS:
+            raise SvcoverError(f"unknown F0 method {self.f0_method!r}: use one of {', '.join(F0_METHODS)}")
         return self
 
     @property
