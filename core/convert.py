@@ -27,7 +27,7 @@ from core.audio import check_length, load_audio, probe_audio, save_audio
 from core.checkpoint_store import find_checkpoint
 from core.chunking import plan_pieces, process_in_pieces
 from core.config import AUDIO, load_json
-from core.device import pick_device
+from core.device import Device, pick_device
 from core.errors import NothingToDoError, Remedy, SvcoverError, WriteError
 from core.experiment import Experiment
 from core.features.encoders import ENCODERS, ContentEncoder
@@ -75,7 +75,7 @@ class ConvertConfig:
     # source's own content features, so they stay intelligible (RVC's "protect"; 0 = off, 1 = no blend there).
     protect: float = DEFAULT_PROTECT
     f0_method: str | None = None  # None = the method the model was trained with
-    device: str = "auto"
+    device: str = Device.AUTO
     ckpt: str = "best"  # best | latest | a path
     format: str = "wav"
     seed: int = 0

@@ -37,7 +37,7 @@ from core.checkpoint_store import step_checkpoints
 from core.checkpoints import safe_load, save_checkpoint
 from core.config import load_json, save_json
 from core.dataset import build_dataset
-from core.device import pick_device
+from core.device import Device, pick_device
 from core.errors import CheckpointError, NothingToDoError, Remedy, SvcoverError
 from core.experiment import Experiment, visible_files
 from core.features.extract import ExtractConfig, run_extract
@@ -91,7 +91,7 @@ class TrainConfig:
     val_max_frames: int = 400  # validation crops (frames) per chunk
     max_bad_steps: int = 10  # consecutive NaN/inf losses before the run stops
     seed: int = 1234
-    device: str = "auto"
+    device: str = Device.AUTO
     threads: int = 0  # CPU threads for torch (0 = torch's default); 1 is fastest on a busy machine
 
     def validate(self) -> TrainConfig:

@@ -6,6 +6,7 @@ Dataset and Extract stages are run as jobs too (done with its chunks, failed wit
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from core.jobs.model import JobConflictError, JobState
+from core.jobs.model import Job, JobConflictError, JobState
 from core.jobs.runner import LocalProcessRunner
 from core.jobs.store import JobStore
 from tests.conftest import REAL
@@ -184,3 +185,23 @@ def test_choice_enums_are_stored_as_plain_strings(tmp_logs: Path) -> None:
     assert all(type(v) is str for v in saved.values())
     assert from_jsonable(ExtractRequest, store.request("extract-job")["request"]) == extract
     assert from_jsonable(ConvertRequest, store.request("convert-job")["request"]) == convert
+
+
+def test_end_now_before_the_worker_started_kills_nothing(runner: LocalProcessRunner,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Between submit and launch a job has no pid: End now must not take that for ``psutil.Process(None)`` (this
+    very process, i.e. the web server), nor a launch record that names this process."""
+    import psutil
+
+    killed: list[int] = []
+    monkeypatch.setattr(psutil.Process, "kill", lambda self: killed.append(self.pid))
+    store = runner.store
+    for launch in (None, {"pid": os.getpid(), "created": psutil.Process().create_time()}):
+        job = Job(id=store.new_id("wait"), stage="wait", experiment="a", title="not launched yet")
+        store.create(job, {"stage": "wait", "request": {}})
+        if launch is not None:
+            (store.folder(job.id) / "launch.json").write_text(json.dumps(launch))
+        assert store.worker_process(job) is None
+        ended = runner.kill(job.id)
+        assert ended.state == JobState.STOPPED and "ended at once" in ended.reason
+    assert killed == []

@@ -41,13 +41,13 @@ import soxr
 
 from core import pretrained
 from core.config import AUDIO, load_json, save_json
-from core.device import pick_device
+from core.device import Device, pick_device
 from core.errors import NothingToDoError, Remedy, SvcoverError
 from core.experiment import Experiment, visible_files
 from core.features import f0 as f0_module
 from core.features.contentvec import DOWNLOAD_NAME, ContentVec, align_to_frames
-from core.features.encoders import ENCODERS
-from core.features.f0 import F0_METHODS
+from core.features.encoders import ENCODERS, ContentEncoder
+from core.features.f0 import F0_METHODS, F0Method
 from core.features.loudness import frame_volume, loudness_db
 from core.features.mel import log_mel
 from core.features.mel import n_frames as mel_frame_count
@@ -84,9 +84,9 @@ HIST_MIDI_LOW, HIST_MIDI_HIGH = 24, 108
 class ExtractConfig:
     """Settings of one extract run (``python -m core extract`` flags)."""
 
-    f0_method: str = "rmvpe"
-    encoder: str = "contentvec768l12"
-    device: str = "auto"
+    f0_method: str = F0Method.RMVPE
+    encoder: str = ContentEncoder.CONTENTVEC768L12
+    device: str = Device.AUTO
 
     def validate(self) -> ExtractConfig:
         if self.encoder not in ENCODERS:
@@ -190,7 +190,7 @@ def default_extractors(config: ExtractConfig, device: str) -> Extractors:
         return content_fn
 
     def f0_factory() -> ArrayFn:
-        if config.f0_method in ("rmvpe", "fcpe"):  # load now, once; estimate_f0 reuses the loaded model
+        if config.f0_method in (F0Method.RMVPE, F0Method.FCPE):  # load now, once; estimate_f0 reuses the loaded model
             f0_module.load_model(config.f0_method, device)
 
         def f0_fn(wav44k: np.ndarray) -> np.ndarray:
@@ -218,9 +218,9 @@ def default_extractors(config: ExtractConfig, device: str) -> Extractors:
         """Name a missing weight file before any work, not after an hour of the previous stage."""
         if "content" in groups:
             pretrained.require(pretrained.CONTENT_ENCODER, pretrained.CONTENT_ENCODER_ALT, download_name=DOWNLOAD_NAME)
-        if "f0" in groups and config.f0_method == "rmvpe":
+        if "f0" in groups and config.f0_method == F0Method.RMVPE:
             pretrained.require(pretrained.RMVPE, download_name="rmvpe")
-        if "f0" in groups and config.f0_method == "fcpe":
+        if "f0" in groups and config.f0_method == F0Method.FCPE:
             from core.features.f0.fcpe import weight_path
 
             weight_path()

@@ -111,13 +111,13 @@ class LocalProcessRunner:
         if not job.active:
             return job
         self.store.request_stop(job_id)
-        pid = job.pid or (self.store.launched(job_id) or {}).get("pid")
-        with contextlib.suppress(psutil.Error, TypeError):
-            proc = psutil.Process(pid)
-            for p in [*proc.children(recursive=True), proc]:
-                with contextlib.suppress(psutil.Error):
-                    p.kill()
-            psutil.wait_procs([proc], timeout=5)
+        proc = self.store.worker_process(job)
+        if proc is not None:  # none yet (between submit and launch): the stop request and the state below suffice
+            with contextlib.suppress(psutil.Error):
+                for p in [*proc.children(recursive=True), proc]:
+                    with contextlib.suppress(psutil.Error):
+                        p.kill()
+                psutil.wait_procs([proc], timeout=5)
         job = self.store.load(job_id)
         if job.active:
             job.state, job.finished = JobState.STOPPED, time.time()

@@ -189,6 +189,22 @@ class JobStore:
             return process_alive(launched.get("pid"), launched.get("created"))
         return time.time() - job.created < QUEUED_START_TIMEOUT_S  # being submitted right now
 
+    def worker_process(self, job: Job) -> psutil.Process | None:
+        """The live process running ``job`` (the worker once it reported in, else the one the runner started), or
+        None when there is none yet or its pid now belongs to another program. Never this process: a job that has
+        no pid yet must not be mistaken for ``psutil.Process(None)``, which is the caller itself."""
+        if job.pid is not None:
+            pid, created = job.pid, job.pid_created
+        else:
+            launched = self.launched(job.id) or {}
+            pid, created = launched.get("pid"), launched.get("created")
+        if not pid or int(pid) == os.getpid() or not process_alive(pid, created):
+            return None
+        try:
+            return psutil.Process(int(pid))
+        except psutil.Error:
+            return None
+
     def record_launch(self, job_id: str, pid: int) -> None:
         """The process a runner started for ``job_id`` (kept apart from state.json, which the worker owns)."""
         data = {"pid": pid, "created": process_created(pid)}
