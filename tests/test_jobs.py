@@ -205,3 +205,14 @@ def test_end_now_before_the_worker_started_kills_nothing(runner: LocalProcessRun
         ended = runner.kill(job.id)
         assert ended.state == JobState.STOPPED and "ended at once" in ended.reason
     assert killed == []
+
+
+def test_job_ids_sort_newest_first_within_one_second(tmp_logs: Path) -> None:
+    """The Jobs list, Retry and the tabs' reattach take the first id as the newest: ids made in one second must
+    still sort by creation."""
+    from core.jobs.store import stage_of_id
+
+    store = JobStore()
+    made = [store.new_id("wait") for _ in range(200)]  # well within a second or two
+    assert sorted(made) == made and len(set(made)) == len(made)
+    assert {stage_of_id(job_id) for job_id in made} == {"wait"}

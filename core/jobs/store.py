@@ -73,6 +73,10 @@ def _replace_text(path: Path, text: str) -> None:
             time.sleep(0.05)
 
 
+_ID_LOCK = threading.Lock()
+_last_id_us = 0
+
+
 def stage_of_id(job_id: str) -> str:
     parts = job_id.split("-")
     return parts[2] if len(parts) >= 4 else ""
@@ -91,8 +95,14 @@ class JobStore:
         return self.root / job_id
 
     def new_id(self, stage: str) -> str:
-        """``<date>-<time>-<stage>-<random>``: sorts by creation time and names its stage (lists filter on it)."""
-        return f"{time.strftime('%Y%m%d-%H%M%S')}-{stage}-{secrets.token_hex(3)}"
+        """``<date>-<time.microseconds>-<stage>-<random>``: sorts by creation time (two jobs started in the same
+        second too: a Retry right after a Stop is newer than its original) and names its stage (lists filter on it)."""
+        global _last_id_us
+        with _ID_LOCK:  # strictly increasing within this process, even for two ids in one microsecond
+            _last_id_us = max(time.time_ns() // 1000, _last_id_us + 1)
+            now_us = _last_id_us
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now_us // 1_000_000))
+        return f"{stamp}.{now_us % 1_000_000:06d}-{stage}-{secrets.token_hex(3)}"
 
     def create(self, job: Job, request: dict[str, Any]) -> Path:
         folder = self.folder(job.id)
