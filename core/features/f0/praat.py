@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import parselmouth
 
 from core.features.f0_postprocess import DEFAULT_F0_MAX, DEFAULT_F0_MIN, to_grid
 from core.features.mel import as_waveform
@@ -14,6 +13,8 @@ VOICING_THRESHOLD = 0.6  # Praat's default 0.45 lets breaths through as voiced; 
 def praat_f0(wav: np.ndarray, sample_rate: int, frame_times: np.ndarray,
              f0_min: float = DEFAULT_F0_MIN, f0_max: float = DEFAULT_F0_MAX) -> np.ndarray:
     """Praat pitch (Hz, 0 = unvoiced) at ``frame_times`` (seconds) of a mono waveform."""
+    import parselmouth  # Praat's native library (~70 MiB): only when this F0 method runs
+
     x = as_waveform(wav).astype(np.float64)
     # Praat needs at least 3 periods of the lowest pitch for one window: pad short chunks with silence
     min_len = int(np.ceil(3.0 / f0_min * sample_rate)) + 2
