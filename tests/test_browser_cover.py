@@ -47,6 +47,8 @@ def test_song_to_cover_in_one_click(tmp_path: Path, voice_roots: tuple[Path, Pat
         page.get_by_text("Separation and mix").click()
         page.locator("#cover-steps input[type=number]").fill("40")
         page.locator("#cover-steps input[type=number]").press("Enter")
+        # the slider takes the typed value asynchronously: wait until it shows it, or Run may read the old 10
+        page.wait_for_function("document.querySelector('#cover-steps input[type=range]').value === '40'")
         page.locator("#cover-run").click()
         job = page.locator("#cover-job")
         job.get_by_text("Running").wait_for(timeout=120_000)
