@@ -191,23 +191,25 @@ class JobStore:
         self.release_locks(latest)
         return latest
 
+    def _worker_identity(self, job: Job) -> tuple[int | None, float | None] | None:
+        """(pid, start time) of the process running ``job``: the worker once it reported in, else the process the
+        runner started (still importing); None when neither is known yet."""
+        if job.pid is not None:
+            return job.pid, job.pid_created
+        launched = self.launched(job.id)
+        return None if launched is None else (launched.get("pid"), launched.get("created"))
+
     def _alive(self, job: Job) -> bool:
-        if job.pid is not None:  # the worker reported in: its own process
-            return process_alive(job.pid, job.pid_created)
-        launched = self.launched(job.id)  # else the process the runner started (still importing)
-        if launched is not None:
-            return process_alive(launched.get("pid"), launched.get("created"))
-        return time.time() - job.created < QUEUED_START_TIMEOUT_S  # being submitted right now
+        identity = self._worker_identity(job)
+        if identity is None:
+            return time.time() - job.created < QUEUED_START_TIMEOUT_S  # being submitted right now
+        return process_alive(*identity)
 
     def worker_process(self, job: Job) -> psutil.Process | None:
-        """The live process running ``job`` (the worker once it reported in, else the one the runner started), or
-        None when there is none yet or its pid now belongs to another program. Never this process: a job that has
-        no pid yet must not be mistaken for ``psutil.Process(None)``, which is the caller itself."""
-        if job.pid is not None:
-            pid, created = job.pid, job.pid_created
-        else:
-            launched = self.launched(job.id) or {}
-            pid, created = launched.get("pid"), launched.get("created")
+        """The live process running ``job``, or None when there is none yet or its pid now belongs to another
+        program. Never this process: a job that has no pid yet must not be mistaken for ``psutil.Process(None)``,
+        which is the caller itself."""
+        pid, created = self._worker_identity(job) or (None, None)
         if not pid or int(pid) == os.getpid() or not process_alive(pid, created):
             return None
         try:
